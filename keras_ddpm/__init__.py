@@ -1,0 +1,15 @@
+"""keras-ddpm: denoising diffusion models for Keras 3 on TensorFlow, JAX and PyTorch."""
+
+from keras_ddpm import layers, models, ops, samplers, schedules
+from keras_ddpm.models.diffusion_model import DiffusionModel
+from keras_ddpm.version import __version__
+
+__all__ = [
+    "DiffusionModel",
+    "layers",
+    "models",
+    "ops",
+    "samplers",
+    "schedules",
+    "__version__",
+]

@@ -1,0 +1,15 @@
+"""Reusable Keras layers for diffusion U-Nets (they know nothing about diffusion)."""
+
+from keras_ddpm.layers.attention_block import AttentionBlock
+from keras_ddpm.layers.down_block import DownBlock
+from keras_ddpm.layers.residual_block import ResidualBlock
+from keras_ddpm.layers.sinusoidal_embedding import SinusoidalEmbedding
+from keras_ddpm.layers.up_block import UpBlock
+
+__all__ = [
+    "SinusoidalEmbedding",
+    "ResidualBlock",
+    "DownBlock",
+    "UpBlock",
+    "AttentionBlock",
+]

@@ -1,0 +1,156 @@
+import keras
+from keras import layers
+
+from keras_ddpm.layers.attention_block import AttentionBlock
+from keras_ddpm.layers.residual_block import ResidualBlock, check_groups
+
+
+@keras.saving.register_keras_serializable(package="keras_ddpm")
+class DownBlock(keras.layers.Layer):
+    """One encoder level of a U-Net: residual blocks, then an optional downsampling.
+
+    Each of the `block_depth` residual blocks (each followed by an `AttentionBlock`
+    when `attention=True`) appends its output to a list of skips; the matching
+    `UpBlock` consumes that list in reverse. A stride-2 3×3 convolution halves the
+    resolution when `downsample=True`.
+
+    Args:
+        filters: int, channels of this level; divisible by `groups`.
+        block_depth: int >= 1, residual blocks in this level. Defaults to 2.
+        attention: bool, add self-attention after each residual block. Defaults to False.
+        downsample: bool, halve height and width at the end. Defaults to True.
+        groups: int, GroupNormalization groups. Defaults to 8.
+        dropout: float, dropout rate inside residual blocks. Defaults to 0.0.
+        activation: activation name or callable. Defaults to `"swish"`.
+        num_heads: int, heads of the attention blocks. Defaults to 1.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: a list `[x, embedding]`, `x` of shape `(B, H, W, C)`, `embedding`
+            of shape `(B, E)`.
+        training: bool, whether dropout is active.
+
+    Returns:
+        A tuple `(x, skips)`: `x` of shape `(B, H/2, W/2, filters)` (or
+        `(B, H, W, filters)` without downsampling) and a list of `block_depth`
+        tensors of shape `(B, H, W, filters)`.
+
+    Example:
+
+    A two-level U-Net of your own, the skips passed from each `DownBlock` to the
+    `UpBlock` of the same level:
+
+    ```python
+    import keras
+    import keras_ddpm as kd
+
+    images = keras.Input((32, 32, 3))
+    timesteps = keras.Input(())
+    embedding = kd.layers.SinusoidalEmbedding(64)(timesteps)
+    x = keras.layers.Conv2D(32, 3, padding="same")(images)
+    x, skips_1 = kd.layers.DownBlock(32)([x, embedding])
+    x, skips_2 = kd.layers.DownBlock(64, downsample=False)([x, embedding])
+    x = kd.layers.UpBlock(64, upsample=False)([x, embedding, skips_2])
+    x = kd.layers.UpBlock(32)([x, embedding, skips_1])
+    outputs = keras.layers.Conv2D(3, 3, padding="same")(x)
+    model = keras.Model([images, timesteps], outputs)
+    ```
+
+    References:
+        - [Ronneberger et al., 2015. U-Net](https://arxiv.org/abs/1505.04597)
+        - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
+    """
+
+    def __init__(
+        self,
+        filters,
+        block_depth=2,
+        attention=False,
+        downsample=True,
+        groups=8,
+        dropout=0.0,
+        activation="swish",
+        num_heads=1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_groups(filters, groups)
+        if (
+            isinstance(block_depth, bool)
+            or not isinstance(block_depth, int)
+            or block_depth < 1
+        ):
+            raise ValueError(f"`block_depth` must be an int >= 1, got {block_depth!r}.")
+        self.filters = filters
+        self.block_depth = block_depth
+        self.attention = bool(attention)
+        self.downsample = bool(downsample)
+        self.groups = groups
+        self.dropout = dropout
+        self.activation = keras.activations.get(activation)
+        self.num_heads = num_heads
+        policy = self.dtype_policy
+        self.residual_blocks = [
+            ResidualBlock(
+                filters, groups, dropout, activation, dtype=policy, name=f"residual_{i}"
+            )
+            for i in range(block_depth)
+        ]
+        self.attention_blocks = (
+            [
+                AttentionBlock(num_heads, groups, dtype=policy, name=f"attention_{i}")
+                for i in range(block_depth)
+            ]
+            if self.attention
+            else []
+        )
+        self.downsampler = (
+            layers.Conv2D(
+                filters, 3, strides=2, padding="same", dtype=policy, name="downsample"
+            )
+            if self.downsample
+            else None
+        )
+
+    def build(self, input_shape):
+        x_shape, embedding_shape = (tuple(s) for s in input_shape)
+        for i, block in enumerate(self.residual_blocks):
+            block.build([x_shape, embedding_shape])
+            x_shape = block.compute_output_shape([x_shape, embedding_shape])
+            if self.attention:
+                self.attention_blocks[i].build(x_shape)
+        if self.downsampler is not None:
+            self.downsampler.build(x_shape)
+
+    def call(self, inputs, training=None):
+        x, embedding = inputs
+        skips = []
+        for i, block in enumerate(self.residual_blocks):
+            x = block([x, embedding], training=training)
+            if self.attention:
+                x = self.attention_blocks[i](x)
+            skips.append(x)
+        if self.downsampler is not None:
+            x = self.downsampler(x)
+        return x, skips
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = tuple(input_shape[0])
+        skip_shape = (batch, height, width, self.filters)
+        if self.downsample:
+            height = None if height is None else (height + 1) // 2
+            width = None if width is None else (width + 1) // 2
+        return (batch, height, width, self.filters), [skip_shape] * self.block_depth
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "block_depth": self.block_depth,
+            "attention": self.attention,
+            "downsample": self.downsample,
+            "groups": self.groups,
+            "dropout": self.dropout,
+            "activation": keras.activations.serialize(self.activation),
+            "num_heads": self.num_heads,
+        }

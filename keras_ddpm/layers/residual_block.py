@@ -1,0 +1,128 @@
+import keras
+from keras import layers, ops
+
+
+def check_groups(filters, groups, what="filters"):
+    if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+        raise ValueError(f"`{what}` must be a positive int, got {filters!r}.")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"`groups` must be a positive int, got {groups!r}.")
+    if filters % groups:
+        raise ValueError(
+            f"`{what}` ({filters}) must be divisible by `groups` ({groups}) for "
+            "group normalization."
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_ddpm")
+class ResidualBlock(keras.layers.Layer):
+    """Residual block conditioned on a time embedding (Ho et al. 2020, after Wide ResNet).
+
+    `h = conv(act(norm(x))) + dense(act(emb))` (the embedding added per channel),
+    `h = conv(dropout(act(norm(h))))`, output `skip(x) + h`, where `skip` is a 1×1
+    convolution when the channel count changes and the identity otherwise.
+
+    Args:
+        filters: int, output channels; divisible by `groups`.
+        groups: int, groups of the GroupNormalization layers. Defaults to 8.
+        dropout: float in [0, 1), dropout rate before the second convolution.
+            Defaults to 0.0.
+        activation: activation name or callable. Defaults to `"swish"`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: a list `[x, embedding]`: `x` of shape `(B, H, W, C)` with `C`
+            divisible by `groups`, `embedding` of shape `(B, E)`.
+        training: bool, whether dropout is active.
+
+    Returns:
+        A tensor of shape `(B, H, W, filters)`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    block = kd.layers.ResidualBlock(filters=32, groups=8)
+    x = np.random.rand(2, 16, 16, 16).astype("float32")
+    embedding = np.random.rand(2, 64).astype("float32")
+    block([x, embedding]).shape  # (2, 16, 16, 32)
+    ```
+
+    References:
+        - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
+        - [Zagoruyko & Komodakis, 2016. Wide Residual Networks](https://arxiv.org/abs/1605.07146)
+    """
+
+    def __init__(self, filters, groups=8, dropout=0.0, activation="swish", **kwargs):
+        super().__init__(**kwargs)
+        check_groups(filters, groups)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must lie in [0, 1), got {dropout!r}.")
+        self.filters = filters
+        self.groups = groups
+        self.dropout = dropout
+        self.activation = keras.activations.get(activation)
+        policy = self.dtype_policy
+        self.norm1 = layers.GroupNormalization(
+            groups, epsilon=1e-5, dtype=policy, name="norm1"
+        )
+        self.conv1 = layers.Conv2D(
+            filters, 3, padding="same", dtype=policy, name="conv1"
+        )
+        self.embedding_projection = layers.Dense(
+            filters, dtype=policy, name="embedding_projection"
+        )
+        self.norm2 = layers.GroupNormalization(
+            groups, epsilon=1e-5, dtype=policy, name="norm2"
+        )
+        self.dropout_layer = layers.Dropout(dropout, dtype=policy, name="dropout")
+        self.conv2 = layers.Conv2D(
+            filters, 3, padding="same", dtype=policy, name="conv2"
+        )
+        self.skip_projection = None
+
+    def build(self, input_shape):
+        x_shape, embedding_shape = input_shape
+        x_shape = tuple(x_shape)
+        if len(x_shape) != 4:
+            raise ValueError(
+                f"ResidualBlock expects x of rank 4 (B, H, W, C), got shape {x_shape}."
+            )
+        channels = x_shape[-1]
+        check_groups(channels, self.groups, what="input channels")
+        self.norm1.build(x_shape)
+        self.conv1.build(x_shape)
+        self.embedding_projection.build(tuple(embedding_shape))
+        out_shape = x_shape[:-1] + (self.filters,)
+        self.norm2.build(out_shape)
+        self.dropout_layer.build(out_shape)
+        self.conv2.build(out_shape)
+        if channels != self.filters:
+            self.skip_projection = layers.Conv2D(
+                self.filters, 1, dtype=self.dtype_policy, name="skip_projection"
+            )
+            self.skip_projection.build(x_shape)
+
+    def call(self, inputs, training=None):
+        x, embedding = inputs
+        h = self.conv1(self.activation(self.norm1(x)))
+        projected = self.embedding_projection(self.activation(embedding))
+        h = h + ops.expand_dims(ops.expand_dims(projected, 1), 1)
+        h = self.activation(self.norm2(h))
+        h = self.conv2(self.dropout_layer(h, training=training))
+        skip = x if self.skip_projection is None else self.skip_projection(x)
+        return skip + h
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])[:-1] + (self.filters,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "groups": self.groups,
+            "dropout": self.dropout,
+            "activation": keras.activations.serialize(self.activation),
+        }

@@ -1,0 +1,174 @@
+import keras
+from keras import layers, ops
+
+from keras_ddpm.layers.attention_block import AttentionBlock
+from keras_ddpm.layers.residual_block import ResidualBlock, check_groups
+
+
+@keras.saving.register_keras_serializable(package="keras_ddpm")
+class UpBlock(keras.layers.Layer):
+    """One decoder level of a U-Net: optional upsampling, then residual blocks on skips.
+
+    With `upsample=True` the input is doubled in height and width (nearest
+    neighbour, then a 3×3 convolution). Then each of the `block_depth` residual
+    blocks takes the concatenation of the running features with one skip of the
+    matching `DownBlock`, consumed last-first (the mirror of how they were made).
+
+    Args:
+        filters: int, channels of this level; divisible by `groups`.
+        block_depth: int >= 1, residual blocks; must equal the number of skips.
+            Defaults to 2.
+        attention: bool, add self-attention after each residual block. Defaults to False.
+        upsample: bool, double height and width first. Defaults to True.
+        groups: int, GroupNormalization groups. Defaults to 8.
+        dropout: float, dropout rate inside residual blocks. Defaults to 0.0.
+        activation: activation name or callable. Defaults to `"swish"`.
+        num_heads: int, heads of the attention blocks. Defaults to 1.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: a list `[x, embedding, skips]`: `x` of shape `(B, h, w, C)`,
+            `embedding` of shape `(B, E)`, `skips` the list returned by the
+            matching `DownBlock`, each of shape `(B, H, W, C_skip)` with
+            `(H, W) = (2h, 2w)` when upsampling and `(h, w)` otherwise.
+        training: bool, whether dropout is active.
+
+    Returns:
+        A tensor of shape `(B, H, W, filters)`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    embedding = np.zeros((2, 64), "float32")
+    x = np.random.rand(2, 16, 16, 32).astype("float32")
+    down, skips = kd.layers.DownBlock(32)([x, embedding])
+    kd.layers.UpBlock(32)([down, embedding, skips]).shape  # (2, 16, 16, 32)
+    ```
+
+    References:
+        - [Ronneberger et al., 2015. U-Net](https://arxiv.org/abs/1505.04597)
+        - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
+    """
+
+    def __init__(
+        self,
+        filters,
+        block_depth=2,
+        attention=False,
+        upsample=True,
+        groups=8,
+        dropout=0.0,
+        activation="swish",
+        num_heads=1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_groups(filters, groups)
+        if (
+            isinstance(block_depth, bool)
+            or not isinstance(block_depth, int)
+            or block_depth < 1
+        ):
+            raise ValueError(f"`block_depth` must be an int >= 1, got {block_depth!r}.")
+        self.filters = filters
+        self.block_depth = block_depth
+        self.attention = bool(attention)
+        self.upsample = bool(upsample)
+        self.groups = groups
+        self.dropout = dropout
+        self.activation = keras.activations.get(activation)
+        self.num_heads = num_heads
+        policy = self.dtype_policy
+        self.residual_blocks = [
+            ResidualBlock(
+                filters, groups, dropout, activation, dtype=policy, name=f"residual_{i}"
+            )
+            for i in range(block_depth)
+        ]
+        self.attention_blocks = (
+            [
+                AttentionBlock(num_heads, groups, dtype=policy, name=f"attention_{i}")
+                for i in range(block_depth)
+            ]
+            if self.attention
+            else []
+        )
+        self.upsampler = (
+            layers.UpSampling2D(
+                2, interpolation="nearest", dtype=policy, name="upsample"
+            )
+            if self.upsample
+            else None
+        )
+        self.upsample_conv = None
+
+    def build(self, input_shape):
+        x_shape, embedding_shape, skip_shapes = input_shape
+        x_shape, embedding_shape = tuple(x_shape), tuple(embedding_shape)
+        skip_shapes = [tuple(s) for s in skip_shapes]
+        if len(skip_shapes) != self.block_depth:
+            raise ValueError(
+                f"UpBlock with block_depth={self.block_depth} expects {self.block_depth} "
+                f"skips, got {len(skip_shapes)}."
+            )
+        if self.upsample:
+            self.upsampler.build(x_shape)
+            x_shape = (x_shape[0], _double(x_shape[1]), _double(x_shape[2]), x_shape[3])
+            self.upsample_conv = layers.Conv2D(
+                x_shape[-1],
+                3,
+                padding="same",
+                dtype=self.dtype_policy,
+                name="upsample_conv",
+            )
+            self.upsample_conv.build(x_shape)
+        for i, block in enumerate(self.residual_blocks):
+            skip_shape = skip_shapes[-1 - i]
+            if skip_shape[1:3] != x_shape[1:3]:
+                raise ValueError(
+                    f"UpBlock skip {i} has spatial shape {skip_shape[1:3]} but the "
+                    f"features are {x_shape[1:3]}; pass the skips of the DownBlock "
+                    "of the same level."
+                )
+            concat_shape = x_shape[:-1] + (x_shape[-1] + skip_shape[-1],)
+            block.build([concat_shape, embedding_shape])
+            x_shape = block.compute_output_shape([concat_shape, embedding_shape])
+            if self.attention:
+                self.attention_blocks[i].build(x_shape)
+
+    def call(self, inputs, training=None):
+        x, embedding, skips = inputs
+        if self.upsample:
+            x = self.upsample_conv(self.upsampler(x))
+        for i, block in enumerate(self.residual_blocks):
+            x = ops.concatenate([x, skips[-1 - i]], axis=-1)
+            x = block([x, embedding], training=training)
+            if self.attention:
+                x = self.attention_blocks[i](x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = tuple(input_shape[0])
+        if self.upsample:
+            height, width = _double(height), _double(width)
+        return (batch, height, width, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "block_depth": self.block_depth,
+            "attention": self.attention,
+            "upsample": self.upsample,
+            "groups": self.groups,
+            "dropout": self.dropout,
+            "activation": keras.activations.serialize(self.activation),
+            "num_heads": self.num_heads,
+        }
+
+
+def _double(size):
+    return None if size is None else 2 * size

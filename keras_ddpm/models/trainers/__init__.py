@@ -1,0 +1,20 @@
+"""Per-backend gradient plumbing for `DiffusionModel`; the maths lives in the model.
+
+Each module exposes `train_step`, `test_step` (with the signature Keras expects on
+that backend) and `compile_sampling(fn, jit_compile)`, which turns a whole sampling
+loop into one program.
+"""
+
+import importlib
+
+import keras
+
+
+def get_trainer():
+    """The trainer module of the active Keras backend."""
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax", "torch"):
+        raise ValueError(
+            f"keras-ddpm supports the tensorflow, jax and torch backends, not {backend!r}."
+        )
+    return importlib.import_module(f"keras_ddpm.models.trainers.{backend}_trainer")

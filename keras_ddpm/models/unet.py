@@ -1,0 +1,164 @@
+import keras
+from keras import layers
+
+from keras_ddpm.layers import (
+    AttentionBlock,
+    DownBlock,
+    ResidualBlock,
+    SinusoidalEmbedding,
+    UpBlock,
+)
+from keras_ddpm.layers.residual_block import check_groups
+
+
+def _image_size(image_size):
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        size = (image_size, image_size)
+    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
+        size = tuple(image_size)
+    else:
+        raise ValueError(
+            f"`image_size` must be an int or a (height, width) pair, got {image_size!r}."
+        )
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
+        raise ValueError(f"`image_size` must hold positive ints, got {image_size!r}.")
+    return size
+
+
+def _check_divisible(size, factor, levels):
+    for name, value in zip(("height", "width"), size):
+        if value % factor:
+            below = max(factor, value // factor * factor)
+            above = (value // factor + 1) * factor
+            raise ValueError(
+                f"Image {name} {value} is not divisible by 2**(levels-1) = {factor} "
+                f"for {levels} levels; the nearest valid sizes are {below} and {above} "
+                "(or use fewer `widths`)."
+            )
+
+
+def build_unet(
+    image_size,
+    channels=3,
+    widths=(64, 128, 256, 512),
+    block_depth=2,
+    attention_levels=(),
+    groups=8,
+    dropout=0.0,
+    embedding_dim=None,
+    num_heads=1,
+    activation="swish",
+    name="unet",
+):
+    """Build the DDPM U-Net as a functional `keras.Model`.
+
+    Timesteps go through a `SinusoidalEmbedding` of size `widths[0]` and a
+    two-layer MLP; images go through a 3×3 stem, one `DownBlock` per entry of
+    `widths` (the last without downsampling), a middle of two `ResidualBlock`s
+    (with attention between them when the last level has attention), one
+    `UpBlock` per level in reverse with skip concatenation, and
+    GroupNorm → activation → a zero-initialised 3×3 convolution, so an untrained
+    network predicts exactly 0.
+
+    Args:
+        image_size: int or `(height, width)`; each must be divisible by
+            `2 ** (len(widths) - 1)`.
+        channels: int, image channels (input and output). Defaults to 3.
+        widths: sequence of ints, channels of each level; each divisible by
+            `groups`. Defaults to `(64, 128, 256, 512)`.
+        block_depth: int, residual blocks per level. Defaults to 2.
+        attention_levels: level indices (0 = full resolution) that get
+            self-attention. Defaults to `()`.
+        groups: int, GroupNormalization groups. Defaults to 8.
+        dropout: float, dropout rate inside residual blocks. Defaults to 0.0.
+        embedding_dim: int, size of the time embedding after the MLP. Defaults to
+            `4 * widths[0]`.
+        num_heads: int, heads of each attention block. Defaults to 1.
+        activation: activation name or callable. Defaults to `"swish"`.
+        name: str, model name. Defaults to `"unet"`.
+
+    Returns:
+        A `keras.Model` taking `[images (B, H, W, channels), timesteps (B,)]` and
+        returning a tensor shaped like `images`.
+
+    Raises:
+        ValueError: for image sizes not divisible by `2 ** (len(widths) - 1)`
+            (the message names the nearest valid sizes), widths not divisible by
+            `groups`, or attention levels out of range.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    net = kd.models.build_unet(image_size=64, widths=(64, 128, 256, 512), block_depth=2)
+    net.count_params()  # 46_892_163
+    ```
+
+    References:
+        - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
+        - [Ronneberger et al., 2015. U-Net](https://arxiv.org/abs/1505.04597)
+    """
+    height, width = _image_size(image_size)
+    widths = tuple(widths)
+    if not widths:
+        raise ValueError("`widths` must hold at least one level width.")
+    for w in widths:
+        check_groups(w, groups, what="each width")
+    levels = len(widths)
+    _check_divisible((height, width), 2 ** (levels - 1), levels)
+    attention_levels = tuple(attention_levels)
+    for level in attention_levels:
+        if not (isinstance(level, int) and 0 <= level < levels):
+            raise ValueError(
+                f"`attention_levels` must hold level indices in [0, {levels}), got {attention_levels}."
+            )
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"`channels` must be a positive int, got {channels!r}.")
+    embedding_dim = embedding_dim or 4 * widths[0]
+    common = dict(groups=groups, dropout=dropout, activation=activation)
+
+    images = keras.Input((height, width, channels), name="images")
+    timesteps = keras.Input((), name="timesteps")
+    embedding = SinusoidalEmbedding(widths[0], name="time_embedding")(timesteps)
+    embedding = layers.Dense(embedding_dim, activation=activation, name="time_mlp_1")(
+        embedding
+    )
+    embedding = layers.Dense(embedding_dim, name="time_mlp_2")(embedding)
+
+    x = layers.Conv2D(widths[0], 3, padding="same", name="stem")(images)
+    skips = []
+    for level, w in enumerate(widths):
+        x, level_skips = DownBlock(
+            w,
+            block_depth,
+            attention=level in attention_levels,
+            downsample=level < levels - 1,
+            num_heads=num_heads,
+            name=f"down_{level}",
+            **common,
+        )([x, embedding])
+        skips.append(level_skips)
+
+    x = ResidualBlock(widths[-1], name="middle_residual_0", **common)([x, embedding])
+    if levels - 1 in attention_levels:
+        x = AttentionBlock(num_heads, groups, name="middle_attention")(x)
+    x = ResidualBlock(widths[-1], name="middle_residual_1", **common)([x, embedding])
+
+    for level in reversed(range(levels)):
+        x = UpBlock(
+            widths[level],
+            block_depth,
+            attention=level in attention_levels,
+            upsample=level < levels - 1,
+            num_heads=num_heads,
+            name=f"up_{level}",
+            **common,
+        )([x, embedding, skips[level]])
+
+    x = layers.GroupNormalization(groups, epsilon=1e-5, name="out_norm")(x)
+    x = layers.Activation(activation, name="out_activation")(x)
+    outputs = layers.Conv2D(
+        channels, 3, padding="same", kernel_initializer="zeros", name="out_conv"
+    )(x)
+    return keras.Model([images, timesteps], outputs, name=name)

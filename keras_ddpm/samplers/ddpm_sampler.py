@@ -1,0 +1,67 @@
+import keras
+import numpy as np
+
+from keras_ddpm.samplers.sampler import Sampler
+
+VARIANCES = ("fixed_small", "fixed_large")
+
+
+@keras.saving.register_keras_serializable(package="keras_ddpm")
+class DDPMSampler(Sampler):
+    """Ancestral sampling of Ho et al. (2020), Algorithm 2.
+
+    Each step draws from the posterior q(x_prev | x_t, x0 = x0_hat) (eq. 6–7):
+    mean `b·x0_hat + a·x_t` with `b = sqrt(ᾱ_prev)·β / (1 − ᾱ_t)` and
+    `a = sqrt(1 − β)·(1 − ᾱ_prev) / (1 − ᾱ_t)`, variance β̃ = β·(1 − ᾱ_prev)/(1 − ᾱ_t)
+    (`"fixed_small"`) or β (`"fixed_large"`), and no noise at the last step. With
+    fewer steps than T the visited timesteps form a respaced process with
+    β = 1 − ᾱ_t/ᾱ_prev (Nichol & Dhariwal 2021, sec. 4), which keeps every
+    marginal of the forward process, so the sampler stays correct at any step count.
+
+    Args:
+        variance: `"fixed_small"` (β̃, the posterior variance) or `"fixed_large"` (β).
+            Defaults to `"fixed_small"`.
+        clip: bool, clip x0_hat to [-1, 1] at each step. Defaults to True.
+        spacing: timestep spacing when `steps < T`. Defaults to `"trailing"`.
+        default_steps: int or None; None visits every timestep. Defaults to None.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    sampler = kd.samplers.DDPMSampler(variance="fixed_large")
+    sampler.timesteps(kd.schedules.LinearSchedule(), steps=4)  # array([999, 749, 499, 249])
+    ```
+
+    References:
+        - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
+        - [Nichol & Dhariwal, 2021. Improved Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2102.09672)
+    """
+
+    def __init__(
+        self, variance="fixed_small", clip=True, spacing="trailing", default_steps=None
+    ):
+        super().__init__(spacing=spacing, clip=clip, default_steps=default_steps)
+        if variance not in VARIANCES:
+            raise ValueError(
+                f"`variance` must be one of {VARIANCES}, got {variance!r}."
+            )
+        self.variance = variance
+
+    def coefficients(self, alpha_bar, alpha_bar_prev):
+        beta = (
+            1.0 - alpha_bar / alpha_bar_prev
+        )  # respaced β (eq. 19 of Nichol & Dhariwal)
+        # Posterior mean μ̃(x_t, x0) (Ho et al. eq. 7).
+        b = np.sqrt(alpha_bar_prev) * beta / (1.0 - alpha_bar)
+        a = np.sqrt(1.0 - beta) * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+        if self.variance == "fixed_small":
+            variance = beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+        else:
+            variance = beta.copy()
+        variance[-1] = 0.0  # Algorithm 2 returns the mean at the last step.
+        return a, b, np.zeros_like(a), np.sqrt(variance)
+
+    def get_config(self):
+        return {**super().get_config(), "variance": self.variance}

@@ -1,0 +1,158 @@
+import functools
+import math
+
+import keras
+import numpy as np
+
+
+@keras.saving.register_keras_serializable(package="keras_ddpm")
+class NoiseSchedule:
+    """Base class of noise schedules: a table of betas and nothing else.
+
+    A schedule defines the forward process q(x_t | x_{t-1}) = N(sqrt(1-β_t)·x_{t-1},
+    β_t·I) for t = 0 … T-1 (0-based, as the network sees it). Subclasses implement
+    exactly one of `compute_betas()` or `compute_alphas_cumprod()`; the other is
+    derived. All tables are float64 numpy arrays of length `timesteps`, validated
+    once and cached.
+
+    Args:
+        timesteps: int, number of diffusion steps T (at least 2). Defaults to 1000.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    class QuadraticSchedule(kd.schedules.NoiseSchedule):
+        def compute_betas(self):
+            return np.linspace(1e-2, 1.4e-1, self.timesteps) ** 2
+
+    schedule = QuadraticSchedule(timesteps=500)
+    schedule.alphas_cumprod[-1]  # ≈ 3e-5
+    ```
+    """
+
+    def __init__(self, timesteps=1000):
+        if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)):
+            raise ValueError(f"`timesteps` must be an int >= 2, got {timesteps!r}.")
+        if timesteps < 2:
+            raise ValueError(f"`timesteps` must be an int >= 2, got {timesteps}.")
+        self.timesteps = int(timesteps)
+
+    def compute_betas(self):
+        """Return the betas β_0 … β_{T-1} as an array of length `timesteps`.
+
+        The default derives them from `compute_alphas_cumprod()`:
+        β_t = 1 − ᾱ_t / ᾱ_{t−1} with ᾱ_{−1} = 1.
+        """
+        alphas_cumprod = np.asarray(self.compute_alphas_cumprod(), dtype=np.float64)
+        self._check_table("compute_alphas_cumprod()", alphas_cumprod)
+        if np.any(alphas_cumprod <= 0) or np.any(alphas_cumprod > 1):
+            raise ValueError(
+                f"{type(self).__name__}: alphas_cumprod must lie in (0, 1], got values "
+                f"in [{alphas_cumprod.min():.3g}, {alphas_cumprod.max():.3g}]."
+            )
+        if np.any(np.diff(alphas_cumprod) >= 0):
+            step = int(np.argmax(np.diff(alphas_cumprod) >= 0)) + 1
+            raise ValueError(
+                f"{type(self).__name__}: alphas_cumprod must be strictly decreasing, "
+                f"but it does not decrease at t={step}."
+            )
+        previous = np.concatenate([[1.0], alphas_cumprod[:-1]])
+        return 1.0 - alphas_cumprod / previous
+
+    def compute_alphas_cumprod(self):
+        """Return ᾱ_0 … ᾱ_{T-1}; override this or `compute_betas()`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement compute_betas() or "
+            "compute_alphas_cumprod()."
+        )
+
+    def _check_table(self, what, table):
+        if table.shape != (self.timesteps,):
+            raise ValueError(
+                f"{type(self).__name__}.{what} must return shape ({self.timesteps},), "
+                f"got {table.shape}."
+            )
+        if not np.all(np.isfinite(table)):
+            raise ValueError(
+                f"{type(self).__name__}.{what} returned non-finite values."
+            )
+
+    @functools.cached_property
+    def betas(self):
+        """β_t, float64, shape `(timesteps,)`, each in (0, 1)."""
+        if type(self).compute_betas is NoiseSchedule.compute_betas:
+            betas = self.compute_betas()  # already validated through alphas_cumprod
+        else:
+            betas = np.asarray(self.compute_betas(), dtype=np.float64)
+        self._check_table("compute_betas()", betas)
+        if np.any(betas <= 0) or np.any(betas >= 1):
+            raise ValueError(
+                f"{type(self).__name__}: every beta must lie in (0, 1), got values in "
+                f"[{betas.min():.3g}, {betas.max():.3g}]."
+            )
+        betas = betas.copy()
+        betas.flags.writeable = False
+        return betas
+
+    @functools.cached_property
+    def alphas_cumprod(self):
+        """ᾱ_t = ∏_{s≤t} (1 − β_s), float64, shape `(timesteps,)`, strictly decreasing."""
+        table = np.cumprod(1.0 - self.betas)
+        table.flags.writeable = False
+        return table
+
+    @property
+    def signal_rates(self):
+        """sqrt(ᾱ_t) as float32: the `alpha` of `x_t = alpha·x0 + sigma·eps`."""
+        return np.sqrt(self.alphas_cumprod).astype("float32")
+
+    @property
+    def noise_rates(self):
+        """sqrt(1 − ᾱ_t) as float32: the `sigma` of `x_t = alpha·x0 + sigma·eps`."""
+        return np.sqrt(1.0 - self.alphas_cumprod).astype("float32")
+
+    @property
+    def snr(self):
+        """Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t), float64."""
+        return self.alphas_cumprod / (1.0 - self.alphas_cumprod)
+
+    def get_config(self):
+        return {"timesteps": self.timesteps}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
+
+
+def betas_from_alpha_bar(alpha_bar, timesteps, max_beta):
+    """Discretise a continuous ᾱ(τ), τ ∈ [0, 1], into clipped betas.
+
+    β_t = min(1 − ᾱ((t+1)/T) / ᾱ(t/T), max_beta) (Nichol & Dhariwal 2021, eq. 17),
+    so that ᾱ_t = ᾱ((t+1)/T) / ᾱ(0) wherever no beta was clipped.
+    """
+    if not 0.0 < max_beta < 1.0:
+        raise ValueError(f"`max_beta` must lie in (0, 1), got {max_beta}.")
+    tau = np.arange(timesteps + 1, dtype=np.float64) / timesteps
+    values = np.asarray([alpha_bar(x) for x in tau], dtype=np.float64)
+    return np.minimum(1.0 - values[1:] / values[:-1], max_beta)
+
+
+def check_finite(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"`{name}` must be a number, got {value!r}.")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite, got {value}.")
+    return float(value)
