@@ -134,8 +134,9 @@ class Sampler:
             raise ValueError(
                 f"`start` must lie in [0, {schedule.timesteps - 1}], got {start}."
             )
-        steps = steps if steps is not None else self.default_steps
-        steps = last + 1 if steps is None else steps
+        if steps is None:
+            # Defaults never ask for more steps than the (possibly truncated) process has.
+            steps = min(self.default_steps or last + 1, last + 1)
         return spaced_timesteps(last + 1, steps, self.spacing)
 
     def tables(self, schedule, steps=None, start=None):

@@ -1,0 +1,312 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_ddpm as kd
+from tests.gaussian import MU, SHAPE, S, assert_moments, exact_moments
+
+BACKEND = keras.backend.backend()
+compiled_backends_only = pytest.mark.skipif(
+    BACKEND == "torch", reason="Keras runs torch eagerly: there is no trace to count"
+)
+
+
+class GaussianOracle(keras.layers.Layer):
+    """The exact E[prediction | x_t] for data x0 ~ N(MU, S²), as a 'network'."""
+
+    def __init__(self, alphas_cumprod, prediction, **kwargs):
+        super().__init__(**kwargs)
+        self.table = np.asarray(alphas_cumprod, "float32")
+        self.prediction = prediction
+
+    def call(self, inputs):
+        x, t = inputs
+        ab = ops.reshape(
+            ops.take(ops.convert_to_tensor(self.table), ops.cast(t, "int32")),
+            (-1, 1, 1, 1),
+        )
+        x0 = MU + ops.sqrt(ab) * S**2 * (x - ops.sqrt(ab) * MU) / (ab * S**2 + 1 - ab)
+        eps = (x - ops.sqrt(ab) * x0) / ops.sqrt(1 - ab)
+        return {
+            "epsilon": eps,
+            "x0": x0,
+            "v": ops.sqrt(ab) * eps - ops.sqrt(1 - ab) * x0,
+        }[self.prediction]
+
+
+def oracle_model(prediction, schedule):
+    images = keras.Input(SHAPE[1:])
+    timesteps = keras.Input(())
+    outputs = GaussianOracle(schedule.alphas_cumprod, prediction)([images, timesteps])
+    return kd.DiffusionModel(
+        keras.Model([images, timesteps], outputs),
+        schedule=schedule,
+        prediction=prediction,
+    )
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "x0", "v"])
+def test_every_prediction_type_samples_the_exact_gaussian(prediction):
+    schedule = kd.schedules.LinearSchedule()
+    model = oracle_model(prediction, schedule)
+    noise = np.random.default_rng(0).standard_normal(SHAPE).astype("float32")
+    for sampler in [
+        kd.samplers.DDIMSampler(clip=False),
+        kd.samplers.DDPMSampler(clip=False),
+    ]:
+        mean, std = exact_moments(
+            "ddim" if isinstance(sampler, kd.samplers.DDIMSampler) else "ddpm",
+            schedule,
+            sampler.timesteps(schedule, 50),
+        )
+        out = model.generate(
+            None, sampler=sampler, steps=50, initial_noise=noise, seed=1
+        )
+        assert_moments(out, mean, std)
+
+
+def tiny_unet(image_size=8):
+    return kd.models.build_unet(
+        image_size=image_size, widths=(8, 16), block_depth=1, groups=4
+    )
+
+
+def images(n=8, size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.tanh(rng.standard_normal((n, size, size, 3))).astype("float32")
+
+
+def weights_of(variables):
+    return [np.array(ops.convert_to_numpy(v.value)) for v in variables]
+
+
+def test_ema_follows_its_formula_and_training_weights_stay_raw():
+    model = kd.DiffusionModel(tiny_unet(), ema_momentum=0.9, ema_warmup=True, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    data = images()
+    recorded = [weights_of(model.network.trainable_variables)]
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            recorded.append(weights_of(self.model.network.trainable_variables))
+
+    model.fit(data, batch_size=8, epochs=4, verbose=0, callbacks=[Record()])
+    ema = recorded[0]
+    for k, weights in enumerate(recorded[1:]):
+        m = min(0.9, (1 + k) / (10 + k))
+        ema = [m * e + (1 - m) * w for e, w in zip(ema, weights)]
+    for expected, actual in zip(ema, weights_of(model.ema_weights)):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    for raw, final in zip(weights_of(model.network.trainable_variables), recorded[-1]):
+        np.testing.assert_array_equal(raw, final)
+    assert any(not np.allclose(e, w) for e, w in zip(ema, recorded[-1]))
+    assert int(ops.convert_to_numpy(model.ema_updates.value)) == 4
+
+
+def test_power_warmup_formula():
+    model = kd.DiffusionModel(
+        tiny_unet(),
+        ema_momentum=0.999,
+        ema_warmup="power",
+        ema_inv_gamma=2.0,
+        ema_power=0.75,
+    )
+    for step in [0, 3, 1000]:
+        model.ema_updates.assign(step)
+        expected = min(0.999, 1 - (1 + step / 2.0) ** -0.75)
+        assert float(ops.convert_to_numpy(model._ema_momentum_now())) == pytest.approx(
+            expected, rel=1e-5
+        )
+
+
+def test_small_unet_overfits_a_batch():
+    model = kd.DiffusionModel(tiny_unet(), ema_momentum=0.5, seed=0)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2, weight_decay=0.0))
+    low_resolution = np.random.default_rng(0).uniform(-1, 1, (8, 2, 2, 3))
+    batch = np.repeat(np.repeat(low_resolution, 4, axis=1), 4, axis=2).astype("float32")
+    initial = model.evaluate(
+        batch, batch_size=8, verbose=0
+    )  # ≈ 1: the output starts at 0
+    # Each 'epoch' is 10 steps on the same 8 images: 200 steps in all.
+    history = model.fit(
+        np.tile(batch, (10, 1, 1, 1)), batch_size=8, epochs=20, shuffle=False, verbose=0
+    )
+    final = np.mean(history.history["loss"][-3:])
+    assert initial > 0.8
+    assert final < initial / 5, (initial, history.history["loss"])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    model = kd.DiffusionModel(
+        tiny_unet(),
+        schedule="cosine",
+        ema_momentum=0.9,
+        sampler={"name": "ddim", "eta": 0.5},
+        seed=3,
+    )
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    model.fit(images(16), batch_size=8, epochs=1, verbose=0)
+    return model
+
+
+def test_generate_is_deterministic_and_returns_trajectory(trained):
+    a = trained.generate(3, sampler="ddim", steps=5, seed=7)
+    b = trained.generate(3, sampler="ddim", steps=5, seed=7)
+    assert a.shape == (3, 8, 8, 3) and a.dtype == np.float32
+    assert a.min() >= -1 and a.max() <= 1
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, trained.generate(3, sampler="ddim", steps=5, seed=8))
+    stochastic = [
+        trained.generate(2, sampler="ddpm", steps=4, seed=1) for _ in range(2)
+    ]
+    np.testing.assert_array_equal(*stochastic)
+    final, trajectory = trained.generate(2, steps=6, seed=1, return_trajectory=True)
+    assert trajectory.shape == (7, 2, 8, 8, 3)
+    np.testing.assert_array_equal(trajectory[-1], final)
+    batched = trained.generate(5, sampler="ddim", steps=5, seed=7, batch_size=2)
+    np.testing.assert_allclose(batched[:3], a, atol=1e-5)
+
+
+def test_generate_uses_ema_unless_told(trained):
+    ema = trained.generate(2, sampler="ddim", steps=3, seed=0)
+    raw = trained.generate(2, sampler="ddim", steps=3, seed=0, use_ema=False)
+    assert not np.allclose(ema, raw)
+
+
+@compiled_backends_only
+def test_train_step_and_sampling_loop_compile_once(trained):
+    traces = trained._train_step_traces
+    trained.fit(images(16), batch_size=8, epochs=2, verbose=0)
+    assert trained._train_step_traces == traces
+    trained.generate(4, sampler="ddim", steps=4, seed=0)
+    sampling = trained._sampling_traces
+    trained.generate(4, sampler="ddim", steps=4, seed=1)
+    trained.generate(
+        7, sampler="ddim", steps=4, seed=2, batch_size=4
+    )  # padded last batch
+    assert trained._sampling_traces == sampling
+
+
+def test_save_and_load_restore_everything(trained, tmp_path):
+    path = tmp_path / "model.keras"
+    trained.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    for a, b in [
+        (trained.ema_weights, loaded.ema_weights),
+        (trained.network.weights, loaded.network.weights),
+        (trained.optimizer.variables, loaded.optimizer.variables),
+    ]:
+        for x, y in zip(weights_of(a), weights_of(b)):
+            np.testing.assert_array_equal(x, y)
+    assert loaded.schedule == trained.schedule and loaded.sampler == trained.sampler
+    np.testing.assert_allclose(
+        loaded.generate(2, steps=4, seed=5),
+        trained.generate(2, steps=4, seed=5),
+        atol=1e-6,
+    )
+    step = int(ops.convert_to_numpy(loaded.optimizer.iterations.value))
+    loaded.fit(images(8), batch_size=8, epochs=1, verbose=0)
+    assert int(ops.convert_to_numpy(loaded.optimizer.iterations.value)) == step + 1
+
+    weights_path = tmp_path / "model.weights.h5"
+    trained.save_weights(weights_path)
+    fresh = kd.DiffusionModel(tiny_unet(), schedule="cosine", ema_momentum=0.9)
+    fresh.load_weights(weights_path)
+    for x, y in zip(weights_of(trained.ema_weights), weights_of(fresh.ema_weights)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_reconstruct(trained):
+    data = images(2)
+    almost = trained.reconstruct(data, 2, sampler="ddim", seed=0)
+    assert almost.shape == data.shape
+    assert np.abs(almost - data).mean() < 0.15  # barely noised: stays close
+    _, trajectory = trained.reconstruct(
+        data, 49, sampler="ddim", steps=5, seed=0, return_trajectory=True
+    )
+    assert trajectory.shape == (6, 2, 8, 8, 3)
+    with pytest.raises(ValueError, match=r"`t` must be an int in \[0, 999\]"):
+        trained.reconstruct(data, 1000)
+    with pytest.raises(ValueError, match="must be float"):
+        trained.reconstruct(data.astype("uint8"), 5)
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (np.zeros((8, 8, 8, 3), "uint8"), "got dtype uint8"),
+        (
+            np.zeros((8, 16, 16, 3), "float32"),
+            r"Expected images of shape \(B, 8, 8, 3\)",
+        ),
+        (np.zeros((8, 8, 8), "float32"), "rank 4"),
+    ],
+)
+def test_bad_training_data_is_a_clear_error(data, message):
+    model = kd.DiffusionModel(tiny_unet())
+    model.compile(optimizer="adam")
+    before = weights_of(model.network.trainable_variables)
+    with pytest.raises(ValueError, match=message):
+        model.fit(data, batch_size=8, epochs=1, verbose=0)
+    for x, y in zip(before, weights_of(model.network.trainable_variables)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_labels_are_ignored_and_validation_uses_ema():
+    model = kd.DiffusionModel(tiny_unet(), ema_momentum=0.5, seed=1)
+    model.compile(optimizer="adam")
+    history = model.fit(
+        images(8),
+        np.zeros(8),
+        batch_size=8,
+        epochs=1,
+        verbose=0,
+        validation_data=(images(8), np.zeros(8)),
+    )
+    assert set(history.history) == {"loss", "val_loss"}
+    assert np.isfinite(history.history["val_loss"][0])
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"prediction": "score"}, "`prediction` must be one of"),
+        ({"loss": "huber"}, "`loss` must be one of"),
+        ({"ema_momentum": 1.0}, r"`ema_momentum` must be a float in \[0, 1\)"),
+        ({"ema_warmup": "cosine"}, "`ema_warmup` must be"),
+        ({"min_snr_gamma": 0}, "`min_snr_gamma` must be"),
+        ({"schedule": "quadratic"}, "Unknown schedule"),
+        ({"sampler": "euler"}, "Unknown sampler"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kd.DiffusionModel(tiny_unet(), **kwargs)
+
+
+def test_bad_generate_arguments(trained):
+    with pytest.raises(ValueError, match=r"`steps` must lie in \[1, 1000\]"):
+        trained.generate(2, steps=1001)
+    with pytest.raises(ValueError, match="`steps` must be a positive int"):
+        trained.generate(2, steps=0)
+    with pytest.raises(ValueError, match="`num_images` must be a positive int"):
+        trained.generate(0)
+    with pytest.raises(ValueError, match="`eta` must be >= 0"):
+        trained.generate(2, sampler={"name": "ddim", "eta": -1.0})
+    with pytest.raises(ValueError, match=r"`initial_noise` must have shape"):
+        trained.generate(2, initial_noise=np.zeros((2, 4, 4, 3)))
+    with pytest.raises(ValueError, match="compute"):
+        trained.compile(optimizer="adam", loss="mse")
+
+
+def test_min_snr_and_other_losses_train():
+    for kwargs in [
+        {"prediction": "v", "min_snr_gamma": 5.0},
+        {"prediction": "x0", "loss": "mae", "min_snr_gamma": 5.0},
+    ]:
+        model = kd.DiffusionModel(tiny_unet(), seed=0, **kwargs)
+        model.compile(optimizer="adam")
+        history = model.fit(images(8), batch_size=8, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])

@@ -1,0 +1,64 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_ddpm as kd
+
+
+def test_default_unet_builds_with_documented_parameter_count(tmp_path):
+    net = kd.models.build_unet(image_size=64, widths=(64, 128, 256, 512), block_depth=2)
+    assert net.count_params() == 46_892_163
+    assert net.output_shape == (None, 64, 64, 3)
+
+
+def test_small_unet_outputs_zeros_and_round_trips(tmp_path):
+    net = kd.models.build_unet(
+        image_size=(16, 24),
+        channels=1,
+        widths=(8, 16),
+        block_depth=1,
+        attention_levels=(1,),
+        groups=4,
+    )
+    images = np.random.default_rng(0).standard_normal((2, 16, 24, 1)).astype("float32")
+    inputs = [images, np.array([0.0, 500.0], "float32")]
+    out = ops.convert_to_numpy(net(inputs))
+    assert out.shape == (2, 16, 24, 1)
+    np.testing.assert_array_equal(out, 0.0)  # zero-initialised output convolution
+    net.get_layer("out_conv").kernel.assign(
+        np.random.default_rng(1).standard_normal((3, 3, 8, 1)).astype("float32") * 0.1
+    )
+    reference = ops.convert_to_numpy(net(inputs))
+    net.save(tmp_path / "unet.keras")
+    loaded = keras.saving.load_model(tmp_path / "unet.keras", safe_mode=True)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(loaded(inputs)), reference, atol=1e-5
+    )
+
+
+def test_bad_image_size_names_nearest_valid_sizes():
+    with pytest.raises(
+        ValueError,
+        match="not divisible by 2\\*\\*\\(levels-1\\) = 8.*nearest valid sizes are 56 and 64",
+    ):
+        kd.models.build_unet(image_size=60, widths=(8, 16, 32, 64))
+    with pytest.raises(ValueError, match="Image width 30"):
+        kd.models.build_unet(image_size=(32, 30), widths=(8, 16, 32))
+    with pytest.raises(ValueError, match="`attention_levels` must hold level indices"):
+        kd.models.build_unet(image_size=32, widths=(8, 16), attention_levels=(2,))
+    with pytest.raises(ValueError, match="each width"):
+        kd.models.build_unet(image_size=32, widths=(12, 16))
+
+
+def test_mixed_precision_unet():
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        net = kd.models.build_unet(
+            image_size=8, widths=(8, 16), block_depth=1, groups=4
+        )
+        out = net([np.zeros((1, 8, 8, 3), "float32"), np.zeros((1,), "float32")])
+        assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
+        assert all(w.dtype == "float32" for w in net.weights)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
