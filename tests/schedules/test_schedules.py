@@ -126,21 +126,21 @@ def test_subclass_with_one_method_and_validation():
             return np.array([0.9, 0.5, 0.6, 0.1])
 
     with pytest.raises(ValueError, match="strictly decreasing.*t=2"):
-        NonMonotone(timesteps=4).betas
+        _ = NonMonotone(timesteps=4).betas
 
     class BadBetas(kd.schedules.NoiseSchedule):
         def compute_betas(self):
             return np.full(self.timesteps, 1.2)
 
     with pytest.raises(ValueError, match=r"every beta must lie in \(0, 1\)"):
-        BadBetas(timesteps=3).alphas_cumprod
+        _ = BadBetas(timesteps=3).alphas_cumprod
 
     class WrongLength(kd.schedules.NoiseSchedule):
         def compute_betas(self):
             return np.full(3, 0.1)
 
     with pytest.raises(ValueError, match=r"must return shape \(5,\)"):
-        WrongLength(timesteps=5).betas
+        _ = WrongLength(timesteps=5).betas
 
 
 def test_get_serialize_deserialize():
