@@ -225,7 +225,28 @@ class DiffusionModel(keras.Model):
 
     # -- training --------------------------------------------------------------
 
-    def _prepare_batch(self, data):
+    def _check_input(self, data):
+        """Validate arrays and tf.data specs up front, before any training machinery runs."""
+        spec = getattr(data, "element_spec", None)
+        if spec is not None:
+            data = spec
+        if isinstance(data, (tuple, list)) and data:
+            data = data[0]
+        if hasattr(data, "shape") and hasattr(data, "dtype"):
+            self._prepare_batch(data, cast=False)
+
+    def fit(self, x=None, y=None, **kwargs):
+        self._check_input(x)
+        validation = kwargs.get("validation_data")
+        if validation is not None:
+            self._check_input(validation)
+        return super().fit(x, y, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        self._check_input(x)
+        return super().evaluate(x, y, **kwargs)
+
+    def _prepare_batch(self, data, cast=True):
         images = data[0] if isinstance(data, (tuple, list)) else data
         if isinstance(images, dict):
             raise ValueError(
@@ -243,13 +264,14 @@ class DiffusionModel(keras.Model):
             raise ValueError(
                 f"Expected images of shape (B, {', '.join(map(str, expected))}), got {shape}."
             )
-        dtype = keras.backend.standardize_dtype(images.dtype)
+        dtype = str(getattr(images.dtype, "name", images.dtype))
+        dtype = keras.backend.standardize_dtype(dtype)
         if "float" not in dtype:
             raise ValueError(
                 f"Expected float images scaled to [-1, 1], got dtype {dtype}; convert "
                 "uint8 images with x / 127.5 - 1."
             )
-        return ops.cast(images, "float32")
+        return ops.cast(images, "float32") if cast else images
 
     def _table(self, name):
         return ops.convert_to_tensor(getattr(self.schedule, name))

@@ -1,0 +1,344 @@
+"""`load()`: image datasets as batched `tf.data` pipelines of float32 in [-1, 1]."""
+
+import os
+import warnings
+
+import numpy as np
+
+from keras_ddpm.datasets.synthetic_flowers import synthetic_flowers
+
+SPLITS = ("train", "validation", "all")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+SYNTHETIC_SIZE = 4096
+# The seed project's datasets: all their official splits pooled, then re-split 80/20.
+KNOWN_TFDS = {"oxford_flowers102": "image", "oxford_iiit_pet": "image"}
+
+
+def _tf():
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise ImportError(
+            "keras_ddpm.datasets builds tf.data pipelines and needs TensorFlow: "
+            'pip install "keras-ddpm[datasets]" tensorflow-cpu'
+        ) from error
+    return tf
+
+
+def _size(image_size):
+    if (
+        isinstance(image_size, (int, np.integer))
+        and not isinstance(image_size, bool)
+        and image_size > 0
+    ):
+        return int(image_size), int(image_size)
+    if (
+        isinstance(image_size, (tuple, list))
+        and len(image_size) == 2
+        and all(isinstance(s, (int, np.integer)) and s > 0 for s in image_size)
+    ):
+        return int(image_size[0]), int(image_size[1])
+    raise ValueError(
+        f"`image_size` must be a positive int or (height, width), got {image_size!r}."
+    )
+
+
+def _split_range(count, split, validation_fraction):
+    cut = int(round(count * (1.0 - validation_fraction)))
+    return {"train": (0, cut), "validation": (cut, count), "all": (0, count)}[split]
+
+
+def _check_arguments(split, validation_fraction, batch_size, channels):
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
+    if not (
+        isinstance(validation_fraction, (int, float))
+        and 0.0 <= validation_fraction < 1.0
+    ):
+        raise ValueError(
+            f"`validation_fraction` must lie in [0, 1), got {validation_fraction!r}."
+        )
+    if split == "validation" and validation_fraction == 0:
+        raise ValueError("split='validation' needs `validation_fraction` > 0.")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+    if channels not in (1, 3):
+        raise ValueError(
+            f"`channels` must be 1 (grayscale) or 3 (RGB), got {channels!r}."
+        )
+
+
+def preprocess(image, image_size, channels=3):
+    """Central crop to the target aspect ratio, antialiased resize, scale to [-1, 1].
+
+    Args:
+        image: uint8 tensor `(H, W, C)` with C in {1, 2, 3, 4} (gray, gray+alpha,
+            RGB, RGBA; alpha is dropped).
+        image_size: `(height, width)` of the result.
+        channels: 1 or 3.
+
+    Returns:
+        float32 tensor `(height, width, channels)` in [-1, 1].
+    """
+    tf = _tf()
+    image = tf.convert_to_tensor(image)
+    depth = tf.shape(image)[-1]
+    image = tf.cond(
+        depth >= 3, lambda: image[..., :3], lambda: tf.tile(image[..., :1], [1, 1, 3])
+    )
+    if channels == 1:
+        image = tf.image.rgb_to_grayscale(image)
+    height, width = image_size
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    scale = tf.minimum(h / height, w / width)
+    crop_h = tf.cast(tf.round(scale * height), tf.int32)
+    crop_w = tf.cast(tf.round(scale * width), tf.int32)
+    image = tf.image.crop_to_bounding_box(
+        image, (shape[0] - crop_h) // 2, (shape[1] - crop_w) // 2, crop_h, crop_w
+    )
+    image = tf.image.resize(
+        tf.cast(image, tf.float32), (height, width), method="area", antialias=True
+    )
+    image = tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+    image.set_shape((height, width, channels))
+    return image
+
+
+def _images_from_array(array):
+    array = np.asarray(array)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(
+            f"An image array must have shape (N, H, W, C) with C in 1..4, got {array.shape}."
+        )
+    if array.dtype == np.uint8:
+        return array
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(
+            f"An image array must be uint8 (0..255) or float in [0, 1], got dtype {array.dtype}."
+        )
+    if not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
+        raise ValueError(
+            "A float image array must hold finite values in [0, 1], got values in "
+            f"[{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]; pass uint8 or rescale it."
+        )
+    return np.round(array * 255).astype(np.uint8)
+
+
+def _folder_files(folder):
+    files = sorted(
+        os.path.join(root, name)
+        for root, _, names in os.walk(folder)
+        for name in names
+        if name.lower().endswith(IMAGE_EXTENSIONS)
+    )
+    if not files:
+        raise ValueError(
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under folder {folder!r}."
+        )
+    from PIL import Image
+
+    readable = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+            readable.append(path)
+        except Exception as error:  # PIL raises many types for corrupt files
+            warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=3)
+    if not readable:
+        raise ValueError(
+            f"None of the {len(files)} image files under {folder!r} could be read."
+        )
+    return readable
+
+
+def _folder_dataset(tf, files, channels):
+    def decode(path):
+        image = tf.io.decode_image(
+            tf.io.read_file(path), channels=0, expand_animations=False
+        )
+        return tf.ensure_shape(image, (None, None, None))
+
+    dataset = tf.data.Dataset.from_tensor_slices(files).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.ignore_errors(log_warning=True)
+
+
+def _tfds_dataset(tf, name, split, validation_fraction, data_dir, download):
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError(
+            f"Loading the TFDS dataset {name!r} needs tensorflow-datasets: "
+            'pip install "keras-ddpm[datasets]"'
+        ) from error
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:
+        raise ValueError(
+            f"Unknown dataset {name!r}: not 'synthetic_flowers', not an existing folder, "
+            f"and TFDS does not know it ({error.__class__.__name__})."
+        ) from None
+    try:
+        if download:
+            builder.download_and_prepare()
+        official = sorted(builder.info.splits.keys())
+        percent = int(round(100 * (1 - validation_fraction)))
+        part = {"train": f"[:{percent}%]", "validation": f"[{percent}%:]", "all": ""}[
+            split
+        ]
+        spec = "+".join(f"{s}{part}" for s in official)
+        dataset = builder.as_dataset(split=spec, shuffle_files=False)
+    except Exception as error:
+        raise ValueError(
+            f"Could not prepare TFDS dataset {name!r} in {data_dir or tfds.core.constants.DATA_DIR!r}: "
+            f"{str(error).splitlines()[0] if str(error) else error.__class__.__name__}. Without a network, "
+            "download it elsewhere and pass `data_dir=`, or load a folder of images instead."
+        ) from None
+    key = KNOWN_TFDS.get(name) or next(
+        (
+            k
+            for k, f in builder.info.features.items()
+            if isinstance(f, tfds.features.Image)
+        ),
+        None,
+    )
+    if key is None:
+        raise ValueError(f"TFDS dataset {name!r} has no image feature.")
+    return dataset.map(lambda example: example[key])
+
+
+def load(
+    source,
+    image_size=64,
+    batch_size=64,
+    split="train",
+    augment=True,
+    validation_fraction=0.2,
+    seed=0,
+    channels=3,
+    num_images=None,
+    shuffle=None,
+    cache=True,
+    data_dir=None,
+    download=True,
+):
+    """Load images as a shuffled, batched, prefetched `tf.data.Dataset` in [-1, 1].
+
+    Sources:
+
+    - `"synthetic_flowers"`: procedural flowers rendered by the library, no
+      download (`num_images`, default 4096, deterministic from `seed`);
+    - a TFDS name such as `"oxford_flowers102"` or `"oxford_iiit_pet"`: all
+      official splits pooled, then split `1 − validation_fraction` /
+      `validation_fraction` (the seed project's 80/20 re-split);
+    - a folder of jpg/png/bmp/gif images, searched recursively (corrupt files
+      are skipped with a warning);
+    - a numpy array `(N, H, W, C)`, uint8 in 0..255 or float in [0, 1].
+
+    Every image is cropped centrally to the target aspect ratio, resized with
+    antialiasing, scaled to [-1, 1] and, with `augment=True`, flipped
+    horizontally at random. The batches work as `model.fit` input on every Keras
+    backend. The training split drops its last partial batch, so every step has
+    the same shape and compiles once.
+
+    Args:
+        source: str name, folder path or numpy array (see above).
+        image_size: int or `(height, width)`. Defaults to 64.
+        batch_size: int. Defaults to 64.
+        split: `"train"`, `"validation"` or `"all"`. Defaults to `"train"`.
+        augment: bool, random horizontal flips (training split only). Defaults to True.
+        validation_fraction: float in [0, 1), the held-out share. Defaults to 0.2.
+        seed: int, seed of the split, shuffling, flips and synthetic images.
+        channels: 1 (grayscale) or 3 (RGB). Defaults to 3.
+        num_images: int or None, size of `"synthetic_flowers"`, or a cap on
+            the images taken from any other source.
+        shuffle: bool or None; None shuffles the training split only.
+        cache: bool, keep preprocessed images in memory. Defaults to True.
+        data_dir: str or None, TFDS data directory.
+        download: bool, let TFDS download and prepare the dataset if needed.
+
+    Returns:
+        A `tf.data.Dataset` of float32 batches `(batch_size, height, width, channels)`.
+
+    Raises:
+        ValueError: unknown name, empty folder or no readable image, a bad
+            array, a dataset that cannot be downloaded, or bad arguments.
+        ImportError: TensorFlow or tensorflow-datasets missing (names the extra).
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    ds = kd.datasets.load("synthetic_flowers", image_size=32, batch_size=16, num_images=64)
+    next(iter(ds)).shape  # TensorShape([16, 32, 32, 3])
+    ```
+    """
+    tf = _tf()
+    size = _size(image_size)
+    _check_arguments(split, validation_fraction, batch_size, channels)
+    if num_images is not None and (
+        isinstance(num_images, bool)
+        or not isinstance(num_images, (int, np.integer))
+        or num_images < 1
+    ):
+        raise ValueError(
+            f"`num_images` must be a positive int or None, got {num_images!r}."
+        )
+
+    if isinstance(source, np.ndarray):
+        array = _images_from_array(source)
+        start, stop = _split_range(len(array), split, validation_fraction)
+        dataset = tf.data.Dataset.from_tensor_slices(array[start:stop])
+    elif isinstance(source, (str, os.PathLike)) and str(source) == "synthetic_flowers":
+        count = SYNTHETIC_SIZE if num_images is None else int(num_images)
+        start, stop = _split_range(count, split, validation_fraction)
+        flowers = synthetic_flowers(count, size, seed=seed)[start:stop]
+        dataset = tf.data.Dataset.from_tensor_slices(
+            np.round(flowers * 255).astype(np.uint8)
+        )
+    elif isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        files = _folder_files(os.fspath(source))
+        order = np.random.default_rng(seed).permutation(
+            len(files)
+        )  # split independent of file names
+        start, stop = _split_range(len(files), split, validation_fraction)
+        dataset = _folder_dataset(tf, [files[i] for i in order[start:stop]], channels)
+    elif isinstance(source, (str, os.PathLike)):
+        if os.path.sep in str(source) or os.path.exists(source):
+            raise ValueError(f"{str(source)!r} is not a folder of images.")
+        dataset = _tfds_dataset(
+            tf, str(source), split, validation_fraction, data_dir, download
+        )
+    else:
+        raise ValueError(
+            f"`source` must be a dataset name, a folder path or a numpy array, got {type(source).__name__}."
+        )
+    if num_images is not None and str(source) != "synthetic_flowers":
+        dataset = dataset.take(int(num_images))
+
+    dataset = dataset.map(
+        lambda image: preprocess(image, size, channels),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if cache:
+        dataset = dataset.cache()
+    training = split != "validation"
+    if shuffle if shuffle is not None else training:
+        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    if augment and training:
+        dataset = dataset.map(
+            lambda image: tf.image.random_flip_left_right(image, seed=seed),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    return dataset.prefetch(tf.data.AUTOTUNE)

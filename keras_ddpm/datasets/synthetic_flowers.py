@@ -1,0 +1,138 @@
+"""A procedural flower dataset, rendered by the library itself (no download)."""
+
+import colorsys
+
+import numpy as np
+
+_SUPERSAMPLE = 3
+
+
+def _hsv(h, s, v):
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, np.clip(s, 0, 1), np.clip(v, 0, 1)))
+
+
+def _background(rng, y, x):
+    """A soft two-colour gradient (sky, foliage or earth tones) with blotches."""
+    hue = rng.choice(
+        [rng.uniform(0.2, 0.42), rng.uniform(0.52, 0.66), rng.uniform(0.05, 0.12)]
+    )
+    top = _hsv(hue, rng.uniform(0.2, 0.6), rng.uniform(0.25, 0.85))
+    bottom = _hsv(
+        hue + rng.uniform(-0.06, 0.06), rng.uniform(0.3, 0.8), rng.uniform(0.1, 0.6)
+    )
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.clip(0.5 + 0.5 * (np.cos(angle) * y + np.sin(angle) * x), 0, 1)[..., None]
+    image = top * (1 - ramp) + bottom * ramp
+    for _ in range(rng.integers(0, 4)):
+        cy, cx, r = rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0.2, 0.6)
+        blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r**2))[..., None]
+        shade = _hsv(
+            hue + rng.uniform(-0.1, 0.1), rng.uniform(0.2, 0.7), rng.uniform(0.1, 0.7)
+        )
+        image = image * (1 - 0.5 * blob) + shade * 0.5 * blob
+    return image
+
+
+def _flower(rng, image, y, x):
+    """Paint one radially symmetric flower over `image` (float RGB in [0, 1])."""
+    size = rng.uniform(0.55, 0.95)
+    cy, cx = rng.uniform(-0.25, 0.25, 2)
+    petals = int(rng.integers(4, 13))
+    rotation = rng.uniform(0, 2 * np.pi)
+    sharpness = rng.uniform(0.3, 3.0)  # < 1: round petals, > 1: thin pointed petals
+    base = rng.uniform(0.0, 0.35)  # how far petals merge near the centre
+    hue = rng.uniform(0, 1)
+    petal_colour = _hsv(hue, rng.uniform(0.45, 1.0), rng.uniform(0.7, 1.0))
+    tip_colour = _hsv(
+        hue + rng.uniform(-0.08, 0.08), rng.uniform(0.1, 0.9), rng.uniform(0.8, 1.0)
+    )
+    dy, dx = y - cy, x - cx
+    radius = np.sqrt(dy**2 + dx**2)
+    theta = np.arctan2(dy, dx)
+
+    layers = [(size, 0.0, petal_colour, tip_colour)]
+    if rng.random() < 0.5:  # a second, inner ring of petals between the outer ones
+        inner_colour = _hsv(
+            hue + rng.uniform(-0.15, 0.15), rng.uniform(0.4, 1.0), rng.uniform(0.6, 1.0)
+        )
+        layers.append(
+            (size * rng.uniform(0.5, 0.75), np.pi / petals, inner_colour, petal_colour)
+        )
+    for extent, offset, colour, tip in layers:
+        profile = np.abs(np.cos(petals * (theta - rotation - offset) / 2)) ** sharpness
+        edge = extent * (base + (1 - base) * profile)
+        inside = radius < edge
+        t = np.clip(radius / np.maximum(edge, 1e-6), 0, 1)[..., None]
+        vein = 0.9 + 0.1 * np.cos(petals * 6 * (theta - rotation))[..., None]
+        shade = (colour * (1 - t) + tip * t) * vein * (0.75 + 0.25 * t)
+        image = np.where(inside[..., None], shade, image)
+
+    centre = size * rng.uniform(0.12, 0.28)
+    centre_colour = _hsv(
+        rng.choice([rng.uniform(0.08, 0.16), rng.uniform(0.0, 1.0)]),
+        rng.uniform(0.6, 1.0),
+        rng.uniform(0.3, 0.9),
+    )
+    dots = 0.85 + 0.15 * np.sign(np.sin(radius * 90) * np.sin(theta * 13))[..., None]
+    disc = (radius < centre)[..., None]
+    image = np.where(
+        disc, centre_colour * dots * (1 - 0.4 * radius[..., None] / centre), image
+    )
+    return image
+
+
+def render_flower(seed, image_size=64):
+    """Render one flower image, deterministic from `seed`.
+
+    Args:
+        seed: int, the image's seed.
+        image_size: int or `(height, width)`. Defaults to 64.
+
+    Returns:
+        float32 numpy array `(height, width, 3)` in [0, 1].
+    """
+    height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
+    rng = np.random.default_rng(seed)
+    s = _SUPERSAMPLE
+    y, x = np.meshgrid(
+        (np.arange(height * s) + 0.5) / (height * s) * 2 - 1,
+        (np.arange(width * s) + 0.5) / (width * s) * 2 - 1,
+        indexing="ij",
+    )
+    image = _flower(rng, _background(rng, y, x), y, x)
+    image = image.reshape(height, s, width, s, 3).mean(axis=(1, 3))  # antialiasing
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def synthetic_flowers(num_images, image_size=64, seed=0):
+    """Render `num_images` procedural flowers as a float32 array in [0, 1].
+
+    Each flower is radially symmetric, with a random petal count (4–12), petal
+    shape, colours, size, rotation, centre, optional inner ring and a background
+    gradient. Image `i` depends only on `(seed, i)`, at any resolution.
+
+    Args:
+        num_images: int, how many images.
+        image_size: int or `(height, width)`. Defaults to 64.
+        seed: int, the dataset's seed. Defaults to 0.
+
+    Returns:
+        float32 numpy array `(num_images, height, width, 3)` in [0, 1].
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    flowers = kd.datasets.synthetic_flowers(8, image_size=32, seed=0)
+    flowers.shape  # (8, 32, 32, 3)
+    ```
+    """
+    if (
+        isinstance(num_images, bool)
+        or not isinstance(num_images, (int, np.integer))
+        or num_images < 1
+    ):
+        raise ValueError(f"`num_images` must be a positive int, got {num_images!r}.")
+    seeds = np.random.SeedSequence(seed).spawn(int(num_images))
+    return np.stack([render_flower(s.generate_state(1)[0], image_size) for s in seeds])
