@@ -1,15 +1,27 @@
 """keras-ddpm: denoising diffusion models for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_ddpm import layers, models, ops, samplers, schedules
+from keras_ddpm import (
+    callbacks,
+    datasets,
+    layers,
+    models,
+    ops,
+    samplers,
+    schedules,
+    viz,
+)
 from keras_ddpm.models.diffusion_model import DiffusionModel
 from keras_ddpm.version import __version__
 
 __all__ = [
     "DiffusionModel",
+    "callbacks",
+    "datasets",
     "layers",
     "models",
     "ops",
     "samplers",
     "schedules",
+    "viz",
     "__version__",
 ]

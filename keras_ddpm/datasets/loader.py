@@ -83,6 +83,16 @@ def preprocess(image, image_size, channels=3):
 
     Returns:
         float32 tensor `(height, width, channels)` in [-1, 1].
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    image = np.zeros((48, 64, 4), np.uint8)  # RGBA, wider than tall
+    kd.datasets.preprocess(image, (32, 32)).shape  # TensorShape([32, 32, 3])
+    ```
     """
     tf = _tf()
     image = tf.convert_to_tensor(image)
@@ -170,6 +180,16 @@ def _folder_dataset(tf, files, channels):
         decode, num_parallel_calls=tf.data.AUTOTUNE
     )
     return dataset.ignore_errors(log_warning=True)
+
+
+def tfds_split(official_splits, split, validation_fraction):
+    """The TFDS split string that pools all official splits, then takes our part.
+
+    Example: `("train", "test")`, `"train"`, `0.2` → `"test[:80%]+train[:80%]"`.
+    """
+    percent = int(round(100 * (1 - validation_fraction)))
+    part = {"train": f"[:{percent}%]", "validation": f"[{percent}%:]", "all": ""}[split]
+    return "+".join(f"{name}{part}" for name in sorted(official_splits))
 
 
 def _tfds_dataset(tf, name, split, validation_fraction, data_dir, download):

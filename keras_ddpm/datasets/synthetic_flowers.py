@@ -90,6 +90,14 @@ def render_flower(seed, image_size=64):
 
     Returns:
         float32 numpy array `(height, width, 3)` in [0, 1].
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    kd.datasets.render_flower(seed=7, image_size=(48, 64)).shape  # (48, 64, 3)
+    ```
     """
     height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
     rng = np.random.default_rng(seed)

@@ -394,7 +394,16 @@ class DiffusionModel(keras.Model):
         return self._sampling_functions[key]
 
     def _run_sampler(
-        self, x, sampler, steps, start, seed, return_trajectory, use_ema, batch_size
+        self,
+        x,
+        sampler,
+        steps,
+        start,
+        seed,
+        return_trajectory,
+        use_ema,
+        batch_size,
+        progress=False,
     ):
         sampler = self.sampler if sampler is None else samplers_lib.get(sampler)
         if steps is not None:
@@ -414,6 +423,7 @@ class DiffusionModel(keras.Model):
         non_trainable = [v.value for v in self.network.non_trainable_variables]
         seed_dtype = self.seed_generator.state.dtype
         images, trajectories = [], []
+        bar = keras.utils.Progbar(num, unit_name="image") if progress else None
         for chunk, begin in enumerate(range(0, num, batch_size)):
             part = x[begin : begin + batch_size]
             size = len(part)
@@ -431,6 +441,8 @@ class DiffusionModel(keras.Model):
                 result, trajectory = result
                 trajectories.append(ops.convert_to_numpy(trajectory)[:, :size])
             images.append(ops.convert_to_numpy(result)[:size])
+            if bar is not None:
+                bar.add(size)
         images = np.clip(np.concatenate(images), -1.0, 1.0).astype("float32")
         if return_trajectory:
             return images, np.clip(
@@ -448,6 +460,7 @@ class DiffusionModel(keras.Model):
         return_trajectory=False,
         use_ema=True,
         batch_size=None,
+        progress=False,
     ):
         """Sample images by running the reverse process from pure noise.
 
@@ -463,6 +476,7 @@ class DiffusionModel(keras.Model):
             return_trajectory: bool, also return every intermediate x_t.
             use_ema: bool, sample with the EMA weights. Defaults to True.
             batch_size: int or None, images per compiled call (default up to 64).
+            progress: bool, show a progress bar over the batches.
 
         Returns:
             float32 numpy images `(num_images, H, W, C)` in [-1, 1]; with
@@ -489,7 +503,15 @@ class DiffusionModel(keras.Model):
                     f"got {x.shape}."
                 )
         return self._run_sampler(
-            x, sampler, steps, None, seed, return_trajectory, use_ema, batch_size
+            x,
+            sampler,
+            steps,
+            None,
+            seed,
+            return_trajectory,
+            use_ema,
+            batch_size,
+            progress,
         )
 
     def reconstruct(

@@ -31,6 +31,17 @@ def spaced_timesteps(num_train_timesteps, steps, spacing):
 
     Returns:
         An int64 numpy array of `steps` distinct timesteps, decreasing.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    kd.samplers.spaced_timesteps(1000, 10, "trailing")  # array([999, 899, ..., 99])
+    ```
+
+    References:
+        - [Lin et al., 2024. Common Diffusion Noise Schedules and Sample Steps are Flawed](https://arxiv.org/abs/2305.08891)
     """
     if spacing not in SPACINGS:
         raise ValueError(f"`spacing` must be one of {SPACINGS}, got {spacing!r}.")

@@ -1,0 +1,258 @@
+"""Grids, GIFs and strips of images in [-1, 1]."""
+
+import numpy as np
+
+from keras_ddpm.utils import atomic_path
+
+
+def to_uint8(images):
+    """Convert images to uint8: floats are read as [-1, 1], uint8 is kept.
+
+    Args:
+        images: array of any shape, float in [-1, 1] or uint8.
+
+    Returns:
+        A uint8 array of the same shape.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    kd.viz.to_uint8(np.array([-1.0, 0.0, 1.0]))  # array([  0, 128, 255], dtype=uint8)
+    ```
+    """
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(
+            f"Expected float images in [-1, 1] or uint8, got dtype {images.dtype}."
+        )
+    images = np.nan_to_num(images.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def _check_batch(images):
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"Expected images of shape (N, H, W, C) with C in (1, 3, 4), got {images.shape}."
+        )
+    return images
+
+
+def image_grid(images, rows, cols, padding=2, pad_value=255):
+    """Tile images into one uint8 picture, row by row.
+
+    Args:
+        images: `(N, H, W, C)` float in [-1, 1] or uint8, with N <= rows·cols
+            (empty cells are filled with `pad_value`).
+        rows: int, grid rows.
+        cols: int, grid columns.
+        padding: int, pixels between cells and around the grid. Defaults to 2.
+        pad_value: int, the padding's grey level. Defaults to 255 (white).
+
+    Returns:
+        uint8 array `(rows·H + (rows+1)·padding, cols·W + (cols+1)·padding, C)`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    grid = kd.viz.image_grid(np.zeros((6, 8, 8, 3), "float32"), rows=2, cols=3)
+    grid.shape  # (22, 32, 3)
+    ```
+    """
+    images = to_uint8(_check_batch(images))
+    for name, value in (("rows", rows), ("cols", cols)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or value < 1
+        ):
+            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    if len(images) > rows * cols:
+        raise ValueError(
+            f"Got {len(images)} images for a {rows}×{cols} grid of {rows * cols} cells."
+        )
+    n, h, w, c = images.shape
+    grid = np.full(
+        (rows * h + (rows + 1) * padding, cols * w + (cols + 1) * padding, c),
+        pad_value,
+        np.uint8,
+    )
+    for i in range(n):
+        r, k = divmod(i, cols)
+        top, left = padding + r * (h + padding), padding + k * (w + padding)
+        grid[top : top + h, left : left + w] = images[i]
+    return grid
+
+
+def _write_image(array, path, scale=1):
+    from PIL import Image
+
+    if array.shape[-1] == 1:
+        array = array[..., 0]
+    image = Image.fromarray(array)
+    if scale != 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
+
+
+def save_grid(images, path, rows=4, cols=8, scale=1, padding=2):
+    """Save images as a PNG grid (written atomically).
+
+    Args:
+        images: `(N, H, W, C)` float in [-1, 1] or uint8, N <= rows·cols.
+        path: output file.
+        rows: int. Defaults to 4.
+        cols: int. Defaults to 8.
+        scale: int, nearest-neighbour upscaling of the whole grid. Defaults to 1.
+        padding: int, pixels between cells. Defaults to 2.
+
+    Returns:
+        The uint8 grid that was written.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    kd.viz.save_grid(np.random.uniform(-1, 1, (32, 16, 16, 3)), "grid.png", rows=4, cols=8)
+    ```
+    """
+    grid = image_grid(images, rows, cols, padding=padding)
+    _write_image(grid, path, scale)
+    return grid
+
+
+def _frames(trajectory):
+    trajectory = np.asarray(trajectory)
+    if trajectory.ndim != 5:
+        raise ValueError(
+            f"Expected a trajectory of shape (steps + 1, N, H, W, C), got {trajectory.shape}."
+        )
+    return trajectory
+
+
+def _grid_shape(n, rows, cols):
+    if rows is None and cols is None:
+        cols = int(np.ceil(np.sqrt(n)))
+    if cols is None:
+        cols = int(np.ceil(n / rows))
+    if rows is None:
+        rows = int(np.ceil(n / cols))
+    return rows, cols
+
+
+def save_gif(
+    trajectory,
+    path,
+    fps=20,
+    duration=None,
+    hold_last=1.5,
+    rows=None,
+    cols=None,
+    max_frames=100,
+    scale=1,
+):
+    """Save a denoising trajectory as an animated GIF (via imageio), last frame held.
+
+    Args:
+        trajectory: `(steps + 1, N, H, W, C)` from `generate(..., return_trajectory=True)`.
+        path: output `.gif` file.
+        fps: frames per second. Defaults to 20.
+        duration: float or None, total seconds of the animation before the hold;
+            overrides `fps` when given.
+        hold_last: seconds the final images stay on screen. Defaults to 1.5.
+        rows, cols: grid of each frame; default near-square.
+        max_frames: int, frames kept (evenly spaced, always with the first and
+            the last). Defaults to 100.
+        scale: int, nearest-neighbour upscaling. Defaults to 1.
+
+    Returns:
+        The number of frames written.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    trajectory = np.random.uniform(-1, 1, (11, 4, 16, 16, 3))
+    kd.viz.save_gif(trajectory, "denoise.gif", duration=2.0)
+    ```
+    """
+    import imageio.v3 as iio
+
+    trajectory = _frames(trajectory)
+    if not (isinstance(max_frames, int) and max_frames >= 2):
+        raise ValueError(f"`max_frames` must be an int >= 2, got {max_frames!r}.")
+    keep = np.unique(
+        np.round(
+            np.linspace(0, len(trajectory) - 1, min(max_frames, len(trajectory)))
+        ).astype(int)
+    )
+    rows, cols = _grid_shape(trajectory.shape[1], rows, cols)
+    frames = []
+    for index in keep:
+        grid = image_grid(trajectory[index], rows, cols)
+        if scale != 1:
+            grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+        frames.append(grid if grid.shape[-1] != 1 else np.repeat(grid, 3, axis=-1))
+    frame_ms = 1000.0 * (duration / len(frames) if duration else 1.0 / fps)
+    durations = [frame_ms] * (len(frames) - 1) + [frame_ms + 1000.0 * hold_last]
+    with atomic_path(path) as temporary:
+        iio.imwrite(
+            temporary, np.stack(frames), extension=".gif", duration=durations, loop=0
+        )
+    return len(frames)
+
+
+def save_strip(trajectory, path, frames=6, num_images=None, scale=1):
+    """Save a static figure of denoising steps: one row per image, `frames` columns.
+
+    Args:
+        trajectory: `(steps + 1, N, H, W, C)`.
+        path: output PNG.
+        frames: int >= 2, evenly spaced steps shown, from noise to result. Defaults to 6.
+        num_images: int or None, rows (default all N).
+        scale: int, nearest-neighbour upscaling. Defaults to 1.
+
+    Returns:
+        The uint8 picture that was written.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    kd.viz.save_strip(np.random.uniform(-1, 1, (51, 3, 16, 16, 3)), "strip.png", frames=6)
+    ```
+    """
+    trajectory = _frames(trajectory)
+    if not (isinstance(frames, int) and frames >= 2):
+        raise ValueError(f"`frames` must be an int >= 2, got {frames!r}.")
+    n = (
+        trajectory.shape[1]
+        if num_images is None
+        else min(int(num_images), trajectory.shape[1])
+    )
+    steps = np.round(
+        np.linspace(0, len(trajectory) - 1, min(frames, len(trajectory)))
+    ).astype(int)
+    cells = (
+        trajectory[steps][:, :n]
+        .transpose(1, 0, 2, 3, 4)
+        .reshape((-1,) + trajectory.shape[2:])
+    )
+    return save_grid(cells, path, rows=n, cols=len(steps), scale=scale)

@@ -1,0 +1,90 @@
+import json
+import os
+
+import keras
+import numpy as np
+from keras import ops
+from PIL import Image
+
+import keras_ddpm as kd
+
+
+def small_model():
+    net = kd.models.build_unet(8, widths=(8, 16), block_depth=1, groups=4)
+    model = kd.DiffusionModel(net, ema_momentum=0.9, seed=0, sampler="ddim")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return model
+
+
+def data():
+    return np.tanh(np.random.default_rng(0).standard_normal((16, 8, 8, 3))).astype(
+        "float32"
+    )
+
+
+def test_sample_grid_and_history_file(tmp_path):
+    model = small_model()
+    grid = kd.callbacks.SampleGrid(
+        tmp_path / "samples", every_n_epochs=2, rows=2, cols=2, steps=3, seed=5
+    )
+    history = kd.callbacks.HistoryFile(tmp_path / "history.json")
+    model.fit(data(), batch_size=8, epochs=4, verbose=0, callbacks=[grid, history])
+    assert sorted(os.listdir(tmp_path / "samples")) == [
+        "epoch_0002.png",
+        "epoch_0004.png",
+    ]
+    with Image.open(tmp_path / "samples" / "epoch_0004.png") as image:
+        written = np.asarray(image)
+    expected = kd.viz.image_grid(
+        model.generate(4, sampler="ddim", steps=3, seed=5), 2, 2
+    )
+    np.testing.assert_array_equal(written, expected)
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert len(saved["loss"]) == 4
+    resumed = kd.callbacks.HistoryFile(tmp_path / "history.json")
+    model.fit(
+        data(), batch_size=8, epochs=4, initial_epoch=3, verbose=0, callbacks=[resumed]
+    )
+    again = json.loads((tmp_path / "history.json").read_text())
+    assert len(again["loss"]) == 4 and again["loss"][:3] == saved["loss"][:3]
+
+
+def test_checkpoint_keeps_newest_and_restores_state(tmp_path):
+    model = small_model()
+    checkpoint = kd.callbacks.Checkpoint(tmp_path, keep=2)
+    model.fit(data(), batch_size=8, epochs=3, verbose=0, callbacks=[checkpoint])
+    names = sorted(os.listdir(tmp_path))
+    assert names == [
+        "ckpt-epoch00002-step000000004.keras",
+        "ckpt-epoch00003-step000000006.keras",
+    ]
+    restored, epochs = kd.callbacks.Checkpoint.restore(tmp_path)
+    assert epochs == 3
+    for a, b in [
+        (model.ema_weights, restored.ema_weights),
+        (model.optimizer.variables, restored.optimizer.variables),
+    ]:
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(
+                ops.convert_to_numpy(x.value), ops.convert_to_numpy(y.value)
+            )
+    assert kd.callbacks.Checkpoint.restore(tmp_path / "empty") is None
+
+
+def test_request_stop_saves_the_interrupted_epoch_as_incomplete(tmp_path):
+    model = small_model()
+    checkpoint = kd.callbacks.Checkpoint(tmp_path)
+
+    class StopAfterFirstBatchOfSecondEpoch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(ops.convert_to_numpy(self.model.optimizer.iterations.value)) == 3:
+                checkpoint.request_stop()
+
+    model.fit(
+        data(),
+        batch_size=8,
+        epochs=5,
+        verbose=0,
+        callbacks=[StopAfterFirstBatchOfSecondEpoch(), checkpoint],
+    )
+    assert sorted(os.listdir(tmp_path))[-1] == "ckpt-epoch00001-step000000003.keras"

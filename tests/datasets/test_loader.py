@@ -1,0 +1,232 @@
+import os
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras_ddpm as kd
+
+
+def batches(dataset):
+    return [np.asarray(batch) for batch in dataset]
+
+
+def test_synthetic_flowers_are_deterministic_and_resolution_free():
+    a = kd.datasets.synthetic_flowers(6, image_size=32, seed=1)
+    assert a.shape == (6, 32, 32, 3) and a.dtype == np.float32
+    assert a.min() >= 0 and a.max() <= 1
+    np.testing.assert_array_equal(
+        a, kd.datasets.synthetic_flowers(6, image_size=32, seed=1)
+    )
+    assert not np.allclose(a, kd.datasets.synthetic_flowers(6, image_size=32, seed=2))
+    large = kd.datasets.synthetic_flowers(6, image_size=64, seed=1)
+    downsampled = large.reshape(6, 32, 2, 32, 2, 3).mean(axis=(2, 4))
+    assert (
+        np.abs(downsampled - a).mean() < 0.03
+    )  # the same flowers at another resolution
+    assert np.std(a.reshape(6, -1), axis=1).min() > 0.05  # never a blank image
+
+
+def test_load_synthetic_split_shapes_and_range():
+    train = batches(
+        kd.datasets.load(
+            "synthetic_flowers", image_size=16, batch_size=4, num_images=20
+        )
+    )
+    validation = batches(
+        kd.datasets.load(
+            "synthetic_flowers",
+            image_size=16,
+            batch_size=4,
+            num_images=20,
+            split="validation",
+        )
+    )
+    assert [b.shape for b in train] == [(4, 16, 16, 3)] * 4
+    assert sum(len(b) for b in validation) == 4
+    for batch in train + validation:
+        assert batch.dtype == np.float32 and batch.min() >= -1 and batch.max() <= 1
+    everything = np.concatenate(
+        batches(
+            kd.datasets.load(
+                "synthetic_flowers",
+                image_size=16,
+                batch_size=20,
+                num_images=20,
+                split="all",
+                augment=False,
+                shuffle=False,
+            )
+        )
+    )
+    expected = kd.datasets.synthetic_flowers(20, 16, seed=0) * 2 - 1
+    np.testing.assert_allclose(everything, expected, atol=1 / 127.5 + 1e-6)
+
+
+def test_arrays_and_preprocessing_crop_centrally():
+    image = np.zeros((1, 20, 40, 3), np.uint8)
+    image[:, :, 10:30] = 255  # the central 20×20 square is white
+    (out,) = batches(
+        kd.datasets.load(image, image_size=8, batch_size=1, split="all", augment=False)
+    )
+    np.testing.assert_allclose(out, 1.0, atol=1e-6)
+    floats = np.full((4, 8, 8, 1), 0.5, np.float32)
+    (gray,) = batches(
+        kd.datasets.load(floats, image_size=4, batch_size=4, split="all", channels=1)
+    )
+    assert gray.shape == (4, 4, 4, 1)
+    np.testing.assert_allclose(
+        gray, 0.5 * 255 // 1 / 127.5 - 1 + 1 / 127.5, atol=2 / 127.5
+    )
+    with pytest.raises(
+        ValueError, match=r"float image array must hold finite values in \[0, 1\]"
+    ):
+        kd.datasets.load(np.full((2, 4, 4, 3), 2.0), image_size=4)
+    with pytest.raises(ValueError, match="must be uint8"):
+        kd.datasets.load(np.zeros((2, 4, 4, 3), np.int32), image_size=4)
+
+
+def write_images(folder):
+    rng = np.random.default_rng(0)
+    (folder / "a" / "b").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (30, 20, 3), dtype=np.uint8)).save(
+        folder / "one.png"
+    )
+    Image.fromarray(rng.integers(0, 255, (16, 40, 3), dtype=np.uint8)).save(
+        folder / "a" / "two.jpg"
+    )
+    Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(
+        folder / "a" / "b" / "gray.png"
+    )
+    Image.fromarray(rng.integers(0, 255, (12, 12, 4), dtype=np.uint8)).save(
+        folder / "a" / "b" / "rgba.png"
+    )
+    (folder / "broken.png").write_bytes(b"not an image at all")
+    (folder / "notes.txt").write_text("ignored")
+
+
+def test_folder_of_images_skips_corrupt_files(tmp_path):
+    write_images(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = kd.datasets.load(tmp_path, image_size=8, batch_size=2, split="all")
+    assert any("broken.png" in str(w.message) for w in caught)
+    images = np.concatenate(batches(dataset))
+    assert images.shape == (4, 8, 8, 3)
+    gray = np.concatenate(
+        batches(
+            kd.datasets.load(
+                tmp_path, image_size=8, batch_size=1, split="all", channels=1
+            )
+        )
+    )
+    assert gray.shape == (4, 8, 8, 1)
+    train = np.concatenate(
+        batches(
+            kd.datasets.load(
+                tmp_path, image_size=8, batch_size=1, validation_fraction=0.25
+            )
+        )
+    )
+    validation = np.concatenate(
+        batches(
+            kd.datasets.load(
+                tmp_path,
+                image_size=8,
+                batch_size=1,
+                split="validation",
+                validation_fraction=0.25,
+            )
+        )
+    )
+    assert len(train) == 3 and len(validation) == 1
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(ValueError, match="No images"):
+        kd.datasets.load(tmp_path, image_size=8)
+    (tmp_path / "bad.jpg").write_bytes(b"garbage")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="None of the 1 image files"):
+            kd.datasets.load(tmp_path, image_size=8)
+    with pytest.raises(ValueError, match="is not a folder of images"):
+        kd.datasets.load(os.path.join(str(tmp_path), "missing", "folder"), image_size=8)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"split": "test"}, "`split` must be one of"),
+        ({"validation_fraction": 1.0}, r"`validation_fraction` must lie in \[0, 1\)"),
+        ({"batch_size": 0}, "`batch_size` must be a positive int"),
+        ({"channels": 4}, "`channels` must be 1"),
+        ({"image_size": (8,)}, "`image_size` must be"),
+        ({"num_images": 0}, "`num_images` must be"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kd.datasets.load(
+            "synthetic_flowers", **{"image_size": 8, "num_images": 8, **kwargs}
+        )
+
+
+def test_unknown_name_and_missing_download(tmp_path):
+    with pytest.raises(ValueError, match="Unknown dataset 'no_such_dataset_xyz'"):
+        kd.datasets.load("no_such_dataset_xyz", image_size=8)
+    with pytest.raises(
+        ValueError, match="Could not prepare TFDS dataset 'oxford_flowers102'.*data_dir"
+    ):
+        kd.datasets.load(
+            "oxford_flowers102", image_size=8, data_dir=str(tmp_path), download=False
+        )
+
+
+@pytest.mark.parametrize("name", ["oxford_flowers102", "oxford_iiit_pet"])
+def test_tfds_datasets_with_mock_data(name):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=10):
+        train = np.concatenate(
+            batches(kd.datasets.load(name, image_size=16, batch_size=2))
+        )
+        validation = np.concatenate(
+            batches(
+                kd.datasets.load(name, image_size=16, batch_size=2, split="validation")
+            )
+        )
+    assert train.shape[1:] == (16, 16, 3) and validation.shape[1:] == (16, 16, 3)
+    assert train.min() >= -1 and train.max() <= 1
+
+
+def test_tfds_split_pools_every_official_split():
+    from keras_ddpm.datasets.loader import tfds_split
+
+    splits = ("train", "validation", "test")
+    assert tfds_split(splits, "train", 0.2) == "test[:80%]+train[:80%]+validation[:80%]"
+    assert (
+        tfds_split(splits, "validation", 0.2)
+        == "test[80%:]+train[80%:]+validation[80%:]"
+    )
+    assert tfds_split(("train",), "all", 0.2) == "train"
+
+
+def test_dataset_trains_a_model_on_this_backend():
+    dataset = kd.datasets.load(
+        "synthetic_flowers", image_size=8, batch_size=4, num_images=10
+    )
+    model = kd.DiffusionModel(
+        kd.models.build_unet(8, widths=(8, 16), block_depth=1, groups=4)
+    )
+    model.compile(optimizer="adam")
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    import tensorflow as tf
+
+    uint8 = kd.datasets.load(
+        "synthetic_flowers", image_size=8, batch_size=4, num_images=10
+    ).map(lambda x: tf.cast(x, tf.uint8))
+    with pytest.raises(ValueError, match="got dtype uint8"):
+        model.fit(uint8, epochs=1, verbose=0)
