@@ -41,3 +41,76 @@ def check_writable_folder(folder):
         raise OSError(
             f"Cannot write to output folder {folder!r}: {error.strerror or error}."
         ) from None
+
+
+class ConfigEquality:
+    """Value semantics for plain config objects (schedules, samplers).
+
+    Two objects are equal when they have the same type and `get_config()`; they
+    hash accordingly (compiled sampling loops are cached on them) and print as
+    their constructor call.
+    """
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
+
+
+class Registry:
+    """Names → classes of one kind, and the `get` / `serialize` / `deserialize` trio."""
+
+    def __init__(self, kind, base, names):
+        self.kind, self.base, self.names = kind, base, names
+
+    def _options(self):
+        return f"expected one of {sorted(self.names)}, a config dict or a {self.base.__name__} instance"
+
+    def from_name(self, name, kwargs):
+        key = str(name).lower().replace(self.kind, "").strip("_ ")
+        if key not in self.names:
+            raise ValueError(f"Unknown {self.kind} {name!r}; {self._options()}.")
+        return self.names[key](**kwargs)
+
+    def serialize(self, obj):
+        import keras
+
+        if not isinstance(obj, self.base):
+            raise ValueError(f"Expected a {self.base.__name__} instance, got {obj!r}.")
+        return keras.saving.serialize_keras_object(obj)
+
+    def deserialize(self, config):
+        import keras
+
+        if not isinstance(config, dict):
+            raise ValueError(f"Expected a {self.kind} config dict, got {config!r}.")
+        if "name" in config and "class_name" not in config:
+            return self.from_name(
+                config["name"], {k: v for k, v in config.items() if k != "name"}
+            )
+        obj = keras.saving.deserialize_keras_object(config)
+        if not isinstance(obj, self.base):
+            raise ValueError(
+                f"Config {config!r} does not describe a {self.base.__name__}."
+            )
+        return obj
+
+    def get(self, identifier):
+        if isinstance(identifier, self.base):
+            return identifier
+        if isinstance(identifier, str):
+            return self.from_name(identifier, {})
+        if isinstance(identifier, dict):
+            return self.deserialize(identifier)
+        raise ValueError(
+            f"Could not interpret {self.kind} {identifier!r}; {self._options()}."
+        )

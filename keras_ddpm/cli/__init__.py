@@ -1,4 +1,4 @@
-"""The `keras-ddpm` command line (`python -m keras_ddpm.cli.main --help`)."""
+"""The `keras-ddpm` command line (`keras-ddpm --help` or `python -m keras_ddpm.cli --help`)."""
 
 from keras_ddpm.cli.main import build_parser, main
 

@@ -19,14 +19,14 @@ TRAIN_DEFAULTS = {
     "dataset": "synthetic_flowers",
     "image_size": 32,
     "num_images": None,
-    "epochs": 8,
+    "epochs": 7,
     "batch_size": 32,
     "widths": [32, 64, 128],
     "block_depth": 2,
     "attention_levels": [],
     "schedule": "cosine",
     "timesteps": 1000,
-    "prediction": "epsilon",
+    "prediction": "v",
     "learning_rate": 1e-3,
     "ema": 0.999,
     "out": os.path.join("runs", "flowers"),
@@ -39,6 +39,12 @@ TRAIN_DEFAULTS = {
 
 class UsageError(Exception):
     """A mistake the user can fix; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, not argparse's usage block: the usage is one --help away.
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _positive(kind):
@@ -68,7 +74,7 @@ def _add_backend(parser):
 
 def build_parser():
     """The argument parser of `keras-ddpm` (also used to render its `--help`)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-ddpm",
         description=(
             "Denoising diffusion models for Keras 3 on TensorFlow, JAX or PyTorch. "
@@ -78,7 +84,9 @@ def build_parser():
     parser.add_argument(
         "--version", action="version", version=f"keras-ddpm {__version__}"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
 
     train = commands.add_parser(
         "train",
@@ -265,7 +273,7 @@ def _select_backend(args, argv):
         if keras.backend.backend() == wanted:
             return
         os.environ["KERAS_BACKEND"] = wanted
-        os.execv(sys.executable, [sys.executable, "-m", "keras_ddpm.cli.main", *argv])
+        os.execv(sys.executable, [sys.executable, "-m", "keras_ddpm.cli", *argv])
     os.environ["KERAS_BACKEND"] = wanted
 
 
@@ -381,6 +389,7 @@ def _train(args):
                 initial_epoch=initial_epoch,
                 callbacks=callbacks,
                 verbose=args.verbose,
+                shuffle=False,  # the dataset shuffles itself
             )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -502,7 +511,7 @@ def _reconstruct(args):
         shuffle=False,
         validation_fraction=0.0,
     )
-    batch = next(iter(dataset.rebatch(args.num, drop_remainder=False)))
+    batch = next(iter(dataset))
     originals = np.asarray(batch)
     restored, trajectory = model.reconstruct(
         originals,

@@ -267,7 +267,7 @@ def load(
     Every image is cropped centrally to the target aspect ratio, resized with
     antialiasing, scaled to [-1, 1] and, with `augment=True`, flipped
     horizontally at random. The batches work as `model.fit` input on every Keras
-    backend. The training split drops its last partial batch, so every step has
+    backend. The `"train"` split drops its last partial batch, so every step has
     the same shape and compiles once.
 
     Args:
@@ -360,5 +360,5 @@ def load(
             lambda image: tf.image.random_flip_left_right(image, seed=seed),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-    dataset = dataset.batch(batch_size, drop_remainder=training)
+    dataset = dataset.batch(batch_size, drop_remainder=split == "train")
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,12 +1,11 @@
 import keras
 from keras import layers
 
-from keras_ddpm.layers.attention_block import AttentionBlock
-from keras_ddpm.layers.residual_block import ResidualBlock, check_groups
+from keras_ddpm.layers.unet_level import UNetLevel
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
-class DownBlock(keras.layers.Layer):
+class DownBlock(UNetLevel):
     """One encoder level of a U-Net: residual blocks, then an optional downsampling.
 
     Each of the `block_depth` residual blocks (each followed by an `AttentionBlock`
@@ -62,51 +61,18 @@ class DownBlock(keras.layers.Layer):
     """
 
     def __init__(
-        self,
-        filters,
-        block_depth=2,
-        attention=False,
-        downsample=True,
-        groups=8,
-        dropout=0.0,
-        activation="swish",
-        num_heads=1,
-        **kwargs,
+        self, filters, block_depth=2, attention=False, downsample=True, **kwargs
     ):
-        super().__init__(**kwargs)
-        check_groups(filters, groups)
-        if (
-            isinstance(block_depth, bool)
-            or not isinstance(block_depth, int)
-            or block_depth < 1
-        ):
-            raise ValueError(f"`block_depth` must be an int >= 1, got {block_depth!r}.")
-        self.filters = filters
-        self.block_depth = block_depth
-        self.attention = bool(attention)
+        super().__init__(filters, block_depth, attention, **kwargs)
         self.downsample = bool(downsample)
-        self.groups = groups
-        self.dropout = dropout
-        self.activation = keras.activations.get(activation)
-        self.num_heads = num_heads
-        policy = self.dtype_policy
-        self.residual_blocks = [
-            ResidualBlock(
-                filters, groups, dropout, activation, dtype=policy, name=f"residual_{i}"
-            )
-            for i in range(block_depth)
-        ]
-        self.attention_blocks = (
-            [
-                AttentionBlock(num_heads, groups, dtype=policy, name=f"attention_{i}")
-                for i in range(block_depth)
-            ]
-            if self.attention
-            else []
-        )
         self.downsampler = (
             layers.Conv2D(
-                filters, 3, strides=2, padding="same", dtype=policy, name="downsample"
+                filters,
+                3,
+                strides=2,
+                padding="same",
+                dtype=self.dtype_policy,
+                name="downsample",
             )
             if self.downsample
             else None
@@ -114,21 +80,16 @@ class DownBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         x_shape, embedding_shape = (tuple(s) for s in input_shape)
-        for i, block in enumerate(self.residual_blocks):
-            block.build([x_shape, embedding_shape])
-            x_shape = block.compute_output_shape([x_shape, embedding_shape])
-            if self.attention:
-                self.attention_blocks[i].build(x_shape)
+        for i in range(self.block_depth):
+            x_shape = self._build_block(i, x_shape, embedding_shape)
         if self.downsampler is not None:
             self.downsampler.build(x_shape)
 
     def call(self, inputs, training=None):
         x, embedding = inputs
         skips = []
-        for i, block in enumerate(self.residual_blocks):
-            x = block([x, embedding], training=training)
-            if self.attention:
-                x = self.attention_blocks[i](x)
+        for i in range(self.block_depth):
+            x = self._apply_block(i, x, embedding, training)
             skips.append(x)
         if self.downsampler is not None:
             x = self.downsampler(x)
@@ -143,14 +104,4 @@ class DownBlock(keras.layers.Layer):
         return (batch, height, width, self.filters), [skip_shape] * self.block_depth
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "block_depth": self.block_depth,
-            "attention": self.attention,
-            "downsample": self.downsample,
-            "groups": self.groups,
-            "dropout": self.dropout,
-            "activation": keras.activations.serialize(self.activation),
-            "num_heads": self.num_heads,
-        }
+        return {**super().get_config(), "downsample": self.downsample}

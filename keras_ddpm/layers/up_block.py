@@ -1,12 +1,11 @@
 import keras
 from keras import layers, ops
 
-from keras_ddpm.layers.attention_block import AttentionBlock
-from keras_ddpm.layers.residual_block import ResidualBlock, check_groups
+from keras_ddpm.layers.unet_level import UNetLevel
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
-class UpBlock(keras.layers.Layer):
+class UpBlock(UNetLevel):
     """One decoder level of a U-Net: optional upsampling, then residual blocks on skips.
 
     With `upsample=True` the input is doubled in height and width (nearest
@@ -54,51 +53,13 @@ class UpBlock(keras.layers.Layer):
     """
 
     def __init__(
-        self,
-        filters,
-        block_depth=2,
-        attention=False,
-        upsample=True,
-        groups=8,
-        dropout=0.0,
-        activation="swish",
-        num_heads=1,
-        **kwargs,
+        self, filters, block_depth=2, attention=False, upsample=True, **kwargs
     ):
-        super().__init__(**kwargs)
-        check_groups(filters, groups)
-        if (
-            isinstance(block_depth, bool)
-            or not isinstance(block_depth, int)
-            or block_depth < 1
-        ):
-            raise ValueError(f"`block_depth` must be an int >= 1, got {block_depth!r}.")
-        self.filters = filters
-        self.block_depth = block_depth
-        self.attention = bool(attention)
+        super().__init__(filters, block_depth, attention, **kwargs)
         self.upsample = bool(upsample)
-        self.groups = groups
-        self.dropout = dropout
-        self.activation = keras.activations.get(activation)
-        self.num_heads = num_heads
-        policy = self.dtype_policy
-        self.residual_blocks = [
-            ResidualBlock(
-                filters, groups, dropout, activation, dtype=policy, name=f"residual_{i}"
-            )
-            for i in range(block_depth)
-        ]
-        self.attention_blocks = (
-            [
-                AttentionBlock(num_heads, groups, dtype=policy, name=f"attention_{i}")
-                for i in range(block_depth)
-            ]
-            if self.attention
-            else []
-        )
         self.upsampler = (
             layers.UpSampling2D(
-                2, interpolation="nearest", dtype=policy, name="upsample"
+                2, interpolation="nearest", dtype=self.dtype_policy, name="upsample"
             )
             if self.upsample
             else None
@@ -125,7 +86,7 @@ class UpBlock(keras.layers.Layer):
                 name="upsample_conv",
             )
             self.upsample_conv.build(x_shape)
-        for i, block in enumerate(self.residual_blocks):
+        for i in range(self.block_depth):
             skip_shape = skip_shapes[-1 - i]
             if skip_shape[1:3] != x_shape[1:3]:
                 raise ValueError(
@@ -134,20 +95,15 @@ class UpBlock(keras.layers.Layer):
                     "of the same level."
                 )
             concat_shape = x_shape[:-1] + (x_shape[-1] + skip_shape[-1],)
-            block.build([concat_shape, embedding_shape])
-            x_shape = block.compute_output_shape([concat_shape, embedding_shape])
-            if self.attention:
-                self.attention_blocks[i].build(x_shape)
+            x_shape = self._build_block(i, concat_shape, embedding_shape)
 
     def call(self, inputs, training=None):
         x, embedding, skips = inputs
         if self.upsample:
             x = self.upsample_conv(self.upsampler(x))
-        for i, block in enumerate(self.residual_blocks):
+        for i in range(self.block_depth):
             x = ops.concatenate([x, skips[-1 - i]], axis=-1)
-            x = block([x, embedding], training=training)
-            if self.attention:
-                x = self.attention_blocks[i](x)
+            x = self._apply_block(i, x, embedding, training)
         return x
 
     def compute_output_shape(self, input_shape):
@@ -157,17 +113,7 @@ class UpBlock(keras.layers.Layer):
         return (batch, height, width, self.filters)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "block_depth": self.block_depth,
-            "attention": self.attention,
-            "upsample": self.upsample,
-            "groups": self.groups,
-            "dropout": self.dropout,
-            "activation": keras.activations.serialize(self.activation),
-            "num_heads": self.num_heads,
-        }
+        return {**super().get_config(), "upsample": self.upsample}
 
 
 def _double(size):

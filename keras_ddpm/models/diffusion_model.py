@@ -11,6 +11,7 @@ from keras_ddpm.ops import (
     prediction_target,
     q_sample,
 )
+from keras_ddpm.samplers.sampler import noise_seed_generator
 
 LOSSES = ("mse", "mae")
 EMA_WARMUPS = (None, "step", "power")
@@ -418,6 +419,7 @@ class DiffusionModel(keras.Model):
             else _positive_int("batch_size", batch_size)
         )
         batch_size = min(batch_size, num)
+        noise_seed_generator()  # created eagerly, never inside the compiled loop
         function = self._sampling_function(sampler, steps, start, return_trajectory)
         weights = self._sampling_weights(use_ema)
         non_trainable = [v.value for v in self.network.non_trainable_variables]

@@ -1,12 +1,11 @@
 """Samplers: one step rule each, over a single denoise function."""
 
-import keras
-
 from keras_ddpm.samplers.ddim_sampler import DDIMSampler
 from keras_ddpm.samplers.ddpm_sampler import DDPMSampler
 from keras_ddpm.samplers.sampler import Sampler, spaced_timesteps
+from keras_ddpm.utils import Registry
 
-_NAMES = {"ddpm": DDPMSampler, "ddim": DDIMSampler}
+_REGISTRY = Registry("sampler", Sampler, {"ddpm": DDPMSampler, "ddim": DDIMSampler})
 
 
 def serialize(sampler):
@@ -27,9 +26,7 @@ def serialize(sampler):
     kd.samplers.deserialize(config).eta  # 0.5
     ```
     """
-    if not isinstance(sampler, Sampler):
-        raise ValueError(f"Expected a Sampler instance, got {sampler!r}.")
-    return keras.saving.serialize_keras_object(sampler)
+    return _REGISTRY.serialize(sampler)
 
 
 def deserialize(config):
@@ -49,26 +46,7 @@ def deserialize(config):
     kd.samplers.deserialize({"name": "ddim", "eta": 1.0}).eta  # 1.0
     ```
     """
-    if not isinstance(config, dict):
-        raise ValueError(f"Expected a sampler config dict, got {config!r}.")
-    if "name" in config and "class_name" not in config:
-        return _from_name(
-            config["name"], {k: v for k, v in config.items() if k != "name"}
-        )
-    sampler = keras.saving.deserialize_keras_object(config)
-    if not isinstance(sampler, Sampler):
-        raise ValueError(f"Config {config!r} does not describe a Sampler.")
-    return sampler
-
-
-def _from_name(name, kwargs):
-    key = str(name).lower().replace("sampler", "").strip("_ ")
-    if key not in _NAMES:
-        raise ValueError(
-            f"Unknown sampler {name!r}; expected one of {sorted(_NAMES)}, a config "
-            "dict or a Sampler instance."
-        )
-    return _NAMES[key](**kwargs)
+    return _REGISTRY.deserialize(config)
 
 
 def get(identifier):
@@ -92,16 +70,7 @@ def get(identifier):
     kd.samplers.get({"name": "ddpm", "variance": "fixed_large"}).variance
     ```
     """
-    if isinstance(identifier, Sampler):
-        return identifier
-    if isinstance(identifier, str):
-        return _from_name(identifier, {})
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    raise ValueError(
-        f"Could not interpret sampler {identifier!r}; expected one of {sorted(_NAMES)}, "
-        "a config dict or a Sampler instance."
-    )
+    return _REGISTRY.get(identifier)
 
 
 __all__ = [

@@ -2,14 +2,20 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_ddpm.utils import ConfigEquality
+
 SPACINGS = ("leading", "trailing", "linspace")
 
 _noise_generator = None
 
 
-def _noise_seed_generator():
-    # A key for the StatelessScope that carries the noise state through the loop;
-    # its own value is never read. Created outside any trace, on first use.
+def noise_seed_generator():
+    """The `SeedGenerator` whose state the sampling loop carries.
+
+    It only serves as the key of a `StatelessScope`: its own value is never read.
+    Callers that compile `Sampler.sample` call this once beforehand, so that the
+    variable is created eagerly rather than inside a trace.
+    """
     global _noise_generator
     if _noise_generator is None:
         _noise_generator = keras.random.SeedGenerator(0, name="sampler_noise")
@@ -65,7 +71,7 @@ def spaced_timesteps(num_train_timesteps, steps, spacing):
     return timesteps[::-1].astype(np.int64)
 
 
-class Sampler:
+class Sampler(ConfigEquality):
     """Base class of samplers: one step rule over a denoise function.
 
     A sampler never sees the network. The loop `sample()` asks a
@@ -204,7 +210,7 @@ class Sampler:
         tables = {k: ops.convert_to_tensor(v) for k, v in tables.items()}
         x = ops.cast(ops.convert_to_tensor(initial_noise), "float32")
         rank = len(x.shape)
-        generator = _noise_seed_generator()
+        generator = noise_seed_generator()
         if isinstance(seed, (int, np.integer)):
             seed = ops.convert_to_tensor([int(seed), 0], dtype=generator.state.dtype)
 
@@ -253,17 +259,3 @@ class Sampler:
             "clip": self.clip,
             "default_steps": self.default_steps,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))

@@ -1,17 +1,16 @@
 """Noise schedules: tables of betas and alphas_cumprod, nothing else."""
 
-import keras
-
 from keras_ddpm.schedules.cosine_schedule import CosineSchedule
 from keras_ddpm.schedules.linear_schedule import LinearSchedule
 from keras_ddpm.schedules.noise_schedule import NoiseSchedule
 from keras_ddpm.schedules.sigmoid_schedule import SigmoidSchedule
+from keras_ddpm.utils import Registry
 
-_NAMES = {
-    "linear": LinearSchedule,
-    "cosine": CosineSchedule,
-    "sigmoid": SigmoidSchedule,
-}
+_REGISTRY = Registry(
+    "schedule",
+    NoiseSchedule,
+    {"linear": LinearSchedule, "cosine": CosineSchedule, "sigmoid": SigmoidSchedule},
+)
 
 
 def serialize(schedule):
@@ -32,9 +31,7 @@ def serialize(schedule):
     kd.schedules.deserialize(config).timesteps  # 500
     ```
     """
-    if not isinstance(schedule, NoiseSchedule):
-        raise ValueError(f"Expected a NoiseSchedule instance, got {schedule!r}.")
-    return keras.saving.serialize_keras_object(schedule)
+    return _REGISTRY.serialize(schedule)
 
 
 def deserialize(config):
@@ -55,25 +52,7 @@ def deserialize(config):
     kd.schedules.deserialize({"name": "linear", "timesteps": 500}).timesteps  # 500
     ```
     """
-    if not isinstance(config, dict):
-        raise ValueError(f"Expected a schedule config dict, got {config!r}.")
-    if "name" in config and "class_name" not in config:
-        kwargs = {k: v for k, v in config.items() if k != "name"}
-        return _from_name(config["name"], kwargs)
-    schedule = keras.saving.deserialize_keras_object(config)
-    if not isinstance(schedule, NoiseSchedule):
-        raise ValueError(f"Config {config!r} does not describe a NoiseSchedule.")
-    return schedule
-
-
-def _from_name(name, kwargs):
-    key = str(name).lower().replace("schedule", "").strip("_ ")
-    if key not in _NAMES:
-        raise ValueError(
-            f"Unknown schedule {name!r}; expected one of {sorted(_NAMES)}, a config "
-            "dict or a NoiseSchedule instance."
-        )
-    return _NAMES[key](**kwargs)
+    return _REGISTRY.deserialize(config)
 
 
 def get(identifier):
@@ -98,16 +77,7 @@ def get(identifier):
     kd.schedules.get({"name": "linear", "timesteps": 500}).timesteps  # 500
     ```
     """
-    if isinstance(identifier, NoiseSchedule):
-        return identifier
-    if isinstance(identifier, str):
-        return _from_name(identifier, {})
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    raise ValueError(
-        f"Could not interpret schedule {identifier!r}; expected one of "
-        f"{sorted(_NAMES)}, a config dict or a NoiseSchedule instance."
-    )
+    return _REGISTRY.get(identifier)
 
 
 __all__ = [

@@ -4,9 +4,11 @@ import math
 import keras
 import numpy as np
 
+from keras_ddpm.utils import ConfigEquality
+
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
-class NoiseSchedule:
+class NoiseSchedule(ConfigEquality):
     """Base class of noise schedules: a table of betas and nothing else.
 
     A schedule defines the forward process q(x_t | x_{t-1}) = N(sqrt(1-β_t)·x_{t-1},
@@ -121,20 +123,6 @@ class NoiseSchedule:
 
     def get_config(self):
         return {"timesteps": self.timesteps}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
 
 
 def betas_from_alpha_bar(alpha_bar, timesteps, max_beta):

@@ -37,7 +37,7 @@ def run(*args, timeout=300):
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     return subprocess.run(
-        [sys.executable, "-m", "keras_ddpm.cli.main", *args],
+        [sys.executable, "-m", "keras_ddpm.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -130,8 +130,10 @@ def test_errors_are_one_line_and_exit_2(tmp_path, args, message):
     (tmp_path / "broken.keras").write_bytes(b"not a zip file")
     result = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.returncode == 2
-    lines = error_lines(result)
-    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert (
+        len(lines) == 1 and lines[0].startswith("keras-ddpm") and message in lines[0]
+    ), result.stderr[-2000:]
     assert "Traceback" not in result.stderr
 
 
@@ -152,7 +154,7 @@ def test_sigkill_then_resume_continues_from_the_checkpoint(tmp_path):
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_ddpm.cli.main", *args],
+        [sys.executable, "-m", "keras_ddpm.cli", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -2,21 +2,39 @@ import jax
 import keras
 
 
-def _scope(pairs):
+def _stateful(
+    model, fn, trainable, non_trainable, metrics_values=None, optimizer_values=None
+):
+    """Run the model's stateful code `fn()` on explicit variable values.
+
+    Returns `fn()`'s result with the new non-trainable and metrics values, so the
+    diffusion maths written once for TensorFlow and PyTorch also serves JAX's
+    functional `train_step`.
+    """
+    pairs = [
+        (model.trainable_variables, trainable),
+        (model.non_trainable_variables, non_trainable),
+    ]
+    if metrics_values is not None:
+        pairs.append((model.metrics_variables, metrics_values))
+    if optimizer_values is not None:
+        pairs.append((model.optimizer.variables, optimizer_values))
     mapping = [
         (variable, value)
         for variables, values in pairs
         for variable, value in zip(variables, values)
     ]
-    return keras.StatelessScope(state_mapping=mapping)
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        result = fn()
 
+    def current(variables):
+        values = [scope.get_current_value(v) for v in variables]
+        return [
+            v.value if value is None else value for v, value in zip(variables, values)
+        ]
 
-def _current(scope, variables):
-    values = []
-    for variable in variables:
-        value = scope.get_current_value(variable)
-        values.append(variable.value if value is None else value)
-    return values
+    metrics = current(model.metrics_variables) if metrics_values is not None else None
+    return result, current(model.non_trainable_variables), metrics
 
 
 def train_step(model, state, data):
@@ -25,16 +43,18 @@ def train_step(model, state, data):
     model._train_step_traces += 1
 
     def loss_fn(trainable_values):
-        with _scope(
-            [
-                (model.trainable_variables, trainable_values),
-                (model.non_trainable_variables, non_trainable),
-                (model.optimizer.variables, optimizer_values),
-            ]
-        ) as scope:
+        def scaled_loss():
             loss = model._training_loss(images)
-            scaled_loss = model.optimizer.scale_loss(loss)
-        return scaled_loss, (loss, _current(scope, model.non_trainable_variables))
+            return model.optimizer.scale_loss(loss), loss
+
+        (scaled, loss), new_non_trainable, _ = _stateful(
+            model,
+            scaled_loss,
+            trainable_values,
+            non_trainable,
+            optimizer_values=optimizer_values,
+        )
+        return scaled, (loss, new_non_trainable)
 
     (_, (loss, non_trainable)), gradients = jax.value_and_grad(loss_fn, has_aux=True)(
         trainable
@@ -42,32 +62,26 @@ def train_step(model, state, data):
     trainable, optimizer_values = model.optimizer.stateless_apply(
         optimizer_values, gradients, trainable
     )
-    with _scope(
-        [
-            (model.trainable_variables, trainable),
-            (model.non_trainable_variables, non_trainable),
-            (model.metrics_variables, metrics_values),
-        ]
-    ) as scope:
-        logs = model._after_train_step(loss)
-    non_trainable = _current(scope, model.non_trainable_variables)
-    metrics_values = _current(scope, model.metrics_variables)
+    logs, non_trainable, metrics_values = _stateful(
+        model,
+        lambda: model._after_train_step(loss),
+        trainable,
+        non_trainable,
+        metrics_values,
+    )
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)
 
 
 def test_step(model, state, data):
     trainable, non_trainable, metrics_values = state
     images = model._prepare_batch(data)
-    with _scope(
-        [
-            (model.trainable_variables, trainable),
-            (model.non_trainable_variables, non_trainable),
-            (model.metrics_variables, metrics_values),
-        ]
-    ) as scope:
-        logs = model._validation_logs(images)
-    non_trainable = _current(scope, model.non_trainable_variables)
-    metrics_values = _current(scope, model.metrics_variables)
+    logs, non_trainable, metrics_values = _stateful(
+        model,
+        lambda: model._validation_logs(images),
+        trainable,
+        non_trainable,
+        metrics_values,
+    )
     return logs, (trainable, non_trainable, metrics_values)
 
 

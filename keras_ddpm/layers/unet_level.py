@@ -1,0 +1,74 @@
+import keras
+
+from keras_ddpm.layers.attention_block import AttentionBlock
+from keras_ddpm.layers.residual_block import ResidualBlock, check_groups
+
+
+class UNetLevel(keras.layers.Layer):
+    """What `DownBlock` and `UpBlock` share: residual blocks, optional attention.
+
+    Not exported: subclasses add the resampling and define `call`.
+    """
+
+    def __init__(
+        self,
+        filters,
+        block_depth=2,
+        attention=False,
+        groups=8,
+        dropout=0.0,
+        activation="swish",
+        num_heads=1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_groups(filters, groups)
+        if (
+            isinstance(block_depth, bool)
+            or not isinstance(block_depth, int)
+            or block_depth < 1
+        ):
+            raise ValueError(f"`block_depth` must be an int >= 1, got {block_depth!r}.")
+        self.filters = filters
+        self.block_depth = block_depth
+        self.attention = bool(attention)
+        self.groups = groups
+        self.dropout = dropout
+        self.activation = keras.activations.get(activation)
+        self.num_heads = num_heads
+        policy = self.dtype_policy
+        self.residual_blocks = [
+            ResidualBlock(
+                filters, groups, dropout, activation, dtype=policy, name=f"residual_{i}"
+            )
+            for i in range(block_depth)
+        ]
+        self.attention_blocks = [
+            AttentionBlock(num_heads, groups, dtype=policy, name=f"attention_{i}")
+            for i in range(block_depth if self.attention else 0)
+        ]
+
+    def _build_block(self, i, x_shape, embedding_shape):
+        """Build residual block `i` (and its attention) on `x_shape`; return its output shape."""
+        block = self.residual_blocks[i]
+        block.build([x_shape, embedding_shape])
+        x_shape = block.compute_output_shape([x_shape, embedding_shape])
+        if self.attention:
+            self.attention_blocks[i].build(x_shape)
+        return x_shape
+
+    def _apply_block(self, i, x, embedding, training):
+        x = self.residual_blocks[i]([x, embedding], training=training)
+        return self.attention_blocks[i](x) if self.attention else x
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "block_depth": self.block_depth,
+            "attention": self.attention,
+            "groups": self.groups,
+            "dropout": self.dropout,
+            "activation": keras.activations.serialize(self.activation),
+            "num_heads": self.num_heads,
+        }
