@@ -316,11 +316,19 @@ def test_min_snr_and_other_losses_train():
 
 def test_jit_compile_on_and_off_train_alike():
     if BACKEND == "torch":
-        pytest.skip("torch.compile takes minutes on 2 cores; the default (eager) is covered everywhere")
+        pytest.skip(
+            "torch.compile takes minutes on 2 cores; the default (eager) is covered everywhere"
+        )
     losses = []
     for jit_compile in (True, False):
         model = kd.DiffusionModel(tiny_unet(), seed=0)
         model.compile(optimizer="adam", jit_compile=jit_compile)
         assert model.jit_compile == jit_compile
-        losses.append(model.fit(images(16), batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"])
-    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-2)  # fused vs op-by-op float32
+        losses.append(
+            model.fit(
+                images(16), batch_size=8, epochs=2, shuffle=False, verbose=0
+            ).history["loss"]
+        )
+    np.testing.assert_allclose(
+        losses[0], losses[1], rtol=1e-2
+    )  # fused vs op-by-op float32
