@@ -25,6 +25,9 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is not what users expect
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

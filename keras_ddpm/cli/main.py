@@ -20,10 +20,10 @@ TRAIN_DEFAULTS = {
     "image_size": 32,
     "num_images": None,
     "epochs": 7,
-    "batch_size": 32,
+    "batch_size": 16,
     "widths": [32, 64, 128],
     "block_depth": 2,
-    "attention_levels": [],
+    "attention_levels": None,  # None: the lowest-resolution level
     "schedule": "cosine",
     "timesteps": 1000,
     "prediction": "v",
@@ -139,7 +139,8 @@ def build_parser():
         "--attention-levels",
         type=int,
         nargs="*",
-        help="levels with self-attention (default: none)",
+        help="levels with self-attention, 0 = full resolution; give none for no attention "
+        "(default: the lowest-resolution level)",
     )
     train.add_argument(
         "--schedule",
@@ -341,7 +342,11 @@ def _train(args):
             size,
             widths=tuple(settings["widths"]),
             block_depth=settings["block_depth"],
-            attention_levels=tuple(settings["attention_levels"]),
+            attention_levels=tuple(
+                [len(settings["widths"]) - 1]
+                if settings["attention_levels"] is None
+                else settings["attention_levels"]
+            ),
         )
         model = kd.DiffusionModel(
             net,
