@@ -10,6 +10,23 @@ def test_default_unet_builds_with_documented_parameter_count(tmp_path):
     net = kd.models.build_unet(image_size=64, widths=(64, 128, 256, 512), block_depth=2)
     assert net.count_params() == 46_892_163
     assert net.output_shape == (None, 64, 64, 3)
+    out_conv = net.get_layer("out_conv")
+    out_conv.kernel.assign(
+        np.random.default_rng(0)
+        .normal(0, 0.05, out_conv.kernel.shape)
+        .astype("float32")
+    )
+    inputs = [
+        np.random.default_rng(1).standard_normal((2, 64, 64, 3)).astype("float32"),
+        np.array([10.0, 900.0], "float32"),
+    ]
+    reference = ops.convert_to_numpy(net(inputs))
+    assert np.abs(reference).max() > 0
+    net.save(tmp_path / "unet64.keras")
+    loaded = keras.saving.load_model(tmp_path / "unet64.keras", safe_mode=True)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(loaded(inputs)), reference, atol=1e-5
+    )
 
 
 def test_small_unet_outputs_zeros_and_round_trips(tmp_path):
