@@ -32,7 +32,8 @@ def run_layer_test(
     - `get_config` / `from_config` round trip gives the same config;
     - an eager call gives outputs of `expected_output_shape` (nested allowed),
       agreeing with `compute_output_shape` and with a symbolic call;
-    - under `mixed_bfloat16` the layer computes in bfloat16 with float32 weights;
+    - under `mixed_bfloat16` / `mixed_float16` it computes in that dtype with
+      float32 weights, and stays finite;
     - one `fit` step of a functional model around the layer runs and changes weights;
     - `.keras` save → `load_model(safe_mode=True)` gives identical outputs.
 
@@ -58,12 +59,19 @@ def run_layer_test(
     symbolic_outputs = keras.tree.flatten(symbolic_layer(symbolic_inputs))
     assert [tuple(o.shape)[1:] for o in symbolic_outputs] == [s[1:] for s in expected]
 
-    mixed = layer_cls(**init_kwargs, dtype="mixed_bfloat16")
-    mixed_outputs = keras.tree.flatten(mixed(input_data))
-    assert all(
-        keras.backend.standardize_dtype(o.dtype) == "bfloat16" for o in mixed_outputs
-    )
-    assert all(v.dtype == "float32" for v in mixed.weights)
+    for policy, compute in (
+        ("mixed_bfloat16", "bfloat16"),
+        ("mixed_float16", "float16"),
+    ):
+        mixed = layer_cls(**init_kwargs, dtype=policy)
+        mixed_outputs = keras.tree.flatten(mixed(input_data))
+        assert all(
+            keras.backend.standardize_dtype(o.dtype) == compute for o in mixed_outputs
+        )
+        assert all(v.dtype == "float32" for v in mixed.weights)
+        assert all(
+            np.isfinite(o.astype("float32")).all() for o in to_numpy(mixed_outputs)
+        )
 
     model = keras.Model(keras.tree.flatten(symbolic_inputs), symbolic_outputs)
     flat_inputs = keras.tree.flatten(input_data)
