@@ -192,3 +192,45 @@ def test_sigkill_then_resume_continues_from_the_checkpoint(tmp_path):
     assert (
         int(keras.ops.convert_to_numpy(model.ema_updates.value)) == 6 * steps_per_epoch
     )
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    out = tmp_path / "run"
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": keras.backend.backend(),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "keras_ddpm.cli",
+            "train",
+            *TINY,
+            "--epochs",
+            "200",
+            "--out",
+            str(out),
+            "--verbose",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoints = out / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (
+        checkpoints.is_dir() and os.listdir(checkpoints)
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "run again with --resume" in stdout
+    assert "Traceback" not in stderr
+    newest = sorted(n for n in os.listdir(checkpoints) if n.endswith(".keras"))[-1]
+    assert int(newest[len("ckpt-epoch") :][:5]) < 200
+    assert not (out / "model.keras").exists()
