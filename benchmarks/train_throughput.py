@@ -22,13 +22,20 @@ def main():
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 96, 128])
     parser.add_argument("--steps", type=int, default=20, help="timed training steps")
     parser.add_argument("--sampling-steps", type=int, default=20)
+    parser.add_argument(
+        "--jit-compile",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="compile(jit_compile=...)",
+    )
     args = parser.parse_args()
 
     net = kd.models.build_unet(
         args.image_size, widths=tuple(args.widths), block_depth=2
     )
     model = kd.DiffusionModel(net, seed=0)
-    model.compile(optimizer=keras.optimizers.AdamW(2e-4))
+    jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    model.compile(optimizer=keras.optimizers.AdamW(2e-4), jit_compile=jit_compile)
     data = np.random.default_rng(0).uniform(
         -1, 1, (args.batch_size * args.steps, args.image_size, args.image_size, 3)
     )
@@ -45,7 +52,8 @@ def main():
     model.generate(args.batch_size, sampler="ddim", steps=args.sampling_steps, seed=1)
     sample = args.batch_size / (time.perf_counter() - start)
     print(
-        f"backend={keras.backend.backend()} params={net.count_params():,} "
+        f"backend={keras.backend.backend()} jit_compile={model.jit_compile} "
+        f"params={net.count_params():,} "
         f"train={train:.1f} img/s sample({args.sampling_steps} steps)={sample:.2f} img/s"
     )
 

@@ -179,9 +179,8 @@ class DiffusionModel(keras.Model):
                     trainable=False,
                     name="ema_" + weight.path.replace("/", "_"),
                 )
-                ema.assign(
-                    ops.copy(weight.value)
-                )  # a copy: JAX must not donate one buffer twice
+                # A copy: JAX must not donate one buffer twice.
+                ema.assign(ops.copy(weight.value))
                 self.ema_weights.append(ema)
         self.ema_updates = self.add_weight(
             shape=(),
