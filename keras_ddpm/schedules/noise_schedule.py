@@ -31,7 +31,7 @@ class NoiseSchedule(ConfigEquality):
             return np.linspace(1e-2, 1.4e-1, self.timesteps) ** 2
 
     schedule = QuadraticSchedule(timesteps=500)
-    schedule.alphas_cumprod[-1]  # ≈ 3e-5
+    schedule.alphas_cumprod[-1]  # ≈ 0.029
     ```
     """
 
