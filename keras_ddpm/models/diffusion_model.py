@@ -239,6 +239,9 @@ class DiffusionModel(keras.Model):
 
     def fit(self, x=None, y=None, **kwargs):
         self._check_input(x)
+        if hasattr(x, "element_spec"):
+            # A tf.data pipeline shuffles itself; Keras would only warn about it.
+            kwargs.setdefault("shuffle", False)
         validation = kwargs.get("validation_data")
         if validation is not None:
             self._check_input(validation)
