@@ -32,6 +32,15 @@ TINY = [
 ]
 
 
+# Killing and interrupting training is the same process plumbing on every backend
+# (checkpoint restore itself is tested in-process on all three in tests/callbacks);
+# these long subprocess tests run once, under the main job's backend.
+main_job_backend_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="kill/interrupt subprocess tests run once, under the TensorFlow backend",
+)
+
+
 def run(*args, timeout=300):
     env = {
         **os.environ,
@@ -150,6 +159,7 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
     assert "Cannot write to output folder" in error_lines(result)[0]
 
 
+@main_job_backend_only
 def test_sigkill_then_resume_continues_from_the_checkpoint(tmp_path):
     out = tmp_path / "run"
     args = ["train", *TINY, "--epochs", "6", "--out", str(out), "--verbose", "0"]
@@ -194,6 +204,7 @@ def test_sigkill_then_resume_continues_from_the_checkpoint(tmp_path):
     )
 
 
+@main_job_backend_only
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     out = tmp_path / "run"
     env = {
