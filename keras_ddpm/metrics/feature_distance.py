@@ -31,9 +31,7 @@ class FeatureDistance(keras.metrics.Metric):
         super().__init__(name=name, **kwargs)
         self.image_size = image_size
         self.weights = (
-            weights
-            if weights is None or isinstance(weights, str)
-            else os.fspath(weights)
+            os.fspath(weights) if isinstance(weights, os.PathLike) else weights
         )
         self.batch_size = batch_size
         self.extractor = FeatureExtractor(

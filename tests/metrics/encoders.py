@@ -11,8 +11,8 @@ def tiny_encoder(seed=0, size=SIZE):
     return keras.Sequential(
         [
             keras.Input((size, size, 3)),
-            keras.layers.Conv2D(16, 3, strides=2, activation="tanh"),
-            keras.layers.Conv2D(32, 3, strides=2, activation="tanh"),
+            keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+            keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
             keras.layers.GlobalAveragePooling2D(),
         ],
         name="tiny_encoder",
