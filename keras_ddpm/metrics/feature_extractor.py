@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm.metrics.feature_statistics import FeatureStatistics
+from keras_ddpm.utils import check_images, iterate_images
 
 # The no-top InceptionV3 weights that `keras.applications.InceptionV3` downloads.
 INCEPTION_WEIGHTS_URL = (
@@ -109,64 +110,6 @@ def build_inception(image_size=299, weights="imagenet"):
                 f"Could not load InceptionV3 weights from {path}: {_first_line(error)}"
             ) from None
     return model
-
-
-def check_images(images, what="images"):
-    """Validate a batch of images `(B, H, W, C)` in [-1, 1]; return float32 numpy."""
-    array = images if isinstance(images, np.ndarray) else ops.convert_to_numpy(images)
-    array = np.asarray(array)
-    if array.ndim != 4:
-        raise ValueError(
-            f"Expected {what} of shape (B, H, W, C), got shape {array.shape}."
-        )
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(
-            f"Expected float {what} scaled to [-1, 1], got dtype {array.dtype}; "
-            "convert uint8 images with x / 127.5 - 1."
-        )
-    array = array.astype(np.float32)
-    if array.size and not np.all(np.isfinite(array)):
-        raise ValueError(f"{what.capitalize()} contain NaN or Inf values.")
-    if array.size and (array.min() < -1.001 or array.max() > 1.001):
-        raise ValueError(
-            f"Expected {what} in [-1, 1], got values in [{array.min():.3g}, {array.max():.3g}]."
-        )
-    return array
-
-
-def iterate_images(data, limit=None):
-    """Yield float32 numpy batches `(B, H, W, C)` from `data`, at most `limit` images.
-
-    `data` is an array `(N, H, W, C)`, a `tf.data.Dataset` or any iterable of
-    batches; `(images, labels)` batches give their images.
-    """
-    if limit is not None and limit <= 0:
-        return
-    if hasattr(data, "shape") and hasattr(data, "dtype"):
-        batches = [data]
-    else:
-        try:
-            batches = iter(data)
-        except TypeError:
-            raise ValueError(
-                "Expected images as an array (N, H, W, C), a tf.data.Dataset or an "
-                f"iterable of batches, got {type(data).__name__}."
-            ) from None
-    seen = 0
-    for batch in batches:
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        if isinstance(batch, dict):
-            raise ValueError(
-                f"Expected image batches, got a dict with keys {sorted(batch)}."
-            )
-        batch = check_images(batch)
-        if limit is not None:
-            batch = batch[: limit - seen]
-        seen += len(batch)
-        yield batch
-        if limit is not None and seen >= limit:
-            return
 
 
 class FeatureExtractor:
