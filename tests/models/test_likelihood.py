@@ -132,4 +132,3 @@ def test_evaluate_nll_rejects_bad_input():
         model.evaluate_nll(gaussian_8bit_data(2, seed=0), variance="learned")
     with pytest.raises(ValueError, match="in \\[-1, 1\\]"):
         model.evaluate_nll(np.full((2,) + SHAPE, 3.0, "float32"))
-
