@@ -1,0 +1,258 @@
+"""`keras-ddpm evaluate`: KID or FID of a saved model's samples, and reference statistics."""
+
+import os
+
+import numpy as np
+
+from keras_ddpm.cli.main import UsageError, _add_backend, _load_model, _positive
+
+BOOTSTRAP_ROUNDS = 10
+
+
+def add_parser(commands):
+    """Register the `evaluate` subcommand on the `keras-ddpm` subparsers."""
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a saved model's samples by KID or FID against a dataset",
+        description=(
+            "Generate --num images with a saved model and compare them with the real "
+            "images of --dataset (or with statistics saved by --save-reference) by "
+            "KID (mean ± std over subsets) or FID (± bootstrap std). With "
+            "--save-reference and no --model, only compute and save the statistics "
+            "of the real images."
+        ),
+    )
+    evaluate.add_argument("--model", help="a .keras file written by keras-ddpm")
+    evaluate.add_argument(
+        "--dataset",
+        help="'synthetic_flowers', a TFDS name or a folder of images (the real images)",
+    )
+    evaluate.add_argument("--data-dir", help="TFDS data directory")
+    evaluate.add_argument(
+        "--split",
+        choices=("train", "validation", "all"),
+        default="validation",
+        help="(default: validation)",
+    )
+    evaluate.add_argument(
+        "--num-images",
+        type=_positive(int),
+        help="size of synthetic_flowers (default: 4096), or a cap on other datasets",
+    )
+    evaluate.add_argument(
+        "--image-size",
+        type=_positive(int),
+        help="dataset image size when no --model gives it (default: 64)",
+    )
+    evaluate.add_argument(
+        "--metric", choices=("kid", "fid"), default="kid", help="(default: kid)"
+    )
+    evaluate.add_argument(
+        "--num",
+        type=_positive(int),
+        default=1000,
+        help="images generated, and real images used (default: 1000)",
+    )
+    evaluate.add_argument(
+        "--sampler", choices=("ddpm", "ddim"), default="ddim", help="(default: ddim)"
+    )
+    evaluate.add_argument(
+        "--steps", type=_positive(int), default=50, help="(default: 50)"
+    )
+    evaluate.add_argument(
+        "--eta", type=float, default=0.0, help="DDIM eta (default: 0)"
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    evaluate.add_argument(
+        "--raw-weights",
+        action="store_true",
+        help="sample with the training weights, not the EMA",
+    )
+    evaluate.add_argument(
+        "--reference", help="real-image statistics (.npz) saved by --save-reference"
+    )
+    evaluate.add_argument(
+        "--save-reference",
+        metavar="PATH",
+        help="compute the statistics of the real images and save them (.npz)",
+    )
+    evaluate.add_argument(
+        "--weights",
+        default="imagenet",
+        help="InceptionV3 weights: 'imagenet' (download), a local .h5 file, or 'none' "
+        "(default: imagenet)",
+    )
+    evaluate.add_argument(
+        "--feature-extractor",
+        metavar="PATH",
+        help="a saved .keras model mapping images to (B, d), used instead of InceptionV3",
+    )
+    evaluate.add_argument(
+        "--encoder-size",
+        type=_positive(int),
+        help="encoder input size (default: 75 for kid, 299 for fid)",
+    )
+    evaluate.add_argument(
+        "--subset-size",
+        type=_positive(int),
+        default=1000,
+        help="KID subset size (default: 1000)",
+    )
+    evaluate.add_argument(
+        "--num-subsets",
+        type=_positive(int),
+        default=100,
+        help="KID subsets (default: 100)",
+    )
+    evaluate.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        default=64,
+        help="images per network call (default: 64)",
+    )
+    _add_backend(evaluate)
+    evaluate.set_defaults(handler=run)
+    return evaluate
+
+
+def _metric(args):
+    import keras
+
+    import keras_ddpm as kd
+
+    extractor = None
+    if args.feature_extractor:
+        if not os.path.isfile(args.feature_extractor):
+            raise UsageError(f"feature extractor not found: {args.feature_extractor}")
+        try:
+            extractor = keras.saving.load_model(args.feature_extractor)
+        except Exception as error:
+            raise UsageError(
+                f"could not load feature extractor {args.feature_extractor}: "
+                f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
+            ) from None
+    weights = None if args.weights.lower() == "none" else args.weights
+    size = args.encoder_size or (75 if args.metric == "kid" else 299)
+    common = dict(
+        image_size=size,
+        feature_extractor=extractor,
+        weights=weights,
+        batch_size=args.batch_size,
+    )
+    if args.metric == "kid":
+        return kd.metrics.KernelInceptionDistance(
+            subset_size=args.subset_size,
+            num_subsets=args.num_subsets,
+            seed=args.seed,
+            **common,
+        )
+    return kd.metrics.FrechetInceptionDistance(**common)
+
+
+def _real_images(args, image_shape):
+    import keras_ddpm as kd
+
+    height, width, channels = image_shape
+    return kd.datasets.load(
+        args.dataset,
+        image_size=(height, width),
+        channels=channels,
+        batch_size=args.batch_size,
+        split=args.split,
+        augment=False,
+        shuffle=False,
+        num_images=args.num_images,
+        data_dir=args.data_dir,
+        seed=args.seed,
+    )
+
+
+def run(args):
+    """Handle `keras-ddpm evaluate`; returns the exit status."""
+    if not args.model and not args.save_reference:
+        raise UsageError(
+            "give --model to evaluate, or --save-reference to save statistics"
+        )
+    if not args.dataset and not args.reference:
+        raise UsageError(
+            "give --dataset (the real images) or --reference (their statistics)"
+        )
+    if args.reference and args.save_reference:
+        raise UsageError("--reference and --save-reference exclude each other")
+    if args.save_reference and not args.save_reference.endswith(".npz"):
+        raise UsageError(
+            f"--save-reference must name a .npz file, got {args.save_reference}"
+        )
+    if args.reference and not os.path.isfile(args.reference):
+        raise UsageError(f"reference statistics not found: {args.reference}")
+
+    model = _load_model(args.model) if args.model else None
+    metric = _metric(args)
+    import keras_ddpm as kd
+
+    if args.reference:
+        metric.set_reference(args.reference)
+        source = args.reference
+    else:
+        image_shape = (
+            model.image_shape
+            if model is not None
+            else (args.image_size or 64, args.image_size or 64, 3)
+        )
+        stats = metric.extractor.statistics(
+            _real_images(args, image_shape),
+            max_images=args.num,
+            keep_features=True,
+        )
+        source = f"{stats.count} real images of {args.dataset} ({args.split})"
+        if args.save_reference:
+            stats.save(args.save_reference)
+            print(
+                f"Wrote {args.save_reference} ({stats.count} images, {stats.extractor})"
+            )
+        metric.set_reference(stats)
+    if model is None:
+        return 0
+
+    sampler = {
+        "name": args.sampler,
+        **({"eta": args.eta} if args.sampler == "ddim" else {}),
+    }
+    images = model.generate(
+        args.num,
+        sampler=sampler,
+        steps=args.steps,
+        seed=args.seed,
+        use_ema=not args.raw_weights,
+        batch_size=args.batch_size,
+        progress=True,
+    )
+    features = metric.extractor(images)
+    metric.update_features(generated=features)
+    what = (
+        f"{args.num} generated images ({args.sampler}, {args.steps} steps) vs {source}"
+    )
+    if args.metric == "kid":
+        mean, std = metric.result_and_std()
+        size = min(args.subset_size, args.num, metric.real_statistics.count)
+        print(
+            f"KID {mean:.6f} ± {std:.6f} (mean ± std over {args.num_subsets} subsets of {size}; {what})"
+        )
+        return 0
+    value = metric.result()
+    reference = metric.real_statistics
+    rng = np.random.default_rng(args.seed)
+    resampled = []
+    for _ in range(BOOTSTRAP_ROUNDS):
+        sample = kd.metrics.FeatureStatistics(keep_features=False)
+        sample.update(features[rng.integers(0, len(features), len(features))])
+        resampled.append(
+            kd.metrics.frechet_distance(
+                reference.mean, reference.covariance, sample.mean, sample.covariance
+            )
+        )
+    print(
+        f"FID {value:.4f} ± {np.std(resampled):.4f} (± bootstrap std over "
+        f"{BOOTSTRAP_ROUNDS} resamples of the generated images; {what})"
+    )
+    return 0
