@@ -14,6 +14,7 @@ MODULES = [
     kd.datasets,
     kd.viz,
     kd.callbacks,
+    kd.metrics,
 ]
 PUBLIC = sorted(
     {(module.__name__, name) for module in MODULES for name in module.__all__},
@@ -43,5 +44,5 @@ def test_public_name_is_documented(module_name, name):
 
 
 def test_diffusion_model_methods_are_documented():
-    for method in ("generate", "reconstruct", "compile"):
+    for method in ("generate", "reconstruct", "compile", "evaluate_nll"):
         assert inspect.getdoc(getattr(kd.DiffusionModel, method))
