@@ -116,21 +116,9 @@ def add_parser(commands):
 
 
 def _metric(args):
-    import keras
-
     import keras_ddpm as kd
 
-    extractor = None
-    if args.feature_extractor:
-        if not os.path.isfile(args.feature_extractor):
-            raise UsageError(f"feature extractor not found: {args.feature_extractor}")
-        try:
-            extractor = keras.saving.load_model(args.feature_extractor)
-        except Exception as error:
-            raise UsageError(
-                f"could not load feature extractor {args.feature_extractor}: "
-                f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
-            ) from None
+    extractor = _load_model(args.feature_extractor) if args.feature_extractor else None
     weights = None if args.weights.lower() == "none" else args.weights
     size = args.encoder_size or (75 if args.metric == "kid" else 299)
     common = dict(

@@ -99,7 +99,7 @@ def test_kid_then_fid_from_saved_reference_statistics(files, capsys):
                 "--feature-extractor",
                 "no.keras",
             ],
-            "feature extractor not found",
+            "model file not found: no.keras",
         ),
         (["--metric", "is"], "invalid choice"),
     ],
