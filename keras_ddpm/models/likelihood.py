@@ -229,11 +229,15 @@ def evaluate_bound(
     """Average the variational bound over a dataset, in bits per dimension.
 
     Args:
-        denoise, schedule, variance, timesteps, clip: as in `bound_terms`.
+        denoise: callable `(x_t, t) -> x0_hat`, as in `bound_terms`.
         data: an array `(N, H, W, C)` in [-1, 1], a `tf.data.Dataset` or an
             iterable of such batches (or of `(images, labels)`).
+        schedule: the `NoiseSchedule` the denoiser was trained with.
+        variance: `"fixed_small"` or `"fixed_large"`, as in `bound_terms`.
+        timesteps: None or an int K, as in `bound_terms`.
         seed: int, seed of the noise and of the sampled timesteps.
         max_images: int or None, stop after this many images.
+        clip: bool, clip x0_hat to [-1, 1]. Defaults to True.
         image_shape: `(H, W, C)` the images must have, or None.
 
     Returns:
