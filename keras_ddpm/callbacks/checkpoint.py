@@ -61,6 +61,9 @@ class Checkpoint(keras.callbacks.Callback):
         every_n_epochs: int, epochs between checkpoints. Defaults to 1.
         keep: int, checkpoints kept. Defaults to 2.
 
+    Raises:
+        ValueError: if `every_n_epochs` or `keep` is not a positive int.
+
     Example:
 
     ```python
@@ -104,7 +107,15 @@ class Checkpoint(keras.callbacks.Callback):
             self.save(epochs_completed=epoch + 1)
 
     def save(self, epochs_completed):
-        """Write a checkpoint now; returns its path."""
+        """Write a checkpoint now (atomically) and delete the ones beyond `keep`.
+
+        Args:
+            epochs_completed: int, the number of finished epochs, recorded in the
+                file name and returned by `restore`.
+
+        Returns:
+            The path of the new checkpoint.
+        """
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
         path = os.path.join(
             self.directory, f"ckpt-epoch{epochs_completed:05d}-step{step:09d}.keras"
@@ -119,6 +130,9 @@ class Checkpoint(keras.callbacks.Callback):
     @staticmethod
     def restore(directory):
         """Load the newest checkpoint in `directory`.
+
+        Args:
+            directory: the folder the callback writes to.
 
         Returns:
             `(model, epochs_completed)`, or None when there is no checkpoint.
@@ -160,7 +174,11 @@ class HistoryFile(keras.callbacks.Callback):
                 self.history = json.load(file)
 
     def truncate(self, epochs):
-        """Forget entries past `epochs` (they belong to work lost before a resume)."""
+        """Forget entries past `epochs` (they belong to work lost before a resume).
+
+        Args:
+            epochs: int, the number of epochs to keep.
+        """
         self.history = {k: v[:epochs] for k, v in self.history.items()}
 
     def on_epoch_end(self, epoch, logs=None):

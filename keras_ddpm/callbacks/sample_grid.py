@@ -21,6 +21,9 @@ class SampleGrid(keras.callbacks.Callback):
         seed: int, seed of the noise. Defaults to 0.
         scale: int, nearest-neighbour upscaling of the PNG. Defaults to 1.
 
+    Raises:
+        ValueError: if `every_n_epochs` is not a positive int.
+
     Example:
 
     ```python

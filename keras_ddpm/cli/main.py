@@ -73,7 +73,21 @@ def _add_backend(parser):
 
 
 def build_parser():
-    """The argument parser of `keras-ddpm` (also used to render its `--help`)."""
+    """The argument parser of `keras-ddpm` (also used to render its `--help`).
+
+    Returns:
+        An `argparse.ArgumentParser` with the subcommands `train`, `sample`,
+        `reconstruct` and `info`.
+
+    Example:
+
+    ```python
+    from keras_ddpm.cli import build_parser
+
+    args = build_parser().parse_args(["sample", "--model", "runs/flowers/model.keras"])
+    args.steps  # 50
+    ```
+    """
     parser = _Parser(
         prog="keras-ddpm",
         description=(
@@ -547,7 +561,31 @@ def _info(args):
 
 
 def main(argv=None):
-    """Run the command line; returns the process exit status."""
+    """Run the command line in this process.
+
+    Errors a user can fix print one line on stderr and give status 2, without a
+    traceback.
+
+    Args:
+        argv: list of str, the arguments after `keras-ddpm`; None reads
+            `sys.argv[1:]`.
+
+    Returns:
+        The exit status: 0 on success, 2 for a usage error, 130 when training
+        was interrupted with Ctrl-C (after saving a checkpoint).
+
+    Raises:
+        SystemExit: as argparse does, for `--help` (status 0) and for arguments
+            it rejects (status 2, one line on stderr).
+
+    Example:
+
+    ```python
+    from keras_ddpm.cli import main
+
+    main(["info"])  # prints the versions and the backend, returns 0
+    ```
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -127,6 +127,9 @@ def synthetic_flowers(num_images, image_size=64, seed=0):
     Returns:
         float32 numpy array `(num_images, height, width, 3)` in [0, 1].
 
+    Raises:
+        ValueError: if `num_images` is not a positive int.
+
     Example:
 
     ```python

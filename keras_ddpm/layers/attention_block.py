@@ -24,6 +24,10 @@ class AttentionBlock(keras.layers.Layer):
     Returns:
         A tensor of the same shape.
 
+    Raises:
+        ValueError: if `num_heads` or `groups` is not a positive int, or the input
+            is not a static `(B, H, W, C)` with `C` divisible by both.
+
     Example:
 
     ```python

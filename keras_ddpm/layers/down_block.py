@@ -18,11 +18,14 @@ class DownBlock(UNetLevel):
         block_depth: int >= 1, residual blocks in this level. Defaults to 2.
         attention: bool, add self-attention after each residual block. Defaults to False.
         downsample: bool, halve height and width at the end. Defaults to True.
+        **kwargs: the keyword arguments below, and base `keras.layers.Layer`
+            arguments (`name`, `dtype`, ...).
+
+    Keyword Args:
         groups: int, GroupNormalization groups. Defaults to 8.
         dropout: float, dropout rate inside residual blocks. Defaults to 0.0.
         activation: activation name or callable. Defaults to `"swish"`.
         num_heads: int, heads of the attention blocks. Defaults to 1.
-        **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
         inputs: a list `[x, embedding]`, `x` of shape `(B, H, W, C)`, `embedding`
@@ -33,6 +36,10 @@ class DownBlock(UNetLevel):
         A tuple `(x, skips)`: `x` of shape `(B, H/2, W/2, filters)` (or
         `(B, H, W, filters)` without downsampling) and a list of `block_depth`
         tensors of shape `(B, H, W, filters)`.
+
+    Raises:
+        ValueError: if `filters` is not divisible by `groups`, `block_depth` is
+            not an int >= 1, or `x` is not of rank 4 `(B, H, W, C)`.
 
     Example:
 

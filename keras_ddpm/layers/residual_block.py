@@ -38,6 +38,10 @@ class ResidualBlock(keras.layers.Layer):
     Returns:
         A tensor of shape `(B, H, W, filters)`.
 
+    Raises:
+        ValueError: if `filters` or the input channels are not divisible by
+            `groups`, `dropout` is outside [0, 1), or `x` is not of rank 4.
+
     Example:
 
     ```python

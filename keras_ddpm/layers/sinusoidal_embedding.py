@@ -24,6 +24,9 @@ class SinusoidalEmbedding(keras.layers.Layer):
     Returns:
         A tensor of shape `(B, dim)` (or `S + (dim,)`).
 
+    Raises:
+        ValueError: if `dim` is not an even int >= 2 or `max_period` is not > 1.
+
     Example:
 
     ```python

@@ -19,11 +19,14 @@ class UpBlock(UNetLevel):
             Defaults to 2.
         attention: bool, add self-attention after each residual block. Defaults to False.
         upsample: bool, double height and width first. Defaults to True.
+        **kwargs: the keyword arguments below, and base `keras.layers.Layer`
+            arguments (`name`, `dtype`, ...).
+
+    Keyword Args:
         groups: int, GroupNormalization groups. Defaults to 8.
         dropout: float, dropout rate inside residual blocks. Defaults to 0.0.
         activation: activation name or callable. Defaults to `"swish"`.
         num_heads: int, heads of the attention blocks. Defaults to 1.
-        **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
         inputs: a list `[x, embedding, skips]`: `x` of shape `(B, h, w, C)`,
@@ -34,6 +37,11 @@ class UpBlock(UNetLevel):
 
     Returns:
         A tensor of shape `(B, H, W, filters)`.
+
+    Raises:
+        ValueError: if `filters` is not divisible by `groups`, `block_depth` is
+            not an int >= 1, or the skips do not match `block_depth` in number
+            or the features in height and width.
 
     Example:
 

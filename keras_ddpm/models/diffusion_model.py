@@ -65,6 +65,12 @@ class DiffusionModel(keras.Model):
         seed: int or None, seed of the noise and timesteps drawn in training.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
+    Raises:
+        ValueError: if `network` is not a Keras layer or model with a known
+            input shape, for an unknown `prediction`, `loss`, schedule, sampler
+            or `ema_warmup`, an `ema_momentum` outside [0, 1), or a non-positive
+            `ema_inv_gamma`, `ema_power` or `min_snr_gamma`.
+
     Example:
 
     ```python
@@ -84,6 +90,7 @@ class DiffusionModel(keras.Model):
         - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
         - [Salimans & Ho, 2022. Progressive Distillation (v-prediction)](https://arxiv.org/abs/2202.00512)
         - [Hang et al., 2023. Efficient Diffusion Training via Min-SNR Weighting](https://arxiv.org/abs/2303.09556)
+        - [Song & Ermon, 2020. Improved Techniques for Training Score-Based Generative Models (EMA)](https://arxiv.org/abs/2006.09011)
     """
 
     def __init__(
@@ -206,6 +213,18 @@ class DiffusionModel(keras.Model):
         is never slower there (measured on 2 cores with
         `benchmarks/train_throughput.py`: 14.8 vs 11.7 images/s at 64×64 for a
         4.1 M-parameter U-Net at batch 16; equal at 32×32).
+
+        Args:
+            optimizer: a `keras.optimizers.Optimizer` or its name. Defaults to
+                `"adamw"`.
+            jit_compile: `"auto"`, True or False: compile the train step with XLA.
+                Defaults to `"auto"` (see above).
+            **kwargs: other `keras.Model.compile` arguments (`steps_per_execution`,
+                ...), but not `loss`.
+
+        Raises:
+            ValueError: if `loss` is given: the model computes its own loss (set
+                it with the constructor's `loss=`).
         """
         if kwargs.get("loss") is not None:
             raise ValueError(
@@ -364,7 +383,21 @@ class DiffusionModel(keras.Model):
         return [v.value for v in variables]
 
     def denoise(self, weights, non_trainable, x_t, t):
-        """`(x0_hat, eps_hat)` from the network at timestep `t` (the samplers' contract)."""
+        """`(x0_hat, eps_hat)` from the network at timestep `t` (the samplers' contract).
+
+        A pure function of the weights it is given, so that a compiled sampling
+        loop can take them as arguments.
+
+        Args:
+            weights: values of the network's trainable variables (the EMA
+                weights or the training weights), in order.
+            non_trainable: values of the network's non-trainable variables.
+            x_t: the noisy images `(B, H, W, C)`.
+            t: scalar timestep (int or float tensor).
+
+        Returns:
+            A pair `(x0_hat, eps_hat)` of float32 tensors shaped like `x_t`.
+        """
         timesteps = ops.broadcast_to(ops.cast(t, "float32"), (ops.shape(x_t)[0],))
         output, _ = self.network.stateless_call(
             weights, non_trainable, [x_t, timesteps], training=False
@@ -492,6 +525,19 @@ class DiffusionModel(keras.Model):
         Raises:
             ValueError: for a bad count, steps outside [1, T], or noise of the
                 wrong shape.
+
+        Example:
+
+        ```python
+        import keras_ddpm as kd
+
+        net = kd.models.build_unet(image_size=16, widths=(16, 32), block_depth=1)
+        model = kd.DiffusionModel(net, schedule="cosine")
+        images, trajectory = model.generate(
+            4, sampler="ddim", steps=10, seed=0, return_trajectory=True
+        )
+        trajectory.shape  # (11, 4, 16, 16, 3): the noise, then after each step
+        ```
         """
         seed = self._seed_or_random(seed)
         if initial_noise is None:
@@ -539,12 +585,34 @@ class DiffusionModel(keras.Model):
         Args:
             images: float array `(N, H, W, C)` in [-1, 1].
             t: int in [0, T−1], the timestep to noise to.
-            sampler, steps, seed, return_trajectory, use_ema, batch_size: as in
-                `generate`; `steps` is capped at `t + 1` when left to the sampler.
+            sampler: a sampler name, config or instance; None uses the model's
+                default.
+            steps: int or None, denoising steps from `t` down to 0 (at most
+                `t + 1`); None leaves it to the sampler, capped at `t + 1`.
+            seed: int or None, seed of the noise added and of the sampler's noise.
+            return_trajectory: bool, also return every intermediate image.
+            use_ema: bool, denoise with the EMA weights. Defaults to True.
+            batch_size: int or None, images per compiled call (default up to 64).
 
         Returns:
             float32 numpy images `(N, H, W, C)` in [-1, 1] (and the trajectory,
             starting with the noised images, when `return_trajectory=True`).
+
+        Raises:
+            ValueError: for images of the wrong shape or dtype, `t` outside
+                [0, T − 1], or `steps` outside [1, t + 1].
+
+        Example:
+
+        ```python
+        import numpy as np
+        import keras_ddpm as kd
+
+        net = kd.models.build_unet(image_size=16, widths=(16, 32), block_depth=1)
+        model = kd.DiffusionModel(net, schedule="cosine")
+        images = kd.datasets.synthetic_flowers(4, image_size=16) * 2 - 1
+        restored = model.reconstruct(images, t=300, sampler="ddim", steps=20, seed=0)
+        ```
         """
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[1:] != self.image_shape:

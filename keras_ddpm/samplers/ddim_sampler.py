@@ -20,6 +20,10 @@ class DDIMSampler(Sampler):
         spacing: timestep spacing when `steps < T`. Defaults to `"trailing"`.
         default_steps: int or None, steps when `sample()` gets none. Defaults to 50.
 
+    Raises:
+        ValueError: if `eta` is not a finite number >= 0, or for a bad `spacing`
+            or `default_steps`.
+
     Example:
 
     ```python

@@ -25,6 +25,9 @@ class DDPMSampler(Sampler):
         spacing: timestep spacing when `steps < T`. Defaults to `"trailing"`.
         default_steps: int or None; None visits every timestep. Defaults to None.
 
+    Raises:
+        ValueError: for an unknown `variance`, or a bad `spacing` or `default_steps`.
+
     Example:
 
     ```python

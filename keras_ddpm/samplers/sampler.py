@@ -38,6 +38,9 @@ def spaced_timesteps(num_train_timesteps, steps, spacing):
     Returns:
         An int64 numpy array of `steps` distinct timesteps, decreasing.
 
+    Raises:
+        ValueError: for an unknown `spacing` or `steps` outside [1, T].
+
     Example:
 
     ```python
@@ -93,6 +96,10 @@ class Sampler(ConfigEquality):
         default_steps: int or None, steps used when `sample()` gets none
             (None: every timestep of the schedule).
 
+    Raises:
+        ValueError: for an unknown `spacing` or a `default_steps` that is not a
+            positive int or None.
+
     Example:
 
     ```python
@@ -132,6 +139,9 @@ class Sampler(ConfigEquality):
 
         Returns:
             Four arrays (or scalars broadcastable to) of shape `(steps,)`.
+
+        Raises:
+            NotImplementedError: in the base class; subclasses implement it.
         """
         raise NotImplementedError(
             f"{type(self).__name__} must implement coefficients()."
@@ -145,6 +155,13 @@ class Sampler(ConfigEquality):
             steps: int or None (`default_steps`, else every timestep).
             start: int or None, the first (noisiest) timestep; None means `T - 1`.
                 Reconstruction starts part-way, at the step images were noised to.
+
+        Returns:
+            An int64 numpy array of the visited timesteps, decreasing.
+
+        Raises:
+            ValueError: if `start` is outside [0, T − 1] or `steps` outside
+                [1, start + 1].
         """
         last = schedule.timesteps - 1 if start is None else int(start)
         if not 0 <= last < schedule.timesteps:
@@ -157,7 +174,18 @@ class Sampler(ConfigEquality):
         return spaced_timesteps(last + 1, steps, self.spacing)
 
     def tables(self, schedule, steps=None, start=None):
-        """Float32 per-step tables for the loop: timesteps, ᾱ terms and `(a, b, c, d)`."""
+        """Float32 per-step tables for the loop: timesteps, ᾱ terms and `(a, b, c, d)`.
+
+        Args:
+            schedule: a `NoiseSchedule`.
+            steps: int or None, as in `timesteps()`.
+            start: int or None, as in `timesteps()`.
+
+        Returns:
+            A dict of float32 arrays of shape `(steps,)`: `"t"` (the timesteps),
+            `"signal"` (sqrt(ᾱ_t)), `"noise"` (sqrt(1 − ᾱ_t)) and the step
+            coefficients `"a"`, `"b"`, `"c"`, `"d"`.
+        """
         timesteps = self.timesteps(schedule, steps, start)
         alpha_bar = schedule.alphas_cumprod[timesteps]
         alpha_bar_prev = np.append(alpha_bar[1:], 1.0)

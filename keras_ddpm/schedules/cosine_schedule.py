@@ -22,6 +22,10 @@ class CosineSchedule(NoiseSchedule):
         s: float, small offset that keeps β_0 from vanishing. Defaults to 0.008.
         max_beta: float in (0, 1), the clip on each beta. Defaults to 0.999.
 
+    Raises:
+        ValueError: if `timesteps` is not an int >= 2, `s` < 0, or `max_beta` is
+            outside (0, 1).
+
     Example:
 
     ```python
@@ -45,7 +49,14 @@ class CosineSchedule(NoiseSchedule):
             raise ValueError(f"`max_beta` must lie in (0, 1), got {self.max_beta}.")
 
     def alpha_bar(self, tau):
-        """The continuous f(τ) for τ in [0, 1] (not normalised by f(0))."""
+        """The continuous f(τ) for τ in [0, 1] (not normalised by f(0)).
+
+        Args:
+            tau: float in [0, 1], the diffusion time t / T.
+
+        Returns:
+            f(τ) as a float.
+        """
         return math.cos((tau + self.s) / (1.0 + self.s) * math.pi / 2) ** 2
 
     def compute_betas(self):

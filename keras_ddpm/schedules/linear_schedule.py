@@ -15,6 +15,10 @@ class LinearSchedule(NoiseSchedule):
         beta_start: float, β_0. Defaults to 1e-4.
         beta_end: float, β_{T-1}, at least `beta_start`. Defaults to 0.02.
 
+    Raises:
+        ValueError: if `timesteps` is not an int >= 2, a beta is outside (0, 1), or
+            `beta_end` < `beta_start`.
+
     Example:
 
     ```python

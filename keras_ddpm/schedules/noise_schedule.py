@@ -20,6 +20,12 @@ class NoiseSchedule(ConfigEquality):
     Args:
         timesteps: int, number of diffusion steps T (at least 2). Defaults to 1000.
 
+    Raises:
+        ValueError: if `timesteps` is not an int >= 2, or (when a table is first
+            read) the subclass returns a table of the wrong length, with
+            non-finite values, betas outside (0, 1) or an ᾱ that does not
+            strictly decrease.
+
     Example:
 
     ```python
@@ -46,7 +52,15 @@ class NoiseSchedule(ConfigEquality):
         """Return the betas β_0 … β_{T-1} as an array of length `timesteps`.
 
         The default derives them from `compute_alphas_cumprod()`:
-        β_t = 1 − ᾱ_t / ᾱ_{t−1} with ᾱ_{−1} = 1.
+        β_t = 1 − ᾱ_t / ᾱ_{t−1} with ᾱ_{−1} = 1. Read the validated, cached
+        table as `betas`; this method computes it.
+
+        Returns:
+            A float64 numpy array of shape `(timesteps,)`.
+
+        Raises:
+            ValueError: if `compute_alphas_cumprod()` returns values outside
+                (0, 1] or a table that does not strictly decrease.
         """
         alphas_cumprod = np.asarray(self.compute_alphas_cumprod(), dtype=np.float64)
         self._check_table("compute_alphas_cumprod()", alphas_cumprod)
@@ -65,7 +79,14 @@ class NoiseSchedule(ConfigEquality):
         return 1.0 - alphas_cumprod / previous
 
     def compute_alphas_cumprod(self):
-        """Return ᾱ_0 … ᾱ_{T-1}; override this or `compute_betas()`."""
+        """Return ᾱ_0 … ᾱ_{T-1}; override this or `compute_betas()`.
+
+        Returns:
+            An array of shape `(timesteps,)`, strictly decreasing, in (0, 1].
+
+        Raises:
+            NotImplementedError: when a subclass overrides neither method.
+        """
         raise NotImplementedError(
             f"{type(self).__name__} must implement compute_betas() or "
             "compute_alphas_cumprod()."

@@ -29,6 +29,10 @@ class SigmoidSchedule(NoiseSchedule):
         tau: float > 0, temperature; larger values flatten the schedule. Defaults to 1.
         max_beta: float in (0, 1), the clip on each beta. Defaults to 0.999.
 
+    Raises:
+        ValueError: if `timesteps` is not an int >= 2, `end` <= `start`, `tau` <= 0,
+            or `max_beta` is outside (0, 1).
+
     Example:
 
     ```python
@@ -57,7 +61,14 @@ class SigmoidSchedule(NoiseSchedule):
             raise ValueError(f"`max_beta` must lie in (0, 1), got {self.max_beta}.")
 
     def alpha_bar(self, tau):
-        """The continuous γ(τ) for τ in [0, 1]; γ(0) = 1, γ(1) = 0."""
+        """The continuous γ(τ) for τ in [0, 1]; γ(0) = 1, γ(1) = 0.
+
+        Args:
+            tau: float in [0, 1], the diffusion time t / T.
+
+        Returns:
+            γ(τ) as a float.
+        """
         v_start = _sigmoid(self.start / self.tau)
         v_end = _sigmoid(self.end / self.tau)
         value = _sigmoid((tau * (self.end - self.start) + self.start) / self.tau)

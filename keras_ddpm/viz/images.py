@@ -14,6 +14,9 @@ def to_uint8(images):
     Returns:
         A uint8 array of the same shape.
 
+    Raises:
+        ValueError: for an array that is neither float nor uint8.
+
     Example:
 
     ```python
@@ -58,6 +61,10 @@ def image_grid(images, rows, cols, padding=2, pad_value=255):
 
     Returns:
         uint8 array `(rows·H + (rows+1)·padding, cols·W + (cols+1)·padding, C)`.
+
+    Raises:
+        ValueError: for a shape other than `(N, H, W, C)` with C in (1, 3, 4),
+            non-positive `rows`/`cols`, or more images than cells.
 
     Example:
 
@@ -173,13 +180,17 @@ def save_gif(
         duration: float or None, total seconds of the animation before the hold;
             overrides `fps` when given.
         hold_last: seconds the final images stay on screen. Defaults to 1.5.
-        rows, cols: grid of each frame; default near-square.
+        rows: int or None, grid rows of each frame; default near-square.
+        cols: int or None, grid columns of each frame; default near-square.
         max_frames: int, frames kept (evenly spaced, always with the first and
             the last). Defaults to 100.
         scale: int, nearest-neighbour upscaling. Defaults to 1.
 
     Returns:
         The number of frames written.
+
+    Raises:
+        ValueError: for a trajectory not of rank 5 or `max_frames` < 2.
 
     Example:
 
@@ -229,6 +240,9 @@ def save_strip(trajectory, path, frames=6, num_images=None, scale=1):
 
     Returns:
         The uint8 picture that was written.
+
+    Raises:
+        ValueError: for a trajectory not of rank 5 or `frames` < 2.
 
     Example:
 

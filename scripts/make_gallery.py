@@ -1,0 +1,209 @@
+"""Regenerate every gallery image of the docs from a trained model, with the library itself.
+
+    python scripts/make_gallery.py --model runs/flowers/model.keras --out docs/images
+
+Writes into `--out`:
+
+- `samples.png`: 4×8 samples (DDIM, 50 steps, seed 0);
+- `denoise.gif` and `denoise_strip.png`: the denoising process of those samples;
+- `sampler_steps.png`: the same initial noise sampled with DDIM and DDPM at
+  10, 20, 50 and 1000 steps;
+- `reconstruction.png`: synthetic flowers noised to t = 300 and 600 and denoised back;
+- `schedules.png`: ᾱ_t and log-SNR of the linear, cosine and sigmoid schedules;
+- `loss.png`: the training curves of `history.json` (next to the model by default).
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+import keras_ddpm as kd
+from keras_ddpm.utils import atomic_path
+
+STEP_COUNTS = (10, 20, 50, 1000)
+SCHEDULES = {
+    "linear": kd.schedules.LinearSchedule(),
+    "cosine": kd.schedules.CosineSchedule(),
+    "sigmoid": kd.schedules.SigmoidSchedule(),
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(figure, path):
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png", bbox_inches="tight")
+    _pyplot().close(figure)
+
+
+def samples_and_denoising(model, out, steps=50, seed=0):
+    """Samples grid, denoising GIF and strip: what `keras-ddpm train` writes."""
+    images, trajectory = model.generate(
+        32, sampler="ddim", steps=steps, seed=seed, return_trajectory=True, batch_size=8
+    )
+    kd.viz.save_grid(images, os.path.join(out, "samples.png"), rows=4, cols=8, scale=2)
+    kd.viz.save_gif(
+        trajectory[:, :8],
+        os.path.join(out, "denoise.gif"),
+        rows=2,
+        cols=4,
+        scale=2,
+        duration=3.0,
+    )
+    kd.viz.save_strip(
+        trajectory,
+        os.path.join(out, "denoise_strip.png"),
+        frames=6,
+        num_images=4,
+        scale=2,
+    )
+    return ["samples.png", "denoise.gif", "denoise_strip.png"]
+
+
+def sampler_steps(model, out, step_counts=STEP_COUNTS, num=6, seed=1):
+    """One row per sampler and step count, every row from the same initial noise."""
+    steps_limit = model.schedule.timesteps
+    step_counts = [min(s, steps_limit) for s in step_counts]
+    noise = np.random.default_rng(seed).standard_normal(
+        (num,) + model.image_shape, dtype=np.float32
+    )
+    rows, labels = [], []
+    for name in ("ddim", "ddpm"):
+        for steps in step_counts:
+            rows.append(
+                model.generate(
+                    num, sampler=name, steps=steps, seed=seed, initial_noise=noise
+                )
+            )
+            labels.append(f"{name.upper()}, {steps} steps")
+    plt = _pyplot()
+    figure, axes = plt.subplots(
+        len(rows), 1, figsize=(1.1 * num + 1.6, 1.15 * len(rows)), squeeze=False
+    )
+    for axis, images, label in zip(axes[:, 0], rows, labels):
+        axis.imshow(kd.viz.image_grid(images, 1, num), interpolation="nearest")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        for spine in axis.spines.values():
+            spine.set_visible(False)
+    figure.tight_layout()
+    _save_figure(figure, os.path.join(out, "sampler_steps.png"))
+    return ["sampler_steps.png"]
+
+
+def reconstruction(model, out, timesteps=(300, 600), steps=50, num=6, seed=2):
+    """Rows: originals, then for each t the noised images and their reconstruction."""
+    height, width, channels = model.image_shape
+    originals = kd.datasets.synthetic_flowers(num, (height, width), seed=seed) * 2 - 1
+    if channels == 1:
+        originals = originals.mean(axis=-1, keepdims=True)
+    rows = [originals]
+    for t in timesteps:
+        t = min(t, model.schedule.timesteps - 1)
+        restored, trajectory = model.reconstruct(
+            originals,
+            t,
+            sampler="ddim",
+            steps=min(steps, t + 1),
+            seed=seed,
+            return_trajectory=True,
+        )
+        rows += [trajectory[0], restored]
+    kd.viz.save_grid(
+        np.concatenate(rows),
+        os.path.join(out, "reconstruction.png"),
+        rows=len(rows),
+        cols=num,
+        scale=2,
+    )
+    return ["reconstruction.png"]
+
+
+def schedule_plots(out, schedules=None):
+    """ᾱ_t and log-SNR of each schedule, against t / T."""
+    schedules = SCHEDULES if schedules is None else schedules
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, schedule in schedules.items():
+        tau = np.arange(schedule.timesteps) / schedule.timesteps
+        left.plot(tau, schedule.alphas_cumprod, label=name)
+        right.plot(tau, np.log(schedule.snr), label=name)
+    left.set_title("ᾱ_t (signal variance kept)")
+    right.set_title("log SNR = log(ᾱ_t / (1 − ᾱ_t))")
+    for axis in (left, right):
+        axis.set_xlabel("t / T")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    _save_figure(figure, os.path.join(out, "schedules.png"))
+    return ["schedules.png"]
+
+
+def loss_curve(history, out):
+    """`kd.viz.plot_history` of the run's `history.json`."""
+    kd.viz.plot_history(history, os.path.join(out, "loss.png"))
+    return ["loss.png"]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", required=True, help="a .keras file written by keras-ddpm"
+    )
+    parser.add_argument(
+        "--history",
+        help="history.json of the run (default: the one next to --model)",
+    )
+    parser.add_argument(
+        "--out", default=os.path.join("docs", "images"), help="(default: docs/images)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=list(STEP_COUNTS),
+        help="step counts compared in sampler_steps.png (default: 10 20 50 1000)",
+    )
+    parser.add_argument(
+        "--sample-steps",
+        type=int,
+        default=50,
+        help="DDIM steps of the samples and reconstructions (default: 50)",
+    )
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    import keras
+
+    if not os.path.isfile(args.model):
+        print(f"make_gallery: model file not found: {args.model}", file=sys.stderr)
+        return 2
+    history = args.history or os.path.join(os.path.dirname(args.model), "history.json")
+    if not os.path.isfile(history):
+        print(f"make_gallery: history file not found: {history}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    model = keras.saving.load_model(args.model)
+    written = []
+    written += samples_and_denoising(model, args.out, args.sample_steps)
+    written += sampler_steps(model, args.out, args.steps)
+    written += reconstruction(model, args.out, steps=args.sample_steps)
+    written += schedule_plots(args.out)
+    written += loss_curve(history, args.out)
+    print("Wrote " + ", ".join(os.path.join(args.out, name) for name in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
