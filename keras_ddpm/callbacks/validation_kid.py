@@ -38,6 +38,10 @@ class ValidationKID(keras.callbacks.Callback):
         batch_size: int or None, images per sampling call.
         name: str, the logs key. Defaults to `"val_kid"`.
 
+    Raises:
+        ValueError: for a non-positive `every_n_epochs`, `num_images` below 2,
+            or a `metric` that is not a `kd.metrics` feature distance.
+
     Example:
 
     ```python
@@ -108,7 +112,12 @@ class ValidationKID(keras.callbacks.Callback):
         return self.metric.reference
 
     def evaluate(self):
-        """Generate, score and return `(value, std)` (std is None for FID)."""
+        """Generate images, score them against the validation images.
+
+        Returns:
+            `(value, std)`: the score and its spread over subsets (std is None
+            for FID).
+        """
         reference = self._reference()
         images = self.model.generate(
             min(self.num_images, reference.count),

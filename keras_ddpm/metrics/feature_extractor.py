@@ -133,6 +133,12 @@ class FeatureExtractor:
             (see `build_inception`). Ignored with a `feature_extractor`.
         batch_size: int, images per encoder call. Defaults to 64.
 
+    Raises:
+        ValueError: for a `feature_extractor` that is not a Keras model, a bad
+            `image_size` or `batch_size`, or an encoder whose output is not
+            one feature vector per image.
+        OSError: when the ImageNet weights cannot be downloaded.
+
     Example:
 
     ```python
@@ -257,6 +263,9 @@ class FeatureExtractor:
 
         Returns:
             A `FeatureStatistics`; `.save("stats.npz")` keeps it for later.
+
+        Raises:
+            ValueError: for fewer than 2 images, or images of the wrong shape.
         """
         stats = FeatureStatistics(
             keep_features=keep_features, extractor=self.description

@@ -134,7 +134,18 @@ class FeatureStatistics:
 
     @classmethod
     def from_features(cls, features, extractor=""):
-        """Statistics of one feature matrix `(N, d)` (the features are kept)."""
+        """Statistics of one feature matrix `(N, d)` (the features are kept).
+
+        Args:
+            features: array `(N, d)` of finite numbers.
+            extractor: str, a description of the encoder that made them.
+
+        Returns:
+            A `FeatureStatistics`.
+
+        Raises:
+            ValueError: if `features` is not a finite 2-D numeric array.
+        """
         stats = cls(keep_features=True, extractor=extractor)
         stats.update(features)
         return stats
@@ -147,6 +158,10 @@ class FeatureStatistics:
 
         Returns:
             The path written.
+
+        Raises:
+            ValueError: with fewer than 2 feature vectors, or a path that does
+                not end in `.npz`.
         """
         if self.count < 2:
             raise ValueError(

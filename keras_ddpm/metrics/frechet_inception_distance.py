@@ -151,7 +151,10 @@ class FrechetInceptionDistance(FeatureDistance):
         )
 
     def result(self):
-        """The FID of the images seen so far, as a float.
+        """The FID of the images seen so far.
+
+        Returns:
+            A float, the Fréchet distance of the two feature Gaussians.
 
         Raises:
             ValueError: with fewer than 2 real or 2 generated images.

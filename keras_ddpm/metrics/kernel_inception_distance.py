@@ -21,6 +21,10 @@ def polynomial_mmd2(x, y):
     Returns:
         A float (it can be slightly negative: the estimator is unbiased).
 
+    Raises:
+        ValueError: if either side has fewer than 2 rows, the feature
+            dimensions differ, or a feature is not finite.
+
     Example:
 
     ```python
@@ -64,6 +68,10 @@ def kernel_distance(real, generated, subset_size=1000, num_subsets=100, seed=0):
 
     Returns:
         `(mean, std)`: floats, the mean and standard deviation over subsets.
+
+    Raises:
+        ValueError: for a non-positive `subset_size` or `num_subsets`, fewer
+            than 2 features on a side, or features that are not finite.
 
     Example:
 
@@ -182,6 +190,9 @@ class KernelInceptionDistance(FeatureDistance):
     def result_and_std(self):
         """`(mean, std)` of the MMD² over subsets, as floats.
 
+        Returns:
+            `(mean, std)`: the KID and its standard deviation over subsets.
+
         Raises:
             ValueError: with fewer than 2 real or 2 generated images.
         """
@@ -195,7 +206,14 @@ class KernelInceptionDistance(FeatureDistance):
         )
 
     def result(self):
-        """The KID (mean over subsets) of the images seen so far, as a float."""
+        """The KID (mean over subsets) of the images seen so far.
+
+        Returns:
+            A float, the mean MMD² over subsets.
+
+        Raises:
+            ValueError: with fewer than 2 real or 2 generated images.
+        """
         return self.result_and_std()[0]
 
     def get_config(self):
