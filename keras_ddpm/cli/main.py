@@ -1,4 +1,4 @@
-"""The `keras-ddpm` command line: train, sample, reconstruct, info.
+"""The `keras-ddpm` command line: train, sample, reconstruct, serve, info.
 
 Errors a user can fix (bad arguments, missing files, unreadable models) print one
 line on stderr and exit with status 2, without a traceback.
@@ -254,6 +254,10 @@ def build_parser():
     )
     _add_backend(reconstruct)
     reconstruct.set_defaults(handler=_reconstruct)
+
+    from keras_ddpm.cli import serve
+
+    serve.add_parser(commands)
 
     info = commands.add_parser(
         "info", help="print the Keras backend and library versions"

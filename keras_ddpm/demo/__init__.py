@@ -1,0 +1,28 @@
+"""A web demo of a trained model: generate and reconstruct images in the browser.
+
+Importing this package needs no web framework; `build_demo` imports Gradio
+when called (`pip install "keras-ddpm[demo]"`).
+"""
+
+from keras_ddpm.demo.app import build_demo, launch_demo
+from keras_ddpm.demo.generation import (
+    display_scale,
+    fit_image,
+    generate_progressively,
+    model_summary,
+    reconstruct_picture,
+    save_animation,
+)
+from keras_ddpm.demo.limits import DemoLimits
+
+__all__ = [
+    "DemoLimits",
+    "build_demo",
+    "display_scale",
+    "fit_image",
+    "generate_progressively",
+    "launch_demo",
+    "model_summary",
+    "reconstruct_picture",
+    "save_animation",
+]
