@@ -5,6 +5,7 @@ import inspect
 import pytest
 
 import keras_ddpm as kd
+import keras_ddpm.demo
 
 MODULES = [
     kd.layers,
@@ -14,6 +15,7 @@ MODULES = [
     kd.datasets,
     kd.viz,
     kd.callbacks,
+    keras_ddpm.demo,
 ]
 PUBLIC = sorted(
     {(module.__name__, name) for module in MODULES for name in module.__all__},

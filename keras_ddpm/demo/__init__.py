@@ -14,6 +14,7 @@ from keras_ddpm.demo.generation import (
     save_animation,
 )
 from keras_ddpm.demo.limits import DemoLimits
+from keras_ddpm.demo.uploads import read_upload
 
 __all__ = [
     "DemoLimits",
@@ -23,6 +24,7 @@ __all__ = [
     "generate_progressively",
     "launch_demo",
     "model_summary",
+    "read_upload",
     "reconstruct_picture",
     "save_animation",
 ]

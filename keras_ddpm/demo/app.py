@@ -11,6 +11,7 @@ from keras_ddpm.demo.generation import (
     save_animation,
 )
 from keras_ddpm.demo.limits import DemoLimits
+from keras_ddpm.demo.uploads import read_upload
 
 CSS = """
 .pixelated img { image-rendering: pixelated; }
@@ -29,37 +30,6 @@ def _gradio():
             'The web demo needs Gradio: pip install "keras-ddpm[demo]"'
         ) from None
     return gradio
-
-
-def _image_upload_class(gr):
-    from gradio.utils import is_in_or_equal
-
-    class ImageUpload(gr.Image):
-        # gr.Image that reads only files uploaded to this server (never a path a
-        # request names), and answers an unreadable upload with a message for
-        # the user, not a developer's traceback that shows server paths.
-        def preprocess(self, payload):
-            path = getattr(payload, "path", None)
-            if path is not None and not is_in_or_equal(path, self.GRADIO_CACHE):
-                raise gr.Error(
-                    "Expected an uploaded image; file paths are not accepted.",
-                    print_exception=False,
-                )
-            try:
-                return super().preprocess(payload)
-            except gr.Error:
-                raise
-            except Exception:
-                raise gr.Error(
-                    "Expected an image file (PNG, JPEG, WebP, GIF, BMP, ...); "
-                    "this upload could not be read as an image.",
-                    print_exception=False,
-                ) from None
-
-        def get_block_name(self):
-            return "image"
-
-    return ImageUpload
 
 
 def _summary_markdown(summary):
@@ -88,8 +58,8 @@ def build_demo(
     model's metadata. Requests wait in one queue (one model call at a time,
     at most `max_queue` waiting); every value is validated on the server
     against `max_images` and `max_steps`, and a bad one is answered with a
-    message in the page. The page never takes a file path: uploads arrive as
-    image data.
+    message in the page. The server reads no file a request names, only
+    images uploaded to it.
 
     Args:
         model: a `DiffusionModel`.
@@ -122,13 +92,19 @@ def build_demo(
     ```
     """
     gr = _gradio()
+    from gradio.utils import get_upload_folder
+
     limits = DemoLimits(model.schedule.timesteps, max_images, max_steps)
     for name, value in (("batch_size", batch_size), ("max_queue", max_queue)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
     timesteps = model.schedule.timesteps
+    image_mode = "L" if model.image_shape[-1] == 1 else "RGB"
+    upload_folder = get_upload_folder()
 
-    def generate(num_images, sampler, steps, seed, eta, progress=gr.Progress()):
+    tracker = gr.Progress()  # Gradio sees it as the default and reports through it
+
+    def generate(num_images, sampler, steps, seed, eta, progress=tracker):
         try:
             request = limits.check_generate(num_images, sampler, steps, seed, eta)
         except ValueError as error:
@@ -159,10 +135,13 @@ def build_demo(
             # Gradio has copied the GIF into its own cache by now.
             shutil.rmtree(folder, ignore_errors=True)
 
-    def reconstruct(image, t, sampler, steps, seed, eta):
-        if image is None:
-            raise gr.Error("Upload an image first.", print_exception=False)
+    def reconstruct(upload, t, sampler, steps, seed, eta):
+        # Runs without Gradio's preprocessing: the upload arrives as its payload
+        # and is read here, from the upload folder only; numbers are checked here.
         try:
+            image = read_upload(upload, upload_folder, image_mode)
+            if image is None:
+                raise ValueError("Upload an image first.")
             request = limits.check_reconstruct(t, sampler, steps, seed, eta)
             return reconstruct_picture(model, image, **request)
         except ValueError as error:
@@ -171,7 +150,6 @@ def build_demo(
     def show_eta(sampler):
         return gr.update(visible=str(sampler).lower() == "ddim")
 
-    image_mode = "L" if model.image_shape[-1] == 1 else "RGB"
     with gr.Blocks(
         title=title, analytics_enabled=False, delete_cache=(3600, 3600)
     ) as demo:
@@ -226,7 +204,9 @@ def build_demo(
                                 )
                                 with gr.Row():
                                     run = gr.Button(
-                                        "Generate", variant="primary", elem_id="generate"
+                                        "Generate",
+                                        variant="primary",
+                                        elem_id="generate",
                                     )
                                     stop = gr.Button("Stop", elem_id="stop")
                             with gr.Column(scale=2):
@@ -254,10 +234,8 @@ def build_demo(
                         )
                         with gr.Row():
                             with gr.Column(scale=1, min_width=260):
-                                upload = _image_upload_class(gr)(
+                                upload = gr.Image(
                                     label="Image",
-                                    type="numpy",
-                                    image_mode=image_mode,
                                     sources=["upload", "clipboard"],
                                     elem_id="upload",
                                 )
@@ -280,7 +258,9 @@ def build_demo(
                                     label="Steps (at most t + 1)",
                                     elem_id="r-steps",
                                 )
-                                r_eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η")
+                                r_eta = gr.Slider(
+                                    0.0, 1.0, value=0.0, step=0.05, label="η"
+                                )
                                 r_seed = gr.Number(
                                     value=0,
                                     precision=0,
@@ -289,7 +269,9 @@ def build_demo(
                                     label="Seed",
                                 )
                                 r_run = gr.Button(
-                                    "Reconstruct", variant="primary", elem_id="run-reconstruct"
+                                    "Reconstruct",
+                                    variant="primary",
+                                    elem_id="run-reconstruct",
                                 )
                             with gr.Column(scale=2):
                                 strip = gr.Image(
@@ -324,6 +306,7 @@ def build_demo(
             concurrency_limit=1,
             concurrency_id=MODEL_QUEUE,
             api_name="reconstruct",
+            preprocess=False,
         )
     demo.queue(max_size=max_queue, default_concurrency_limit=1)
     return demo

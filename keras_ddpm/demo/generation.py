@@ -136,7 +136,11 @@ def generate_progressively(
         raise ValueError(f"`num_images` must be a positive int, got {num_images!r}.")
     if num_images < 1:
         raise ValueError(f"`num_images` must be a positive int, got {num_images!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or batch_size < 1
+    ):
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative int, got {seed!r}.")
@@ -166,7 +170,9 @@ def generate_progressively(
         if kept is None:
             kept = np.unique(
                 np.round(
-                    np.linspace(0, len(trajectory) - 1, min(max_frames, len(trajectory)))
+                    np.linspace(
+                        0, len(trajectory) - 1, min(max_frames, len(trajectory))
+                    )
                 ).astype(int)
             )
         images[begin : begin + size] = result[:size]
@@ -259,10 +265,8 @@ def fit_image(image, image_shape):
     scale = min(picture.width / width, picture.height / height)
     crop_w, crop_h = round(scale * width), round(scale * height)
     left, top = (picture.width - crop_w) // 2, (picture.height - crop_h) // 2
-    picture = picture.resize(
-        (width, height),
-        Image.Resampling.LANCZOS,
-        box=(left, top, left + crop_w, top + crop_h),
+    picture = picture.crop((left, top, left + crop_w, top + crop_h)).resize(
+        (width, height), Image.Resampling.LANCZOS
     )
     result = np.asarray(picture, dtype=np.float32) / 127.5 - 1.0
     return result.reshape(image_shape)
