@@ -33,8 +33,8 @@ def _gradio():
 
 
 def _summary_markdown(summary):
-    return "\n".join(
-        f"- **{key[0].upper() + key[1:]}:** {value}" for key, value in summary.items()
+    return " · ".join(
+        f"**{key[0].upper() + key[1:]}:** {value}" for key, value in summary.items()
     )
 
 
@@ -158,135 +158,131 @@ def build_demo(
             "Generate images from noise, or noise a picture and let the model "
             "restore it."
         )
-        with gr.Row():
-            with gr.Column(scale=3):
-                with gr.Tabs():
-                    with gr.Tab("Generate", id="generate"):
-                        with gr.Row():
-                            with gr.Column(scale=1, min_width=260):
-                                num_images = gr.Slider(
-                                    1,
-                                    limits.max_images,
-                                    value=min(8, limits.max_images),
-                                    step=1,
-                                    label="Number of images",
-                                    elem_id="num-images",
-                                )
-                                sampler = gr.Radio(
-                                    ["DDIM", "DDPM"],
-                                    value="DDIM",
-                                    label="Sampler",
-                                    elem_id="sampler",
-                                )
-                                steps = gr.Slider(
-                                    1,
-                                    limits.max_steps,
-                                    value=min(50, limits.max_steps),
-                                    step=1,
-                                    label="Steps",
-                                    elem_id="steps",
-                                )
-                                eta = gr.Slider(
-                                    0.0,
-                                    1.0,
-                                    value=0.0,
-                                    step=0.05,
-                                    label="η (DDIM: 0 deterministic, 1 as noisy as DDPM)",
-                                    elem_id="eta",
-                                )
-                                seed = gr.Number(
-                                    value=0,
-                                    precision=0,
-                                    minimum=0,
-                                    maximum=2**31 - 1,
-                                    label="Seed",
-                                    elem_id="seed",
-                                )
-                                with gr.Row():
-                                    run = gr.Button(
-                                        "Generate",
-                                        variant="primary",
-                                        elem_id="generate",
-                                    )
-                                    stop = gr.Button("Stop", elem_id="stop")
-                            with gr.Column(scale=2):
-                                grid = gr.Image(
-                                    label="Samples",
-                                    format="png",
-                                    interactive=False,
-                                    elem_id="grid",
-                                    elem_classes="pixelated",
-                                )
-                                status = gr.Markdown(elem_id="status")
-                                animation = gr.Image(
-                                    label="Denoising, from noise to image",
-                                    type="filepath",
-                                    interactive=False,
-                                    elem_id="animation",
-                                    elem_classes="pixelated",
-                                )
-                    with gr.Tab("Reconstruct", id="reconstruct"):
-                        gr.Markdown(
-                            "The picture is cropped and resized to "
-                            f"{model.image_shape[0]}×{model.image_shape[1]}, noised "
-                            "to step t, then denoised back. Small t keeps it; t near "
-                            f"{timesteps - 1} forgets it."
+        gr.Markdown(
+            _summary_markdown(model_summary(model, model_name)),
+            elem_id="model-info",
+            container=True,
+        )
+        with gr.Tabs():
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        num_images = gr.Slider(
+                            1,
+                            limits.max_images,
+                            value=min(8, limits.max_images),
+                            step=1,
+                            label="Number of images",
+                            elem_id="num-images",
+                        )
+                        sampler = gr.Radio(
+                            ["DDIM", "DDPM"],
+                            value="DDIM",
+                            label="Sampler",
+                            elem_id="sampler",
+                        )
+                        steps = gr.Slider(
+                            1,
+                            limits.max_steps,
+                            value=min(50, limits.max_steps),
+                            step=1,
+                            label="Steps",
+                            elem_id="steps",
+                        )
+                        eta = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=0.0,
+                            step=0.05,
+                            label="η (DDIM: 0 deterministic, 1 as noisy as DDPM)",
+                            elem_id="eta",
+                        )
+                        seed = gr.Number(
+                            value=0,
+                            precision=0,
+                            minimum=0,
+                            maximum=2**31 - 1,
+                            label="Seed",
+                            elem_id="seed",
                         )
                         with gr.Row():
-                            with gr.Column(scale=1, min_width=260):
-                                upload = gr.Image(
-                                    label="Image",
-                                    sources=["upload", "clipboard"],
-                                    elem_id="upload",
-                                )
-                                t = gr.Slider(
-                                    0,
-                                    timesteps - 1,
-                                    value=int(0.3 * timesteps),
-                                    step=1,
-                                    label="Noise to step t",
-                                    elem_id="t",
-                                )
-                                r_sampler = gr.Radio(
-                                    ["DDIM", "DDPM"], value="DDIM", label="Sampler"
-                                )
-                                r_steps = gr.Slider(
-                                    1,
-                                    limits.max_steps,
-                                    value=min(50, limits.max_steps),
-                                    step=1,
-                                    label="Steps (at most t + 1)",
-                                    elem_id="r-steps",
-                                )
-                                r_eta = gr.Slider(
-                                    0.0, 1.0, value=0.0, step=0.05, label="η"
-                                )
-                                r_seed = gr.Number(
-                                    value=0,
-                                    precision=0,
-                                    minimum=0,
-                                    maximum=2**31 - 1,
-                                    label="Seed",
-                                )
-                                r_run = gr.Button(
-                                    "Reconstruct",
-                                    variant="primary",
-                                    elem_id="run-reconstruct",
-                                )
-                            with gr.Column(scale=2):
-                                strip = gr.Image(
-                                    label="Input · noised to t · reconstructed",
-                                    format="png",
-                                    interactive=False,
-                                    elem_id="reconstruction",
-                                    elem_classes="pixelated",
-                                )
-            with gr.Column(scale=1, min_width=240):
-                gr.Markdown("### Model")
+                            run = gr.Button(
+                                "Generate",
+                                variant="primary",
+                                elem_id="generate",
+                            )
+                            stop = gr.Button("Stop", elem_id="stop")
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            grid = gr.Image(
+                                label="Samples",
+                                format="png",
+                                interactive=False,
+                                elem_id="grid",
+                                elem_classes="pixelated",
+                            )
+                            animation = gr.Image(
+                                label="Denoising, from noise to image",
+                                type="filepath",
+                                interactive=False,
+                                elem_id="animation",
+                                elem_classes="pixelated",
+                            )
+                        status = gr.Markdown(elem_id="status")
+            with gr.Tab("Reconstruct", id="reconstruct"):
                 gr.Markdown(
-                    _summary_markdown(model_summary(model, model_name)),
-                    elem_id="model-info",
+                    "The picture is cropped and resized to "
+                    f"{model.image_shape[0]}×{model.image_shape[1]}, noised "
+                    "to step t, then denoised back. Small t keeps it; t near "
+                    f"{timesteps - 1} forgets it."
                 )
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        upload = gr.Image(
+                            label="Image",
+                            sources=["upload", "clipboard"],
+                            elem_id="upload",
+                        )
+                        t = gr.Slider(
+                            0,
+                            timesteps - 1,
+                            value=int(0.3 * timesteps),
+                            step=1,
+                            label="Noise to step t",
+                            elem_id="t",
+                        )
+                        r_sampler = gr.Radio(
+                            ["DDIM", "DDPM"], value="DDIM", label="Sampler"
+                        )
+                        r_steps = gr.Slider(
+                            1,
+                            limits.max_steps,
+                            value=min(50, limits.max_steps),
+                            step=1,
+                            label="Steps (at most t + 1)",
+                            elem_id="r-steps",
+                        )
+                        r_eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η")
+                        r_seed = gr.Number(
+                            value=0,
+                            precision=0,
+                            minimum=0,
+                            maximum=2**31 - 1,
+                            label="Seed",
+                        )
+                        r_run = gr.Button(
+                            "Reconstruct",
+                            variant="primary",
+                            elem_id="run-reconstruct",
+                        )
+                    with gr.Column(scale=3):
+                        strip = gr.Image(
+                            label="Input · noised to t · reconstructed",
+                            format="png",
+                            interactive=False,
+                            elem_id="reconstruction",
+                            elem_classes="pixelated",
+                        )
 
         sampler.change(show_eta, sampler, eta, queue=False)
         r_sampler.change(show_eta, r_sampler, r_eta, queue=False)

@@ -170,3 +170,26 @@ def test_serve_command_answers_on_localhost_and_stops_on_ctrl_c(tmp_path):
         if process.poll() is None:
             process.kill()
     assert f"http://127.0.0.1:{port}/" in process.stdout.read()
+
+
+@torch_only
+def test_space_template_builds_the_demo_from_the_model_beside_it(tmp_path, monkeypatch):
+    pytest.importorskip("gradio")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    space = tmp_path / "space"
+    space.mkdir()
+    for name in ("app.py", "requirements.txt", "README.md"):
+        (space / name).write_text(
+            open(os.path.join(root, "examples", "space", name)).read()
+        )
+    os.replace(tiny_model_file(tmp_path), space / "model.keras")
+    monkeypatch.delenv("KERAS_DDPM_MODEL", raising=False)
+    namespace = runpy.run_path(str(space / "app.py"), run_name="space")
+    demo = namespace["demo"]
+    info = next(
+        c["props"]["value"]
+        for c in demo.config["components"]
+        if c["props"].get("elem_id") == "model-info"
+    )
+    assert "model.keras" in info and "8×8×3" in info
+    assert "keras-ddpm[demo" in (space / "requirements.txt").read_text()
