@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import urllib.request
 
 import keras
@@ -38,6 +39,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SERVED = {}
 SIZE = 8  # the tiny model's images: 8×8, shown 16× larger (128 px tiles)
 
 
@@ -59,10 +61,10 @@ def server(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("model") / "tiny.keras")
     model.save(path)
     # What `keras-ddpm serve` does, in this process: load the saved file, serve it.
-    demo = build_demo(
-        keras.saving.load_model(path), max_images=6, max_steps=10, batch_size=2
-    )
+    model = keras.saving.load_model(path)
+    demo = build_demo(model, max_images=6, max_steps=10, batch_size=2)
     url = launch_demo(demo, port=_free_port(), block=False)
+    SERVED["model"] = model
     yield url
     demo.close()
 
@@ -131,6 +133,26 @@ def test_page_generates_a_grid_of_the_requested_size(page):
     animation = page.locator("#animation img")
     animation.wait_for(state="visible")
     assert page.locator(".toast-body.error").count() == 0
+
+
+def test_stop_cancels_a_generation_between_batches(page, monkeypatch):
+    model = SERVED["model"]
+    generate, calls = model.generate, []
+
+    def slow_generate(*args, **kwargs):
+        calls.append(time.monotonic())
+        time.sleep(1.0)  # a batch that takes long enough to be stopped
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", slow_generate)
+    set_slider(page, "num-images", 6)  # three batches of two
+    set_slider(page, "steps", 2)
+    page.locator("#generate").click()
+    page.locator("#status").get_by_text("2 of 6 images").wait_for()
+    page.locator("#stop").click()
+    time.sleep(3.0)  # time enough for the two remaining batches, had they run
+    assert len(calls) <= 2
+    assert page.locator("#status").inner_text().startswith("2 of 6")
 
 
 def test_page_reconstructs_an_uploaded_picture(page, tmp_path):
