@@ -1,4 +1,4 @@
-"""The `keras-ddpm` command line: train, sample, reconstruct, evaluate, info.
+"""The `keras-ddpm` command line: train, sample, reconstruct, evaluate, serve, info.
 
 Errors a user can fix (bad arguments, missing files, unreadable models) print one
 line on stderr and exit with status 2, without a traceback.
@@ -272,6 +272,10 @@ def build_parser():
     from keras_ddpm.cli import evaluate
 
     evaluate.add_parser(commands)
+
+    from keras_ddpm.cli import serve
+
+    serve.add_parser(commands)
 
     info = commands.add_parser(
         "info", help="print the Keras backend and library versions"

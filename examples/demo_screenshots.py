@@ -1,0 +1,78 @@
+"""Render the web demo's screenshots for the docs from a trained model.
+
+    KERAS_BACKEND=torch python examples/demo_screenshots.py runs/flowers/model.keras
+
+Starts the demo on localhost, drives it with headless Chromium (Playwright),
+and writes docs/images/demo-generate.png and docs/images/demo-reconstruct.png.
+"""
+
+import os
+import sys
+import tempfile
+
+import keras
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+import keras_ddpm as kd
+from keras_ddpm.demo import build_demo, launch_demo
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def set_slider(page, elem_id, value):
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def main(model_path, out="docs/images", port=7899):
+    model = keras.saving.load_model(model_path)
+    demo = build_demo(model, model_name=os.path.basename(model_path))
+    url = launch_demo(demo, port=port, block=False)
+    flower = os.path.join(tempfile.mkdtemp(), "flower.png")
+    Image.fromarray(
+        (kd.datasets.render_flower(seed=2024, image_size=160) * 255).astype("uint8")
+    ).save(flower)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+                args=FLAGS,
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(600_000)
+            page.goto(url)
+            set_slider(page, "num-images", 16)
+            set_slider(page, "steps", 50)
+            page.locator("#generate").click()
+            page.locator("#status").get_by_text("16 of 16 images").wait_for()
+            page.locator("#animation img").first.wait_for(state="visible")
+            page.wait_for_timeout(1200)  # the GIF half-way from noise to image
+            page.screenshot(path=os.path.join(out, "demo-generate.png"), full_page=True)
+
+            page.get_by_role("tab", name="Reconstruct").click()
+            page.locator("#upload input[type=file]").set_input_files(flower)
+            page.locator("#upload img").first.wait_for(state="visible")
+            set_slider(page, "t", 400)
+            page.locator("#run-reconstruct").click()
+            page.locator("#reconstruction img").first.wait_for(state="visible")
+            page.screenshot(
+                path=os.path.join(out, "demo-reconstruct.png"), full_page=True
+            )
+            browser.close()
+    finally:
+        demo.close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,85 @@
+"""`keras-ddpm serve`: the web demo of a saved model."""
+
+from keras_ddpm.cli.main import _add_backend, _load_model, _positive
+
+
+def add_parser(commands):
+    """Register `serve` on the `keras-ddpm` subcommands."""
+    serve = commands.add_parser(
+        "serve",
+        help="try a saved model in the browser (web demo)",
+        description=(
+            "Serve a web page that generates images with a saved model (grid, "
+            "progress, denoising animation) and reconstructs uploaded pictures. "
+            "Needs Gradio: pip install 'keras-ddpm[demo]'."
+        ),
+    )
+    serve.add_argument(
+        "--model", required=True, help="a .keras file written by keras-ddpm"
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; "
+        "0.0.0.0 opens it to the network)",
+    )
+    serve.add_argument(
+        "--port", type=_positive(int), default=7860, help="(default: 7860)"
+    )
+    serve.add_argument(
+        "--max-images",
+        type=_positive(int),
+        default=16,
+        help="most images per request (default: 16)",
+    )
+    serve.add_argument(
+        "--max-steps",
+        type=_positive(int),
+        default=250,
+        help="most denoising steps per request, capped at the schedule's T (default: 250)",
+    )
+    serve.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        default=4,
+        help="images per compiled sampling call; the grid updates after each (default: 4)",
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=_positive(int),
+        default=32,
+        help="most requests waiting for the model; more are turned away (default: 32)",
+    )
+    _add_backend(serve)
+    serve.set_defaults(handler=run)
+    return serve
+
+
+def run(args):
+    """Load the model, build the demo and serve it until Ctrl-C."""
+    import os
+
+    from keras_ddpm.demo.app import _gradio, build_demo, launch_demo
+
+    _gradio()  # fail on a missing extra before spending time loading the model
+    model = _load_model(args.model)
+    demo = build_demo(
+        model,
+        max_images=args.max_images,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        max_queue=args.max_queue,
+        model_name=os.path.basename(args.model),
+    )
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"keras-ddpm serve: listening on {args.host}: anyone who can reach this "
+            "machine can use the page."
+        )
+    print(
+        f"keras-ddpm serve: {args.model} at http://{args.host}:{args.port}/ "
+        "(Ctrl-C to stop)",
+        flush=True,
+    )
+    launch_demo(demo, host=args.host, port=args.port, block=True)
+    return 0

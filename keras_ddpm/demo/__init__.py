@@ -1,0 +1,30 @@
+"""A web demo of a trained model: generate and reconstruct images in the browser.
+
+Importing this package needs no web framework; `build_demo` imports Gradio
+when called (`pip install "keras-ddpm[demo]"`).
+"""
+
+from keras_ddpm.demo.app import build_demo, launch_demo
+from keras_ddpm.demo.generation import (
+    display_scale,
+    fit_image,
+    generate_progressively,
+    model_summary,
+    reconstruct_picture,
+    save_animation,
+)
+from keras_ddpm.demo.limits import DemoLimits
+from keras_ddpm.demo.uploads import read_upload
+
+__all__ = [
+    "DemoLimits",
+    "build_demo",
+    "display_scale",
+    "fit_image",
+    "generate_progressively",
+    "launch_demo",
+    "model_summary",
+    "read_upload",
+    "reconstruct_picture",
+    "save_animation",
+]

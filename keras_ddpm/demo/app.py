@@ -1,0 +1,352 @@
+"""The web demo: a Gradio app around a trained `DiffusionModel`."""
+
+import os
+import shutil
+import tempfile
+
+from keras_ddpm.demo.generation import (
+    generate_progressively,
+    model_summary,
+    reconstruct_picture,
+    save_animation,
+)
+from keras_ddpm.demo.limits import DemoLimits
+from keras_ddpm.demo.uploads import read_upload
+
+CSS = """
+.pixelated img { image-rendering: pixelated; }
+"""
+# Every event that runs the model shares one queue slot: a model is not meant to
+# be called from two threads at once, and the queue makes other users wait their
+# turn instead of failing.
+MODEL_QUEUE = "model"
+
+
+def _gradio():
+    try:
+        import gradio
+    except ImportError:
+        raise ImportError(
+            'The web demo needs Gradio: pip install "keras-ddpm[demo]"'
+        ) from None
+    return gradio
+
+
+def _summary_markdown(summary):
+    return " · ".join(
+        f"**{key[0].upper() + key[1:]}:** {value}" for key, value in summary.items()
+    )
+
+
+def build_demo(
+    model,
+    *,
+    max_images=16,
+    max_steps=250,
+    batch_size=4,
+    max_queue=32,
+    title="keras-ddpm",
+    model_name=None,
+):
+    """Build the web demo of a diffusion model as a Gradio app (not yet launched).
+
+    Two tabs. *Generate*: number of images, sampler (DDIM or DDPM), steps, seed
+    and η; the grid fills in batch by batch while a progress bar runs, a Stop
+    button cancels between batches, and a GIF shows the denoising afterwards.
+    *Reconstruct*: an uploaded picture is cropped and resized to the model's
+    size, noised to a chosen step t and denoised back. A panel lists the
+    model's metadata. Requests wait in one queue (one model call at a time,
+    at most `max_queue` waiting); every value is validated on the server
+    against `max_images` and `max_steps`, and a bad one is answered with a
+    message in the page. The server reads no file a request names, only
+    images uploaded to it.
+
+    Args:
+        model: a `DiffusionModel`.
+        max_images: int, most images per request. Defaults to 16.
+        max_steps: int, most denoising steps per request (capped at the
+            schedule's T). Defaults to 250.
+        batch_size: int, images per compiled sampling call; the grid updates
+            after each batch. Defaults to 4.
+        max_queue: int, most requests waiting; more are turned away with a
+            message. Defaults to 32.
+        title: str, the page title. Defaults to `"keras-ddpm"`.
+        model_name: str or None, shown in the metadata panel.
+
+    Returns:
+        A `gradio.Blocks`; start it with `launch_demo` (or its own `launch`).
+
+    Raises:
+        ImportError: if Gradio is not installed (`pip install "keras-ddpm[demo]"`).
+        ValueError: for non-positive bounds.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+    from keras_ddpm.demo import build_demo
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    demo = build_demo(model, max_images=4, max_steps=10)  # demo.launch() serves it
+    ```
+    """
+    gr = _gradio()
+    from gradio.utils import get_upload_folder
+
+    limits = DemoLimits(model.schedule.timesteps, max_images, max_steps)
+    for name, value in (("batch_size", batch_size), ("max_queue", max_queue)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    timesteps = model.schedule.timesteps
+    image_mode = "L" if model.image_shape[-1] == 1 else "RGB"
+    upload_folder = get_upload_folder()
+
+    tracker = gr.Progress()  # Gradio sees it as the default and reports through it
+
+    def generate(num_images, sampler, steps, seed, eta, progress=tracker):
+        try:
+            request = limits.check_generate(num_images, sampler, steps, seed, eta)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        total = request["num_images"]
+        progress((0, total), desc="Denoising", unit="images")
+        folder = tempfile.mkdtemp(prefix="keras-ddpm-demo-")
+        path = os.path.join(folder, "denoise.gif")
+        try:
+            for done, grid, trajectory in generate_progressively(
+                model,
+                total,
+                sampler=request["sampler"],
+                steps=request["steps"],
+                seed=request["seed"],
+                batch_size=batch_size,
+            ):
+                progress((done, total), desc="Denoising", unit="images")
+                status = f"{done} of {total} images · seed {request['seed']}"
+                if trajectory is None:
+                    yield grid, gr.skip(), status
+                else:
+                    save_animation(trajectory, path, model.image_shape)
+                    yield grid, path, status
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        finally:
+            # Gradio has copied the GIF into its own cache by now.
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def reconstruct(upload, t, sampler, steps, seed, eta):
+        # Runs without Gradio's preprocessing: the upload arrives as its payload
+        # and is read here, from the upload folder only; numbers are checked here.
+        try:
+            image = read_upload(upload, upload_folder, image_mode)
+            if image is None:
+                raise ValueError("Upload an image first.")
+            request = limits.check_reconstruct(t, sampler, steps, seed, eta)
+            return reconstruct_picture(model, image, **request)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+    def show_eta(sampler):
+        return gr.update(visible=str(sampler).lower() == "ddim")
+
+    with gr.Blocks(
+        title=title, analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as demo:
+        gr.Markdown(
+            f"# {title}\nA denoising diffusion model made with keras-ddpm. "
+            "Generate images from noise, or noise a picture and let the model "
+            "restore it."
+        )
+        gr.Markdown(
+            _summary_markdown(model_summary(model, model_name)),
+            elem_id="model-info",
+            container=True,
+        )
+        with gr.Tabs():
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        num_images = gr.Slider(
+                            1,
+                            limits.max_images,
+                            value=min(8, limits.max_images),
+                            step=1,
+                            label="Number of images",
+                            elem_id="num-images",
+                        )
+                        sampler = gr.Radio(
+                            ["DDIM", "DDPM"],
+                            value="DDIM",
+                            label="Sampler",
+                            elem_id="sampler",
+                        )
+                        steps = gr.Slider(
+                            1,
+                            limits.max_steps,
+                            value=min(50, limits.max_steps),
+                            step=1,
+                            label="Steps",
+                            elem_id="steps",
+                        )
+                        eta = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=0.0,
+                            step=0.05,
+                            label="η (DDIM: 0 deterministic, 1 as noisy as DDPM)",
+                            elem_id="eta",
+                        )
+                        seed = gr.Number(
+                            value=0,
+                            precision=0,
+                            minimum=0,
+                            maximum=2**31 - 1,
+                            label="Seed",
+                            elem_id="seed",
+                        )
+                        with gr.Row():
+                            run = gr.Button(
+                                "Generate",
+                                variant="primary",
+                                elem_id="generate",
+                            )
+                            stop = gr.Button("Stop", elem_id="stop")
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            grid = gr.Image(
+                                label="Samples",
+                                format="png",
+                                interactive=False,
+                                elem_id="grid",
+                                elem_classes="pixelated",
+                            )
+                            animation = gr.Image(
+                                label="Denoising, from noise to image",
+                                type="filepath",
+                                interactive=False,
+                                elem_id="animation",
+                                elem_classes="pixelated",
+                            )
+                        status = gr.Markdown(elem_id="status")
+            with gr.Tab("Reconstruct", id="reconstruct"):
+                gr.Markdown(
+                    "The picture is cropped and resized to "
+                    f"{model.image_shape[0]}×{model.image_shape[1]}, noised "
+                    "to step t, then denoised back. Small t keeps it; t near "
+                    f"{timesteps - 1} forgets it."
+                )
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        upload = gr.Image(
+                            label="Image",
+                            sources=["upload", "clipboard"],
+                            elem_id="upload",
+                        )
+                        t = gr.Slider(
+                            0,
+                            timesteps - 1,
+                            value=int(0.3 * timesteps),
+                            step=1,
+                            label="Noise to step t",
+                            elem_id="t",
+                        )
+                        r_sampler = gr.Radio(
+                            ["DDIM", "DDPM"], value="DDIM", label="Sampler"
+                        )
+                        r_steps = gr.Slider(
+                            1,
+                            limits.max_steps,
+                            value=min(50, limits.max_steps),
+                            step=1,
+                            label="Steps (at most t + 1)",
+                            elem_id="r-steps",
+                        )
+                        r_eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η")
+                        r_seed = gr.Number(
+                            value=0,
+                            precision=0,
+                            minimum=0,
+                            maximum=2**31 - 1,
+                            label="Seed",
+                        )
+                        r_run = gr.Button(
+                            "Reconstruct",
+                            variant="primary",
+                            elem_id="run-reconstruct",
+                        )
+                    with gr.Column(scale=3):
+                        strip = gr.Image(
+                            label="Input · noised to t · reconstructed",
+                            format="png",
+                            interactive=False,
+                            elem_id="reconstruction",
+                            elem_classes="pixelated",
+                        )
+
+        sampler.change(show_eta, sampler, eta, queue=False)
+        r_sampler.change(show_eta, r_sampler, r_eta, queue=False)
+        generating = run.click(
+            generate,
+            [num_images, sampler, steps, seed, eta],
+            [grid, animation, status],
+            concurrency_limit=1,
+            concurrency_id=MODEL_QUEUE,
+            api_name="generate",
+        )
+        stop.click(None, None, None, cancels=[generating], queue=False)
+        r_run.click(
+            reconstruct,
+            [upload, t, r_sampler, r_steps, r_seed, r_eta],
+            strip,
+            concurrency_limit=1,
+            concurrency_id=MODEL_QUEUE,
+            api_name="reconstruct",
+            preprocess=False,
+        )
+    demo.queue(max_size=max_queue, default_concurrency_limit=1)
+    return demo
+
+
+def launch_demo(demo, host="127.0.0.1", port=7860, block=True, **kwargs):
+    """Serve a demo from `build_demo` (bound to this machine only by default).
+
+    Args:
+        demo: the `gradio.Blocks` from `build_demo`.
+        host: str, address to listen on. Defaults to `"127.0.0.1"`: only this
+            machine can connect; use `"0.0.0.0"` deliberately (e.g. in a container).
+        port: int or None, TCP port; None takes the first free one from 7860.
+            Defaults to 7860.
+        block: bool, wait until the server is stopped (Ctrl-C). Defaults to True;
+            False returns at once with the server running in the background.
+        **kwargs: other `gradio.Blocks.launch` arguments.
+
+    Returns:
+        The local URL of the page.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+    from keras_ddpm.demo import build_demo, launch_demo
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    demo = build_demo(kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20}))
+    url = launch_demo(demo, port=None, block=False)  # e.g. http://127.0.0.1:7860/
+    demo.close()
+    ```
+    """
+    options = dict(
+        server_name=host,
+        server_port=port,
+        share=False,
+        max_file_size="20mb",
+        css=CSS,
+        footer_links=[],
+        show_error=False,
+        quiet=True,
+        prevent_thread_lock=not block,
+    )
+    options.update(kwargs)
+    _, url, _ = demo.launch(**options)
+    return url

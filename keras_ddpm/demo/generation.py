@@ -1,0 +1,318 @@
+"""What the web demo computes, without any web framework: grids, animations, reconstructions."""
+
+import os
+
+import numpy as np
+
+from keras_ddpm.viz.images import _grid_shape, image_grid, save_gif
+
+# Tiles are enlarged (nearest neighbour) to about this many pixels on screen.
+DISPLAY_PIXELS = 128
+
+
+def display_scale(image_shape):
+    """The integer upscaling the demo applies to a model's images for display.
+
+    Args:
+        image_shape: `(H, W, C)` of the model's images.
+
+    Returns:
+        int >= 1: `DISPLAY_PIXELS // max(H, W)`, at least 1.
+
+    Example:
+
+    ```python
+    from keras_ddpm.demo import display_scale
+
+    display_scale((32, 32, 3))  # 4
+    ```
+    """
+    return max(1, DISPLAY_PIXELS // max(image_shape[:2]))
+
+
+def _enlarge(grid, scale):
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    return grid[..., 0] if grid.shape[-1] == 1 else grid
+
+
+def model_summary(model, name=None):
+    """The facts about a `DiffusionModel` the demo shows next to its controls.
+
+    Args:
+        model: a `DiffusionModel`.
+        name: str or None, a display name (e.g. the model file's name).
+
+    Returns:
+        A dict of display strings: `image size`, `schedule`, `prediction`,
+        `training steps`, `parameters`, `EMA`, `backend`
+        (and `model` when `name` is given).
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+    from keras_ddpm.demo import model_summary
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    model_summary(kd.DiffusionModel(net, schedule="cosine"))["image size"]  # '8×8×3'
+    ```
+    """
+    import keras
+
+    height, width, channels = model.image_shape
+    schedule = model.schedule.get_config()
+    schedule_name = type(model.schedule).__name__.replace("Schedule", "").lower()
+    details = ", ".join(
+        f"{k}={v}" for k, v in schedule.items() if k not in ("timesteps", "name")
+    )
+    summary = {} if name is None else {"model": str(name)}
+    summary.update(
+        {
+            "image size": f"{height}×{width}×{channels}",
+            "schedule": f"{schedule_name}, T = {model.schedule.timesteps}"
+            + (f" ({details})" if details else ""),
+            "prediction": model.prediction,
+            "training steps": f"{int(keras.ops.convert_to_numpy(model.ema_updates.value)):,}",
+            "parameters": f"{model.network.count_params():,}",
+            "EMA": "none"
+            if model.ema_momentum is None
+            else f"momentum {model.ema_momentum} (used for sampling)",
+            "backend": keras.backend.backend(),
+        }
+    )
+    return summary
+
+
+def generate_progressively(
+    model,
+    num_images,
+    sampler="ddim",
+    steps=50,
+    seed=0,
+    batch_size=4,
+    max_frames=24,
+):
+    """Generate images a batch at a time, yielding the grid as it fills in.
+
+    The initial noise of all images is drawn at once from `seed`, exactly as
+    `DiffusionModel.generate` draws it, so with a deterministic sampler (DDIM,
+    η = 0) the grid equals `model.generate(num_images, ..., seed=seed)`. Tiles
+    not generated yet show their initial noise. Every batch has the same size
+    (the last one is padded), so one compiled sampling loop serves them all.
+    Stopping the iteration between batches stops the work.
+
+    Args:
+        model: a `DiffusionModel`.
+        num_images: int >= 1.
+        sampler: a sampler name or config dict, e.g. `{"name": "ddim", "eta": 0}`.
+        steps: int, denoising steps.
+        seed: int >= 0.
+        batch_size: int >= 1, images per compiled call. Defaults to 4.
+        max_frames: int >= 2, evenly spaced denoising frames kept for the
+            animation. Defaults to 24.
+
+    Yields:
+        `(done, grid, trajectory)`: images finished so far; the uint8 grid
+        (near-square, 2 px padding, enlarged by `display_scale`); and, only in
+        the last item, the kept frames `(frames, num_images, H, W, C)` in
+        [-1, 1] (None before).
+
+    Raises:
+        ValueError: for counts, steps or seeds the model rejects.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+    from keras_ddpm.demo import generate_progressively
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    for done, grid, trajectory in generate_progressively(model, 3, steps=2, batch_size=2):
+        print(done, grid.shape)  # 2 (352, 352, 3), then 3 (352, 352, 3)
+    ```
+    """
+    if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)):
+        raise ValueError(f"`num_images` must be a positive int, got {num_images!r}.")
+    if num_images < 1:
+        raise ValueError(f"`num_images` must be a positive int, got {num_images!r}.")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or batch_size < 1
+    ):
+        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}.")
+    shape = model.image_shape
+    scale = display_scale(shape)
+    rows, cols = _grid_shape(num_images, None, None)
+    noise = np.random.default_rng(seed).standard_normal(
+        (num_images,) + shape, dtype=np.float32
+    )
+    images = np.clip(noise, -1.0, 1.0)
+    batch = min(batch_size, num_images)
+    kept, frames = None, []
+    for index, begin in enumerate(range(0, num_images, batch)):
+        part = noise[begin : begin + batch]
+        size = len(part)
+        if size < batch:
+            part = np.concatenate([part, np.zeros((batch - size,) + shape, np.float32)])
+        result, trajectory = model.generate(
+            batch,
+            sampler=sampler,
+            steps=steps,
+            seed=int(np.random.default_rng([seed, index]).integers(2**31)),
+            initial_noise=part,
+            return_trajectory=True,
+            batch_size=batch,
+        )
+        if kept is None:
+            kept = np.unique(
+                np.round(
+                    np.linspace(
+                        0, len(trajectory) - 1, min(max_frames, len(trajectory))
+                    )
+                ).astype(int)
+            )
+        images[begin : begin + size] = result[:size]
+        frames.append(trajectory[kept, :size])
+        done = begin + size
+        grid = _enlarge(image_grid(images, rows, cols), scale)
+        final = done == num_images
+        yield done, grid, np.concatenate(frames, axis=1) if final else None
+
+
+def save_animation(trajectory, path, image_shape=None):
+    """Write kept denoising frames as a GIF in the demo's grid layout.
+
+    Args:
+        trajectory: `(frames, N, H, W, C)` in [-1, 1], as yielded last by
+            `generate_progressively`.
+        path: output `.gif` file.
+        image_shape: `(H, W, C)` used for `display_scale`; defaults to the
+            trajectory's.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_ddpm.demo import save_animation
+
+    save_animation(np.random.uniform(-1, 1, (5, 4, 8, 8, 3)), "denoise.gif")
+    ```
+    """
+    trajectory = np.asarray(trajectory)
+    shape = trajectory.shape[2:] if image_shape is None else image_shape
+    rows, cols = _grid_shape(trajectory.shape[1], None, None)
+    save_gif(
+        trajectory,
+        path,
+        duration=2.0,
+        hold_last=2.0,
+        rows=rows,
+        cols=cols,
+        scale=display_scale(shape),
+    )
+    return os.fspath(path)
+
+
+def fit_image(image, image_shape):
+    """An uploaded picture as a model input: center crop, resize, scale to [-1, 1].
+
+    Args:
+        image: uint8 array `(H, W)`, `(H, W, 1)`, `(H, W, 3)` or `(H, W, 4)`
+            (alpha is dropped), of any size.
+        image_shape: `(H, W, C)` the model expects, C in (1, 3).
+
+    Returns:
+        float32 array `image_shape` in [-1, 1].
+
+    Raises:
+        ValueError: for anything that is not a 2-D picture with 1, 3 or 4 channels.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_ddpm.demo import fit_image
+
+    fit_image(np.zeros((60, 80, 3), np.uint8), (32, 32, 3)).shape  # (32, 32, 3)
+    ```
+    """
+    from PIL import Image
+
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if (
+        array.ndim not in (2, 3)
+        or (array.ndim == 3 and array.shape[-1] not in (3, 4))
+        or min(array.shape[:2]) < 1
+    ):
+        raise ValueError(
+            f"Expected a picture (H, W) or (H, W, C) with C in (1, 3, 4), got shape {array.shape}."
+        )
+    if array.dtype != np.uint8:
+        raise ValueError(f"Expected a uint8 picture, got dtype {array.dtype}.")
+    picture = Image.fromarray(array[..., :3] if array.ndim == 3 else array)
+    height, width, channels = image_shape
+    picture = picture.convert("L" if channels == 1 else "RGB")
+    # Largest centered crop with the model's aspect ratio, then an antialiased resize.
+    scale = min(picture.width / width, picture.height / height)
+    crop_w, crop_h = round(scale * width), round(scale * height)
+    left, top = (picture.width - crop_w) // 2, (picture.height - crop_h) // 2
+    picture = picture.crop((left, top, left + crop_w, top + crop_h)).resize(
+        (width, height), Image.Resampling.LANCZOS
+    )
+    result = np.asarray(picture, dtype=np.float32) / 127.5 - 1.0
+    return result.reshape(image_shape)
+
+
+def reconstruct_picture(model, image, t, sampler="ddim", steps=50, seed=0):
+    """Noise an uploaded picture to step `t` and denoise it back, for display.
+
+    Args:
+        model: a `DiffusionModel`.
+        image: uint8 picture of any size (see `fit_image`).
+        t: int in [0, T − 1], the step to noise to.
+        sampler: a sampler name or config dict.
+        steps: int in [1, t + 1], denoising steps.
+        seed: int >= 0, the noise added and drawn while sampling.
+
+    Returns:
+        A uint8 strip of three tiles, enlarged by `display_scale`: the input
+        (cropped and resized to the model's size), the noised x_t, and the
+        reconstruction.
+
+    Raises:
+        ValueError: for a bad picture, `t`, `steps` or seed.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+    from keras_ddpm.demo import reconstruct_picture
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    picture = np.zeros((30, 40, 3), np.uint8)
+    reconstruct_picture(model, picture, t=10, steps=3).shape  # (192, 512, 3)
+    ```
+    """
+    original = fit_image(image, model.image_shape)[None]
+    restored, trajectory = model.reconstruct(
+        original,
+        t,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        return_trajectory=True,
+        batch_size=1,
+    )
+    tiles = np.concatenate([original, trajectory[0], restored])
+    return _enlarge(image_grid(tiles, 1, 3), display_scale(model.image_shape))

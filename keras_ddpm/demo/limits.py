@@ -1,0 +1,139 @@
+import math
+
+import numpy as np
+
+SAMPLERS = ("ddim", "ddpm")
+MAX_SEED = 2**31 - 1
+
+
+def _whole_number(label, value, low, high):
+    """`value` as an int in [low, high], or a one-line ValueError naming `label`."""
+    expected = f"{label} must be a whole number in [{low}, {high}]"
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{expected}, got {value!r}.")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"{expected}, got {value!r}.") from None
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{expected}, got {value!r}.")
+    if not math.isfinite(value) or value != int(value) or not low <= value <= high:
+        raise ValueError(f"{expected}, got {value!r}.")
+    return int(value)
+
+
+def _check_sampler(sampler, eta):
+    name = str(sampler).strip().lower() if isinstance(sampler, str) else None
+    if name not in SAMPLERS:
+        raise ValueError(f"Sampler must be 'DDIM' or 'DDPM', got {sampler!r}.")
+    if name == "ddpm":
+        return {"name": "ddpm"}
+    if (
+        isinstance(eta, bool)
+        or not isinstance(eta, (int, float, np.integer, np.floating))
+        or not math.isfinite(eta)
+        or not 0.0 <= eta <= 1.0
+    ):
+        raise ValueError(f"η must be a number in [0, 1], got {eta!r}.")
+    return {"name": "ddim", "eta": float(eta)}
+
+
+def _check_seed(seed):
+    if seed is None or (isinstance(seed, str) and not seed.strip()):
+        return int(np.random.SeedSequence().entropy % (MAX_SEED + 1))
+    return _whole_number("Seed", seed, 0, MAX_SEED)
+
+
+class DemoLimits:
+    """Server-side bounds of the web demo, and the validation of every request.
+
+    The page's sliders already stay inside these bounds, but a request can come
+    from any HTTP client: every value is checked here again, and a bad one gets
+    a one-line `ValueError` that the page shows as a message.
+
+    Args:
+        timesteps: int, T of the model's schedule (steps can never exceed it).
+        max_images: int >= 1, most images one request may ask for. Defaults to 16.
+        max_steps: int >= 1, most denoising steps one request may ask for
+            (capped at `timesteps`). Defaults to 250.
+
+    Raises:
+        ValueError: if a bound is not a positive int.
+
+    Example:
+
+    ```python
+    from keras_ddpm.demo import DemoLimits
+
+    limits = DemoLimits(timesteps=1000, max_images=8, max_steps=100)
+    limits.check_generate(4, "DDIM", 20, seed=0, eta=0.0)
+    # {'num_images': 4, 'sampler': {'name': 'ddim', 'eta': 0.0}, 'steps': 20, 'seed': 0}
+    ```
+    """
+
+    def __init__(self, timesteps, max_images=16, max_steps=250):
+        for name, value in (
+            ("timesteps", timesteps),
+            ("max_images", max_images),
+            ("max_steps", max_steps),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < 1
+            ):
+                raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+        self.timesteps = int(timesteps)
+        self.max_images = int(max_images)
+        self.max_steps = min(int(max_steps), self.timesteps)
+
+    def check_generate(self, num_images, sampler, steps, seed=None, eta=0.0):
+        """Validate a generation request.
+
+        Args:
+            num_images: whole number in [1, max_images].
+            sampler: `"DDIM"` or `"DDPM"` (any case).
+            steps: whole number in [1, max_steps].
+            seed: whole number in [0, 2³¹ − 1], or None / blank for a random one.
+            eta: number in [0, 1], DDIM's η (ignored by DDPM).
+
+        Returns:
+            A dict with `num_images`, `sampler` (a sampler config dict),
+            `steps` and `seed`, all plain Python values.
+
+        Raises:
+            ValueError: one line saying which value is out of bounds.
+        """
+        return {
+            "num_images": _whole_number(
+                "Number of images", num_images, 1, self.max_images
+            ),
+            "sampler": _check_sampler(sampler, eta),
+            "steps": _whole_number("Steps", steps, 1, self.max_steps),
+            "seed": _check_seed(seed),
+        }
+
+    def check_reconstruct(self, t, sampler, steps, seed=None, eta=0.0):
+        """Validate a reconstruction request (noise to step `t`, denoise back).
+
+        Args:
+            t: whole number in [0, timesteps − 1], the step to noise to.
+            sampler: `"DDIM"` or `"DDPM"`.
+            steps: whole number in [1, min(max_steps, t + 1)].
+            seed: as in `check_generate`.
+            eta: as in `check_generate`.
+
+        Returns:
+            A dict with `t`, `sampler`, `steps` and `seed`.
+
+        Raises:
+            ValueError: one line saying which value is out of bounds.
+        """
+        t = _whole_number("Noise step t", t, 0, self.timesteps - 1)
+        return {
+            "t": t,
+            "sampler": _check_sampler(sampler, eta),
+            "steps": _whole_number("Steps", steps, 1, min(self.max_steps, t + 1)),
+            "seed": _check_seed(seed),
+        }

@@ -1,0 +1,105 @@
+"""Validation of demo requests: every value a client can send is checked on the server."""
+
+import math
+
+import pytest
+
+from keras_ddpm.demo import DemoLimits
+
+LIMITS = DemoLimits(timesteps=100, max_images=8, max_steps=40)
+
+
+def generate(**overrides):
+    values = dict(num_images=4, sampler="DDIM", steps=10, seed=3, eta=0.5)
+    values.update(overrides)
+    return LIMITS.check_generate(**values)
+
+
+def test_valid_request_is_normalised_to_plain_values():
+    request = generate(num_images=4.0, sampler=" ddim ", steps="10", seed=3.0)
+    assert request == {
+        "num_images": 4,
+        "sampler": {"name": "ddim", "eta": 0.5},
+        "steps": 10,
+        "seed": 3,
+    }
+    assert all(type(request[k]) is int for k in ("num_images", "steps", "seed"))
+
+
+def test_ddpm_ignores_eta():
+    assert generate(sampler="DDPM", eta=math.nan)["sampler"] == {"name": "ddpm"}
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        (
+            "num_images",
+            0,
+            r"Number of images must be a whole number in \[1, 8\], got 0",
+        ),
+        ("num_images", 9, r"in \[1, 8\], got 9"),
+        ("num_images", 10**9, r"in \[1, 8\]"),
+        ("num_images", 2.5, r"whole number"),
+        ("num_images", True, r"whole number"),
+        ("num_images", None, r"got None"),
+        ("num_images", "many", r"got 'many'"),
+        ("num_images", math.inf, r"whole number"),
+        ("steps", 0, r"Steps must be a whole number in \[1, 40\], got 0"),
+        ("steps", 41, r"in \[1, 40\]"),
+        ("steps", math.nan, r"Steps must be"),
+        ("sampler", "euler", r"Sampler must be 'DDIM' or 'DDPM', got 'euler'"),
+        ("sampler", None, r"Sampler must be"),
+        ("eta", -0.1, r"η must be a number in \[0, 1\]"),
+        ("eta", 1.5, r"η must be a number in \[0, 1\]"),
+        ("eta", math.nan, r"η must be"),
+        ("eta", "0.5", r"η must be"),
+        ("seed", -1, r"Seed must be a whole number in \[0, 2147483647\]"),
+        ("seed", 2**31, r"Seed must be"),
+        ("seed", 1.5, r"Seed must be"),
+    ],
+)
+def test_bad_values_get_one_line_errors(field, value, message):
+    with pytest.raises(ValueError, match=message) as error:
+        generate(**{field: value})
+    assert "\n" not in str(error.value)
+
+
+def test_blank_seed_draws_a_random_one():
+    seeds = {generate(seed=blank)["seed"] for blank in (None, "", " ", None, None)}
+    assert all(0 <= s < 2**31 for s in seeds)
+    assert len(seeds) > 1
+
+
+def test_steps_never_exceed_the_schedule():
+    limits = DemoLimits(timesteps=20, max_images=2, max_steps=1000)
+    assert limits.max_steps == 20
+    assert limits.check_generate(1, "ddpm", 20)["steps"] == 20
+    with pytest.raises(ValueError, match=r"\[1, 20\], got 21"):
+        limits.check_generate(1, "ddpm", 21)
+
+
+def test_reconstruction_steps_are_bounded_by_t():
+    request = LIMITS.check_reconstruct(t=9, sampler="DDIM", steps=10, seed=1, eta=0)
+    assert request == {
+        "t": 9,
+        "sampler": {"name": "ddim", "eta": 0.0},
+        "steps": 10,
+        "seed": 1,
+    }
+    assert LIMITS.check_reconstruct(0, "DDPM", 1, 0)["t"] == 0
+    with pytest.raises(ValueError, match=r"Steps must be a whole number in \[1, 10\]"):
+        LIMITS.check_reconstruct(9, "DDIM", 11)
+    with pytest.raises(ValueError, match=r"Noise step t must be .* \[0, 99\], got 100"):
+        LIMITS.check_reconstruct(100, "DDIM", 1)
+    with pytest.raises(ValueError, match=r"Noise step t"):
+        LIMITS.check_reconstruct(-1, "DDIM", 1)
+
+
+@pytest.mark.parametrize("field", ["timesteps", "max_images", "max_steps"])
+@pytest.mark.parametrize("value", [0, -3, 2.0, True, None])
+def test_bounds_must_be_positive_ints(field, value):
+    kwargs = dict(timesteps=10, max_images=2, max_steps=5)
+    kwargs[field] = value
+    with pytest.raises(ValueError, match=f"`{field}` must be a positive int"):
+        DemoLimits(**kwargs)

@@ -1,0 +1,292 @@
+"""The web demo served for real on localhost, driven by a browser and by concurrent clients.
+
+The page is the same on every backend, and the model calls behind it are tested
+on all three in tests/demo/test_generation.py; these tests start a server and a
+browser, so they run once, under PyTorch (where a tiny model compiles nothing).
+"""
+
+import base64
+import io
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras_ddpm as kd
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="server and browser tests run once, under the PyTorch backend",
+)
+
+CHROMIUM = os.environ.get("KERAS_DDPM_CHROMIUM", "/usr/bin/chromium")
+# Without the networking flags, Chromium waits on services a closed network never answers.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVED = {}
+SIZE = 8  # the tiny model's images: 8×8, shown 16× larger (128 px tiles)
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    pytest.importorskip("gradio")
+    from keras_ddpm.demo import build_demo, launch_demo
+
+    net = kd.models.build_unet(
+        image_size=SIZE, widths=(8,), block_depth=1, attention_levels=()
+    )
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    path = str(tmp_path_factory.mktemp("model") / "tiny.keras")
+    model.save(path)
+    # What `keras-ddpm serve` does, in this process: load the saved file, serve it.
+    model = keras.saving.load_model(path)
+    demo = build_demo(model, max_images=6, max_steps=10, batch_size=2)
+    url = launch_demo(demo, port=_free_port(), block=False)
+    SERVED["model"] = model
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not (os.path.isfile(CHROMIUM) or shutil.which(CHROMIUM)):
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.wait_for_selector("#generate")
+    yield page
+    page.close()
+
+
+def set_slider(page, elem_id, value):
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def shown_image(page, elem_id):
+    """Decode the picture an image component displays, as the browser received it."""
+    image = page.locator(f"#{elem_id} img").first
+    image.wait_for(state="visible")
+    source = image.get_attribute("src")
+    if source.startswith("data:"):
+        data = base64.b64decode(source.split(",", 1)[1])
+    else:
+        response = page.request.get(source)
+        assert response.ok, f"{source}: HTTP {response.status}"
+        data = response.body()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def grid_pixels(rows, cols, size=SIZE, padding=2, scale=128 // SIZE):
+    return (
+        scale * (rows * size + (rows + 1) * padding),
+        scale * (cols * size + (cols + 1) * padding),
+    )
+
+
+def test_page_generates_a_grid_of_the_requested_size(page):
+    set_slider(page, "num-images", 5)
+    set_slider(page, "steps", 2)
+    page.locator("#generate").click()
+    page.locator("#status").get_by_text("5 of 5 images").wait_for()
+    picture = shown_image(page, "grid")
+    # 5 images: a 3-column, 2-row grid with 2 px padding, every pixel 16×.
+    assert picture.shape[:2] == grid_pixels(2, 3)
+    animation = page.locator("#animation img")
+    animation.wait_for(state="visible")
+    assert page.locator(".toast-body.error").count() == 0
+
+
+def test_stop_cancels_a_generation_between_batches(page, monkeypatch):
+    model = SERVED["model"]
+    generate, calls = model.generate, []
+
+    def slow_generate(*args, **kwargs):
+        calls.append(time.monotonic())
+        time.sleep(1.0)  # a batch that takes long enough to be stopped
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", slow_generate)
+    set_slider(page, "num-images", 6)  # three batches of two
+    set_slider(page, "steps", 2)
+    page.locator("#generate").click()
+    page.locator("#status").get_by_text("2 of 6 images").wait_for()
+    page.locator("#stop").click()
+    time.sleep(3.0)  # time enough for the two remaining batches, had they run
+    assert len(calls) <= 2
+    assert page.locator("#status").inner_text().startswith("2 of 6")
+
+
+def test_page_reconstructs_an_uploaded_picture(page, tmp_path):
+    picture = np.zeros((40, 60, 3), np.uint8)
+    picture[:, :30] = (255, 0, 0)
+    path = tmp_path / "upload.png"
+    Image.fromarray(picture).save(path)
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.locator("#upload img").first.wait_for(state="visible")
+    set_slider(page, "t", 5)
+    set_slider(page, "r-steps", 3)
+    page.locator("#run-reconstruct").click()
+    strip = shown_image(page, "reconstruction")
+    # One row of three tiles: input, noised, reconstructed.
+    assert strip.shape[:2] == grid_pixels(1, 3)
+    # The first tile is the upload, center-cropped to 40×40 and resized to 8×8:
+    # its left part red, its right part black.
+    tile = strip[32:160, 32:160]
+    assert tile[:, :32].mean(axis=(0, 1)) == pytest.approx([255, 0, 0], abs=8)
+    assert tile[:, -32:].max() < 8
+
+
+def test_page_answers_a_non_image_upload_with_a_message(page, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    page.get_by_role("tab", name="Reconstruct").click()
+    # The file chooser offers only images; a file forced past it is refused.
+    page.locator("#upload input[type=file]").set_input_files(str(text))
+    page.get_by_text("Only image/* allowed").wait_for()
+    page.locator("#run-reconstruct").click()
+    page.get_by_text("Upload an image first.").wait_for()
+
+
+def test_page_clamps_out_of_range_steps(page):
+    set_slider(page, "steps", 0)
+    page.locator("#num-images input[type=number]").click()
+    assert page.locator("#steps input[type=number]").input_value() == "1"
+    set_slider(page, "num-images", 10_000)
+    page.locator("#steps input[type=number]").click()
+    assert page.locator("#num-images input[type=number]").input_value() == "6"
+
+
+def test_concurrent_requests_all_complete(server):
+    from gradio_client import Client
+
+    results, errors = {}, []
+
+    def request(seed):
+        try:
+            client = Client(server, verbose=False)
+            grid, animation, status = client.predict(
+                3, "DDIM", 2, seed, 0.0, api_name="/generate"
+            )
+            results[seed] = (np.asarray(Image.open(grid)), status)
+        except Exception as error:  # reported below, with the seed
+            errors.append(f"seed {seed}: {error!r}")
+
+    threads = [threading.Thread(target=request, args=(seed,)) for seed in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    assert sorted(results) == list(range(5))
+    for seed, (grid, status) in results.items():
+        assert grid.shape[:2] == grid_pixels(2, 2), seed
+        assert status.startswith("3 of 3 images"), status
+    # Different seeds, different noise: the requests did not share one result.
+    assert not np.array_equal(results[0][0], results[1][0])
+
+
+def test_api_rejects_bad_values_and_paths_with_messages(server, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(server, verbose=False)
+    # Gradio's own checks of the sliders' bounds answer first; ours stand behind them.
+    for args, message in [
+        ((0, "DDIM", 2, 0, 0.0), "less than minimum value 1"),
+        ((100, "DDIM", 2, 0, 0.0), "greater than maximum value 6"),
+        ((2.5, "DDIM", 2, 0, 0.0), "Number of images must be a whole number"),
+        ((2, "DDIM", 10_000, 0, 0.0), "greater than maximum value 10"),
+        ((2, "euler", 2, 0, 0.0), "euler"),
+        ((2, "DDIM", 2, -1, 0.0), "less than minimum value 0"),
+        ((2, "DDIM", 2, 0, 5.0), "greater than maximum value 1"),
+    ]:
+        with pytest.raises(AppError, match=message):
+            client.predict(*args, api_name="/generate")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    with pytest.raises(AppError, match="Expected an image file"):
+        client.predict(
+            handle_file(str(text)), 5, "DDIM", 3, 0, 0.0, api_name="/reconstruct"
+        )
+    with pytest.raises(AppError, match="Upload an image"):
+        client.predict(None, 5, "DDIM", 3, 0, 0.0, api_name="/reconstruct")
+
+
+def call_raw(server, api_name, data):
+    """One call of the HTTP API without gradio_client: (event name, its data)."""
+    request = urllib.request.Request(
+        f"{server}gradio_api/call/{api_name}",
+        data=json.dumps({"data": data}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(
+        f"{server}gradio_api/call/{api_name}/{event_id}", timeout=120
+    ) as response:
+        lines = response.read().decode().splitlines()
+    events = [line.split(": ", 1)[1] for line in lines if line.startswith("event: ")]
+    payloads = [line.split(": ", 1)[1] for line in lines if line.startswith("data: ")]
+    return events[-1], json.loads(payloads[-1])
+
+
+PATH_REFUSED = "Expected an uploaded image; file paths are not accepted."
+
+
+def test_api_never_reads_a_server_path(server, tmp_path):
+    # A real picture on the server, outside Gradio's upload folder.
+    picture = tmp_path / "private.png"
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(picture)
+    ok_event, ok_data = call_raw(
+        server, "generate", [1, "DDIM", 1, 0, 0.0]
+    )  # the call itself works
+    assert ok_event == "complete", ok_data
+    for payload in (
+        {"path": str(picture)},
+        {"path": str(picture), "meta": {"_type": "gradio.FileData"}},
+        {"path": "/etc/hostname"},
+    ):
+        event, data = call_raw(server, "reconstruct", [payload, 5, "DDIM", 3, 0, 0.0])
+        # Refused by Gradio (no message) or by the demo ("paths are not accepted").
+        assert event == "error", data
+        assert data["error"] in (None, PATH_REFUSED), data
