@@ -3,6 +3,7 @@
 from keras_ddpm import (
     callbacks,
     datasets,
+    distribute,
     layers,
     models,
     ops,
@@ -17,6 +18,7 @@ __all__ = [
     "DiffusionModel",
     "callbacks",
     "datasets",
+    "distribute",
     "layers",
     "models",
     "ops",

@@ -281,12 +281,29 @@ class DiffusionModel(keras.Model):
     def _table(self, name):
         return ops.convert_to_tensor(getattr(self.schedule, name))
 
-    def _diffusion_loss(self, images, network_fn):
-        batch = ops.shape(images)[0]
+    def _draw_timesteps_and_noise(self, shape, replica=None):
+        """Training draws for a batch of `shape`; `replica = (count, index)` or None.
+
+        Each replica of a data-parallel step draws for the whole global batch
+        and keeps its own slice, so that the step equals the single-device step
+        on the same global batch, noise included.
+        """
+        count, index = (1, 0) if replica is None else replica
+        batch = shape[0]
         timesteps = keras.random.randint(
-            (batch,), 0, self.schedule.timesteps, seed=self.seed_generator
+            (batch * count,), 0, self.schedule.timesteps, seed=self.seed_generator
         )
-        noise = keras.random.normal(ops.shape(images), seed=self.seed_generator)
+        noise = keras.random.normal(
+            (batch * count,) + tuple(shape[1:]), seed=self.seed_generator
+        )
+        if count > 1:
+            mine = index * batch + ops.arange(batch)
+            timesteps, noise = ops.take(timesteps, mine, 0), ops.take(noise, mine, 0)
+        return timesteps, noise
+
+    def _diffusion_loss(self, images, network_fn, replica=None):
+        batch = ops.shape(images)[0]
+        timesteps, noise = self._draw_timesteps_and_noise(ops.shape(images), replica)
         alpha = ops.take(self._table("signal_rates"), timesteps)
         sigma = ops.take(self._table("noise_rates"), timesteps)
         x_t = q_sample(images, noise, alpha, sigma)
@@ -308,9 +325,9 @@ class DiffusionModel(keras.Model):
             per_sample = per_sample * weight
         return ops.mean(per_sample)
 
-    def _training_loss(self, images):
+    def _training_loss(self, images, replica=None):
         return self._diffusion_loss(
-            images, lambda inputs: self.network(inputs, training=True)
+            images, lambda inputs: self.network(inputs, training=True), replica
         )
 
     def _ema_momentum_now(self):
