@@ -13,6 +13,8 @@ import contextlib
 
 import keras
 
+__all__ = ["device_scope", "unet_layout_map"]
+
 # Residual-block convolutions hold most of a U-Net's weights. The patterns also
 # match the model's EMA copies and the optimizer's slots, whose paths join the
 # same names with "_", so every copy of a kernel is laid out alike.

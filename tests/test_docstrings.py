@@ -14,6 +14,7 @@ MODULES = [
     kd.datasets,
     kd.viz,
     kd.callbacks,
+    kd.distribute,
 ]
 PUBLIC = sorted(
     {(module.__name__, name) for module in MODULES for name in module.__all__},

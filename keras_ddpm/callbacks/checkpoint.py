@@ -3,10 +3,12 @@ import os
 import re
 
 import keras
+import numpy as np
 
 from keras_ddpm.utils import atomic_path
 
 _NAME = re.compile(r"^ckpt-epoch(\d+)-step(\d+)\.keras$")
+_TEMPORARY = re.compile(r"^\.ckpt-epoch\d+-step\d+\..*\.tmp\.keras$")
 
 
 def list_checkpoints(directory):
@@ -104,7 +106,21 @@ class Checkpoint(keras.callbacks.Callback):
             self.save(epochs_completed=epoch + 1)
 
     def save(self, epochs_completed):
-        """Write a checkpoint now; returns its path."""
+        """Write a checkpoint now; returns its path.
+
+        Weights that hold a NaN or an infinity are never written (the older
+        checkpoints stay): the method then prints why and returns None.
+        """
+        if not all(
+            np.isfinite(keras.ops.convert_to_numpy(v.value)).all()
+            for v in self.model.trainable_variables
+        ):
+            print(
+                f"Not saving a checkpoint after epoch {epochs_completed}: the weights "
+                "are not finite.",
+                flush=True,
+            )
+            return None
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
         path = os.path.join(
             self.directory, f"ckpt-epoch{epochs_completed:05d}-step{step:09d}.keras"
@@ -114,6 +130,9 @@ class Checkpoint(keras.callbacks.Callback):
         self.last_path = path
         for old, _, _ in list_checkpoints(self.directory)[self.keep :]:
             os.remove(old)
+        for name in os.listdir(self.directory):
+            if _TEMPORARY.match(name):  # left by a run killed while saving
+                os.remove(os.path.join(self.directory, name))
         return path
 
     @staticmethod

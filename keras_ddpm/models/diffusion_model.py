@@ -23,6 +23,11 @@ def _positive_int(name, value):
     return int(value)
 
 
+def _check_finite(name, array):
+    if not np.isfinite(array).all():
+        raise ValueError(f"`{name}` must be finite, got NaN or infinite values.")
+
+
 @keras.saving.register_keras_serializable(package="keras_ddpm")
 class DiffusionModel(keras.Model):
     """A denoising diffusion model: trains a network with `fit`, samples with `generate`.
@@ -236,6 +241,8 @@ class DiffusionModel(keras.Model):
             data = data[0]
         if hasattr(data, "shape") and hasattr(data, "dtype"):
             self._prepare_batch(data, cast=False)
+            if isinstance(data, np.ndarray):
+                _check_finite("images", data)
 
     def fit(self, x=None, y=None, **kwargs):
         self._check_input(x)
@@ -508,7 +515,7 @@ class DiffusionModel(keras.Model):
 
         Raises:
             ValueError: for a bad count, steps outside [1, T], or noise of the
-                wrong shape.
+                wrong shape or with NaN / infinite values.
         """
         seed = self._seed_or_random(seed)
         if initial_noise is None:
@@ -525,6 +532,7 @@ class DiffusionModel(keras.Model):
                     f"`initial_noise` must have shape ({num_images}, {', '.join(map(str, self.image_shape))}), "
                     f"got {x.shape}."
                 )
+            _check_finite("initial_noise", x)
         return self._run_sampler(
             x,
             sampler,
@@ -572,6 +580,7 @@ class DiffusionModel(keras.Model):
             raise ValueError(
                 f"`images` must be float in [-1, 1], got dtype {images.dtype}."
             )
+        _check_finite("images", images)
         if (
             isinstance(t, bool)
             or not isinstance(t, (int, np.integer))
