@@ -112,7 +112,7 @@ class Checkpoint(keras.callbacks.Callback):
         checkpoints stay): the method then prints why and returns None.
         """
         if not all(
-            np.isfinite(keras.ops.convert_to_numpy(v.value)).all()
+            np.isfinite(keras.ops.convert_to_numpy(v)).all()
             for v in self.model.trainable_variables
         ):
             print(
@@ -121,7 +121,7 @@ class Checkpoint(keras.callbacks.Callback):
                 flush=True,
             )
             return None
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         path = os.path.join(
             self.directory, f"ckpt-epoch{epochs_completed:05d}-step{step:09d}.keras"
         )

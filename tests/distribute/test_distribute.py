@@ -32,9 +32,11 @@ def make():
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     return model
 
-def train(model):
+def train(model, callbacks=()):
     images = np.random.default_rng(0).uniform(-1, 1, (16, 8, 8, 3)).astype("float32")
-    history = model.fit(images, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    history = model.fit(
+        images, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=list(callbacks)
+    )
     return history.history["loss"]
 
 def compare(single, loss, other, other_loss):
@@ -90,7 +92,13 @@ scope = kd.distribute.device_scope(2)
 with scope:
     mirrored = make()
 assert isinstance(mirrored.ema_weights[0].value, tf.distribute.DistributedValues)
-results["mirrored"] = compare(single, single_loss, mirrored, train(mirrored))
+checkpoint = kd.callbacks.Checkpoint(os.environ["CHECKPOINTS"])
+results["mirrored"] = compare(
+    single, single_loss, mirrored, train(mirrored, [checkpoint])
+)
+results["checkpoints"] = [
+    [epochs, step] for _, epochs, step in kd.callbacks.list_checkpoints(checkpoint.directory)
+]
 print("RESULT " + json.dumps(results))
 """
 )
@@ -136,9 +144,12 @@ def test_jax_data_and_model_parallel_equal_single_device():
 @pytest.mark.skipif(
     BACKEND != "tensorflow", reason="TensorFlow logical devices, checked once"
 )
-def test_tensorflow_mirrored_strategy_equals_single_device():
-    results = run_script(TF_SCRIPT, {"KERAS_BACKEND": "tensorflow"})
+def test_tensorflow_mirrored_strategy_equals_single_device(tmp_path):
+    results = run_script(
+        TF_SCRIPT, {"KERAS_BACKEND": "tensorflow", "CHECKPOINTS": str(tmp_path)}
+    )
     assert_equal_training(results["mirrored"], atol=1e-6)
+    assert results["checkpoints"] == [[2, 4], [1, 2]]
 
 
 def test_one_device_changes_nothing():
