@@ -3,6 +3,7 @@
 from keras_ddpm import (
     callbacks,
     datasets,
+    distribute,
     layers,
     metrics,
     models,
@@ -18,6 +19,7 @@ __all__ = [
     "DiffusionModel",
     "callbacks",
     "datasets",
+    "distribute",
     "layers",
     "metrics",
     "models",

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -46,6 +47,16 @@ def check_writable_folder(folder):
         raise OSError(
             f"Cannot write to output folder {folder!r}: {error.strerror or error}."
         ) from None
+
+
+def check_free_space(folder, needed_bytes):
+    """Fail early, with a clear message, if `folder`'s disk has under `needed_bytes` free."""
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise OSError(
+            f"Not enough free space in {folder!r}: training needs about "
+            f"{needed_bytes / 2**20:.1f} MiB for checkpoints, {free / 2**20:.1f} MiB free."
+        )
 
 
 class ConfigEquality:

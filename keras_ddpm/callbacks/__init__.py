@@ -1,13 +1,16 @@
-"""Training callbacks: sample grids, resumable checkpoints, a history file, validation KID."""
+"""Training callbacks: sample grids, resumable checkpoints, a history file,
+validation KID, a stop on a non-finite loss."""
 
 from keras_ddpm.callbacks.checkpoint import Checkpoint, HistoryFile, list_checkpoints
 from keras_ddpm.callbacks.sample_grid import SampleGrid
+from keras_ddpm.callbacks.terminate_on_non_finite import TerminateOnNonFinite
 from keras_ddpm.callbacks.validation_kid import ValidationKID
 
 __all__ = [
     "SampleGrid",
     "Checkpoint",
     "HistoryFile",
-    "list_checkpoints",
+    "TerminateOnNonFinite",
     "ValidationKID",
+    "list_checkpoints",
 ]

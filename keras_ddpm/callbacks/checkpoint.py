@@ -3,10 +3,12 @@ import os
 import re
 
 import keras
+import numpy as np
 
 from keras_ddpm.utils import atomic_path
 
 _NAME = re.compile(r"^ckpt-epoch(\d+)-step(\d+)\.keras$")
+_TEMPORARY = re.compile(r"^\.ckpt-epoch\d+-step\d+\..*\.tmp\.keras$")
 
 
 def list_checkpoints(directory):
@@ -109,14 +111,27 @@ class Checkpoint(keras.callbacks.Callback):
     def save(self, epochs_completed):
         """Write a checkpoint now (atomically) and delete the ones beyond `keep`.
 
+        Weights that hold a NaN or an infinity are never written (the older
+        checkpoints stay): the method then prints why and returns None.
+
         Args:
             epochs_completed: int, the number of finished epochs, recorded in the
                 file name and returned by `restore`.
 
         Returns:
-            The path of the new checkpoint.
+            The path of the new checkpoint, or None when the weights are not finite.
         """
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
+        if not all(
+            np.isfinite(keras.ops.convert_to_numpy(v)).all()
+            for v in self.model.trainable_variables
+        ):
+            print(
+                f"Not saving a checkpoint after epoch {epochs_completed}: the weights "
+                "are not finite.",
+                flush=True,
+            )
+            return None
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         path = os.path.join(
             self.directory, f"ckpt-epoch{epochs_completed:05d}-step{step:09d}.keras"
         )
@@ -125,6 +140,9 @@ class Checkpoint(keras.callbacks.Callback):
         self.last_path = path
         for old, _, _ in list_checkpoints(self.directory)[self.keep :]:
             os.remove(old)
+        for name in os.listdir(self.directory):
+            if _TEMPORARY.match(name):  # left by a run killed while saving
+                os.remove(os.path.join(self.directory, name))
         return path
 
     @staticmethod

@@ -200,6 +200,13 @@ def build_parser():
     )
     train.add_argument("--seed", type=int, help=f"(default: {d['seed']})")
     train.add_argument(
+        "--devices",
+        type=_positive(int),
+        default=1,
+        help="data-parallel devices: tf.distribute.MirroredStrategy on TensorFlow, "
+        "keras.distribution.DataParallel on JAX (default: 1)",
+    )
+    train.add_argument(
         "--verbose",
         type=int,
         choices=(0, 1, 2),
@@ -330,13 +337,16 @@ def _train_settings(args):
 
 def _train(args):
     settings = _train_settings(args)
-    import keras
-
     import keras_ddpm as kd
     from keras_ddpm.utils import check_writable_folder
 
     out = settings["out"]
     check_writable_folder(out)
+    if settings["batch_size"] % args.devices:
+        raise UsageError(
+            f"--batch-size {settings['batch_size']} must be a multiple of --devices {args.devices}"
+        )
+    devices = kd.distribute.device_scope(args.devices)
     checkpoints = os.path.join(out, "checkpoints")
     size = settings["image_size"]
     common = dict(
@@ -351,6 +361,17 @@ def _train(args):
         settings["dataset"], split="validation", augment=False, **common
     )
 
+    with devices:
+        return _fit(args, settings, train_ds, val_ds, out, checkpoints)
+
+
+def _fit(args, settings, train_ds, val_ds, out, checkpoints):
+    import keras
+
+    import keras_ddpm as kd
+    from keras_ddpm.utils import check_free_space
+
+    size = settings["image_size"]
     restored = kd.callbacks.Checkpoint.restore(checkpoints) if args.resume else None
     if restored is not None:
         model, initial_epoch = restored
@@ -381,6 +402,9 @@ def _train(args):
         )
         model.compile(optimizer=keras.optimizers.AdamW(settings["learning_rate"]))
         initial_epoch = 0
+    # Two kept checkpoints, one being written and model.keras, each holding the
+    # weights, their EMA and two AdamW moments in float32.
+    check_free_space(out, 4 * 4 * 4 * model.network.count_params())
     print(
         f"keras-ddpm: {model.network.count_params():,} parameters, backend {keras.backend.backend()}, "
         f"{settings['dataset']} at {size}x{size}, {settings['epochs']} epochs -> {out}"
@@ -388,7 +412,8 @@ def _train(args):
 
     checkpoint = kd.callbacks.Checkpoint(checkpoints)
     history = kd.callbacks.HistoryFile(os.path.join(out, "history.json"))
-    callbacks = [checkpoint, history]
+    non_finite = kd.callbacks.TerminateOnNonFinite(verbose=False)
+    callbacks = [non_finite, checkpoint, history]
     if settings["grid_every"] > 0:
         callbacks.append(
             kd.callbacks.SampleGrid(
@@ -420,6 +445,13 @@ def _train(args):
             )
     finally:
         signal.signal(signal.SIGINT, previous)
+    if non_finite.step is not None:
+        kept = kd.callbacks.list_checkpoints(checkpoints)
+        kept = f"kept {kept[0][0]}" if kept else "no checkpoint was written"
+        print(
+            f"keras-ddpm train: error: {non_finite.message} ({kept})", file=sys.stderr
+        )
+        return 1
     if checkpoint.stop_requested:
         print(f"Saved {checkpoint.last_path}; run again with --resume to continue.")
         return 130

@@ -23,6 +23,11 @@ def _positive_int(name, value):
     return int(value)
 
 
+def _check_finite(name, array):
+    if not np.isfinite(array).all():
+        raise ValueError(f"`{name}` must be finite, got NaN or infinite values.")
+
+
 @keras.saving.register_keras_serializable(package="keras_ddpm")
 class DiffusionModel(keras.Model):
     """A denoising diffusion model: trains a network with `fit`, samples with `generate`.
@@ -255,6 +260,8 @@ class DiffusionModel(keras.Model):
             data = data[0]
         if hasattr(data, "shape") and hasattr(data, "dtype"):
             self._prepare_batch(data, cast=False)
+            if isinstance(data, np.ndarray):
+                _check_finite("images", data)
 
     def fit(self, x=None, y=None, **kwargs):
         self._check_input(x)
@@ -300,12 +307,29 @@ class DiffusionModel(keras.Model):
     def _table(self, name):
         return ops.convert_to_tensor(getattr(self.schedule, name))
 
-    def _diffusion_loss(self, images, network_fn):
-        batch = ops.shape(images)[0]
+    def _draw_timesteps_and_noise(self, shape, replica=None):
+        """Training draws for a batch of `shape`; `replica = (count, index)` or None.
+
+        Each replica of a data-parallel step draws for the whole global batch
+        and keeps its own slice, so that the step equals the single-device step
+        on the same global batch, noise included.
+        """
+        count, index = (1, 0) if replica is None else replica
+        batch = shape[0]
         timesteps = keras.random.randint(
-            (batch,), 0, self.schedule.timesteps, seed=self.seed_generator
+            (batch * count,), 0, self.schedule.timesteps, seed=self.seed_generator
         )
-        noise = keras.random.normal(ops.shape(images), seed=self.seed_generator)
+        noise = keras.random.normal(
+            (batch * count,) + tuple(shape[1:]), seed=self.seed_generator
+        )
+        if count > 1:
+            mine = index * batch + ops.arange(batch)
+            timesteps, noise = ops.take(timesteps, mine, 0), ops.take(noise, mine, 0)
+        return timesteps, noise
+
+    def _diffusion_loss(self, images, network_fn, replica=None):
+        batch = ops.shape(images)[0]
+        timesteps, noise = self._draw_timesteps_and_noise(ops.shape(images), replica)
         alpha = ops.take(self._table("signal_rates"), timesteps)
         sigma = ops.take(self._table("noise_rates"), timesteps)
         x_t = q_sample(images, noise, alpha, sigma)
@@ -327,9 +351,9 @@ class DiffusionModel(keras.Model):
             per_sample = per_sample * weight
         return ops.mean(per_sample)
 
-    def _training_loss(self, images):
+    def _training_loss(self, images, replica=None):
         return self._diffusion_loss(
-            images, lambda inputs: self.network(inputs, training=True)
+            images, lambda inputs: self.network(inputs, training=True), replica
         )
 
     def _ema_momentum_now(self):
@@ -524,7 +548,7 @@ class DiffusionModel(keras.Model):
 
         Raises:
             ValueError: for a bad count, steps outside [1, T], or noise of the
-                wrong shape.
+                wrong shape or with NaN / infinite values.
 
         Example:
 
@@ -554,6 +578,7 @@ class DiffusionModel(keras.Model):
                     f"`initial_noise` must have shape ({num_images}, {', '.join(map(str, self.image_shape))}), "
                     f"got {x.shape}."
                 )
+            _check_finite("initial_noise", x)
         return self._run_sampler(
             x,
             sampler,
@@ -623,6 +648,7 @@ class DiffusionModel(keras.Model):
             raise ValueError(
                 f"`images` must be float in [-1, 1], got dtype {images.dtype}."
             )
+        _check_finite("images", images)
         if (
             isinstance(t, bool)
             or not isinstance(t, (int, np.integer))

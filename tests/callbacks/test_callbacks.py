@@ -88,3 +88,36 @@ def test_request_stop_saves_the_interrupted_epoch_as_incomplete(tmp_path):
         callbacks=[StopAfterFirstBatchOfSecondEpoch(), checkpoint],
     )
     assert sorted(os.listdir(tmp_path))[-1] == "ckpt-epoch00001-step000000003.keras"
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    model = small_model()
+    checkpoint = kd.callbacks.Checkpoint(tmp_path, keep=2)
+    model.fit(data(), batch_size=8, epochs=1, verbose=0, callbacks=[checkpoint])
+    (good,) = os.listdir(tmp_path)
+    good_bytes = (tmp_path / good).read_bytes()
+
+    # Steps of 1e30 overflow the activations within a batch or two.
+    model.optimizer.learning_rate.assign(1e30)
+    stop = kd.callbacks.TerminateOnNonFinite()
+    model.fit(
+        data(),
+        batch_size=8,
+        epochs=5,
+        initial_epoch=1,
+        verbose=0,
+        callbacks=[stop, checkpoint],
+    )
+    assert stop.step is not None and 2 < stop.step <= 4
+    assert int(ops.convert_to_numpy(model.optimizer.iterations)) == stop.step
+    line = capsys.readouterr().out.strip().splitlines()
+    assert line[0].startswith("loss became ")
+    assert f" at step {stop.step} (epoch 2, batch " in line[0]
+    assert "weights are not finite" in line[-1]
+    assert os.listdir(tmp_path) == [good]
+    assert (tmp_path / good).read_bytes() == good_bytes
+    restored, epochs = kd.callbacks.Checkpoint.restore(tmp_path)
+    assert epochs == 1
+    assert all(
+        np.isfinite(ops.convert_to_numpy(v)).all() for v in restored.trainable_variables
+    )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import keras_ddpm as kd
 from keras_ddpm.cli import main
 
 TINY = [
@@ -135,6 +136,10 @@ def test_train_sample_and_reconstruct(tmp_path):
         (["train", "--config", "missing.toml"], "config file not found"),
         (["sample", "--model", "{tmp}/broken.keras"], "could not load model"),
         (["frobnicate"], "invalid choice"),
+        (
+            ["train", "--devices", "3", "--batch-size", "8", "--out", "{tmp}"],
+            "must be a multiple of --devices 3",
+        ),
     ],
 )
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
@@ -159,49 +164,127 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
     assert "Cannot write to output folder" in error_lines(result)[0]
 
 
+# Runs the command line with one pause patched in, at a chosen moment of
+# training; the test SIGKILLs the process there. Nothing else is changed.
+PAUSING_CLI = """
+import os, sys, time
+import keras
+import keras_ddpm as kd
+from keras_ddpm.cli.main import main
+
+point = os.environ["KILL_POINT"]
+
+def pause():
+    print("PAUSED", flush=True)
+    time.sleep(600)
+
+def batch_begin(self, batch, logs=None):
+    if point == "first_epoch" and batch == 2:
+        pause()
+
+save_checkpoint = kd.callbacks.Checkpoint.save
+def checkpoint_saved(self, epochs_completed):
+    path = save_checkpoint(self, epochs_completed)
+    if point == "after_save" and epochs_completed == 1:
+        pause()
+    return path
+
+save_model = keras.Model.save
+def model_saved(self, path, *args, **kwargs):
+    save_model(self, path, *args, **kwargs)
+    if point == "mid_save" and ".ckpt-epoch00002" in str(path):
+        pause()  # written, not yet renamed into place
+
+kd.callbacks.HistoryFile.on_train_batch_begin = batch_begin
+kd.callbacks.Checkpoint.save = checkpoint_saved
+keras.Model.save = model_saved
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @main_job_backend_only
-def test_sigkill_then_resume_continues_from_the_checkpoint(tmp_path):
+@pytest.mark.parametrize(
+    "point,survivors",
+    [("first_epoch", []), ("after_save", [1]), ("mid_save", [1])],
+)
+def test_sigkill_then_resume_loses_at_most_one_epoch(tmp_path, point, survivors):
     out = tmp_path / "run"
-    args = ["train", *TINY, "--epochs", "6", "--out", str(out), "--verbose", "0"]
+    args = ["train", *TINY, "--epochs", "2", "--out", str(out), "--verbose", "0"]
     env = {
         **os.environ,
         "KERAS_BACKEND": keras.backend.backend(),
         "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KILL_POINT": point,
+        "PYTHONPATH": os.pathsep.join(sys.path),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_ddpm.cli", *args],
+        [sys.executable, "-c", PAUSING_CLI, *args],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
-    checkpoints = out / "checkpoints"
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if checkpoints.is_dir() and any(
-            n.startswith("ckpt-epoch00002") for n in os.listdir(checkpoints)
-        ):
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "training ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    try:
+        for line in process.stdout:
+            if line.strip() == "PAUSED":
+                break
+        assert process.poll() is None, "training ended before it could be killed"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
     assert not (out / "model.keras").exists()
-    survivors = sorted(n for n in os.listdir(checkpoints) if n.endswith(".keras"))
-    done = int(survivors[-1][len("ckpt-epoch") :][:5])
-    assert done >= 2
+    checkpoints = out / "checkpoints"
+    found = kd.callbacks.list_checkpoints(checkpoints)
+    assert sorted(epochs for _, epochs, _ in found) == survivors
+    for path, _, _ in found:  # every complete-looking file is complete
+        keras.saving.load_model(path)
+    leftovers = (
+        [n for n in os.listdir(checkpoints) if n.endswith(".tmp.keras")]
+        if checkpoints.is_dir()
+        else []
+    )
+    assert len(leftovers) == (point == "mid_save")
 
     result = run(*args, "--resume")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"({done} epochs done)" in result.stdout
+    if survivors:
+        assert f"({survivors[-1]} epochs done)" in result.stdout
+    else:
+        assert "No checkpoint" in result.stdout
     model = keras.saving.load_model(out / "model.keras")
-    steps_per_epoch = 32 // 8  # 80% of 40 images in batches of 8
-    assert (
-        int(keras.ops.convert_to_numpy(model.optimizer.iterations.value))
-        == 6 * steps_per_epoch
+    steps = 2 * (32 // 8)  # 80% of 40 images in batches of 8, 2 epochs
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations.value)) == steps
+    assert int(keras.ops.convert_to_numpy(model.ema_updates.value)) == steps
+    assert not [n for n in os.listdir(checkpoints) if n.endswith(".tmp.keras")]
+
+
+@main_job_backend_only
+def test_non_finite_loss_stops_training_with_one_line(tmp_path, capsys):
+    status = main(
+        ["train", *TINY, "--epochs", "2", "--out", str(tmp_path), "--verbose", "0"]
+        + ["--learning-rate", "1e30"]
     )
-    assert (
-        int(keras.ops.convert_to_numpy(model.ema_updates.value)) == 6 * steps_per_epoch
+    assert status == 1
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        "keras-ddpm train: error: loss became"
     )
+    assert " at step " in lines[0] and "no checkpoint was written" in lines[0]
+    assert not (tmp_path / "model.keras").exists()
+    assert kd.callbacks.list_checkpoints(tmp_path / "checkpoints") == []
+
+
+def test_full_disk_fails_before_training(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0)
+    )
+    status = main(["train", *TINY, "--out", str(tmp_path)])
+    assert status == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert "Not enough free space" in line and "MiB free" in line
+    assert not (tmp_path / "checkpoints").exists()
 
 
 @main_job_backend_only

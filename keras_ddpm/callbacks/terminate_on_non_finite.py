@@ -1,0 +1,61 @@
+import math
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_ddpm")
+class TerminateOnNonFinite(keras.callbacks.Callback):
+    """Stop training at the first batch whose loss is NaN or infinite.
+
+    Like `keras.callbacks.TerminateOnNaN`, but it says where: `message` (also
+    printed, on one line, unless `verbose=False`) names the optimizer step, the
+    epoch and the batch. A `Checkpoint` callback in the same `fit` refuses to
+    save non-finite weights, so the last good checkpoint is kept.
+
+    The logged loss is the running mean of the epoch, so it turns non-finite at
+    exactly the batch whose own loss first does.
+
+    Args:
+        monitor: str, the log entry watched. Defaults to `"loss"`.
+        verbose: bool, print the message when training stops. Defaults to True.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    stop = kd.callbacks.TerminateOnNonFinite()
+    # model.fit(ds, callbacks=[stop, kd.callbacks.Checkpoint("checkpoints")])
+    # if stop.step is not None: print(stop.message)
+    ```
+    """
+
+    def __init__(self, monitor="loss", verbose=True):
+        super().__init__()
+        self.monitor = monitor
+        self.verbose = verbose
+        self.step = None
+        self.message = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or self.step is not None:
+            return
+        value = float(keras.ops.convert_to_numpy(value))
+        if math.isfinite(value):
+            return
+        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.message = (
+            f"{self.monitor} became {value} at step {self.step} (epoch "
+            f"{self._epoch + 1}, batch {batch + 1}): training stopped."
+        )
+        if self.verbose:
+            print(self.message, flush=True)
+        self.model.stop_training = True
+
+    def get_config(self):
+        return {"monitor": self.monitor, "verbose": self.verbose}
