@@ -83,9 +83,7 @@ def test_rejects_batched_inputs_and_unknown_shapes():
 def test_unet_count_agrees_with_xla_cost_analysis():
     import jax
 
-    net = kd.models.build_unet(
-        16, widths=(8, 16), block_depth=1, attention_levels=(1,)
-    )
+    net = kd.models.build_unet(16, widths=(8, 16), block_depth=1, attention_levels=(1,))
     weights = [v.value for v in net.trainable_variables]
     non_trainable = [v.value for v in net.non_trainable_variables]
 
