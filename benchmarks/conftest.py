@@ -9,6 +9,7 @@ laptop CPU in minutes, `--full` uses the 64×64 flowers U-Net.
 """
 
 import os
+import shlex
 import sys
 
 import keras
@@ -80,14 +81,10 @@ class Settings:
         self.rounds = get("rounds") or 3
         self.skip_eager = get("skip_eager")
         self.conditions = get("conditions")
-        self.command = " ".join(
-            [f"KERAS_BACKEND={self.backend}", "python -m pytest"]
-            + config.invocation_params.args
+        self.command = f"KERAS_BACKEND={self.backend} python -m pytest " + shlex.join(
+            config.invocation_params.args
         )
-        self.on_cpu = (
-            harness.device_name() == "cpu" or harness.device_name().startswith("cpu")
-        )
-        self.matmul_size = 2048 if self.on_cpu else 8192
+        self.matmul_size = 2048 if harness.device_name().startswith("cpu") else 8192
 
 
 def pytest_configure(config):

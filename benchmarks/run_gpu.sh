@@ -50,7 +50,7 @@ if [ -n "$wheels" ]; then
 fi
 # The package itself, as a wheel built offline; without setuptools at hand the
 # source tree is put on the path instead.
-if "$venv_python" -m pip wheel --quiet --no-deps --no-build-isolation --no-index \
+if "$python" -m pip wheel --quiet --no-deps --no-build-isolation --no-index \
         -w "$work/dist" "$repo" >"$work/wheel.log" 2>&1; then
     "${pip[@]}" --no-deps --force-reinstall "$work"/dist/keras_ddpm-*.whl
     echo "installed $(basename "$work"/dist/keras_ddpm-*.whl)"
@@ -65,7 +65,7 @@ if [ "$dry_run" = 1 ]; then
     export JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES=""
     sizes=(--image-size 16 --widths 8 16 --batch 2 --sample-batch 2 --sampling-steps 5
            --eager-steps 3 --train-steps 2 --rounds 1)
-    limits=(train:240 sample:240)
+    limits=(train:600 sample:600)
     conditions="dry run of the GPU script on a CPU, tiny sizes: plumbing only"
 else
     # 64×64 flowers U-Net; the eager sampling loop is timed over 100 of its
