@@ -8,7 +8,10 @@ size, batch size, dtype policy and `jit_compile`; the default sizes run on a
 laptop CPU in minutes, `--full` uses the 64×64 flowers U-Net.
 """
 
+import datetime
+import json
 import os
+import platform
 import shlex
 import sys
 
@@ -55,6 +58,10 @@ def pytest_addoption(parser):
         "--skip-eager", action="store_true", help="skip the eager sampling baseline"
     )
     group.addoption(
+        "--records",
+        help="also rewrite this JSON file after every benchmark (survives a timeout)",
+    )
+    group.addoption(
         "--conditions",
         default="not stated",
         help="the load the machine ran under, recorded with the results",
@@ -81,6 +88,7 @@ class Settings:
         self.rounds = get("rounds") or 3
         self.skip_eager = get("skip_eager")
         self.conditions = get("conditions")
+        self.records = get("records")
         self.command = f"KERAS_BACKEND={self.backend} python -m pytest " + shlex.join(
             config.invocation_params.args
         )
@@ -171,9 +179,26 @@ def record(benchmark, settings, matmul_peak):
         }
         benchmark.extra_info.update(info)
         RECORDS.append(info)
+        if settings.records:
+            write_records(settings.records)
         return info
 
     return measure
+
+
+def write_records(path):
+    """The records so far, in the layout of pytest-benchmark's JSON that make_table reads."""
+    data = {
+        "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "machine_info": {
+            "cpu": {"brand_raw": platform.processor() or platform.machine()},
+            "node": platform.node(),
+        },
+        "benchmarks": [{"extra_info": r} for r in RECORDS],
+    }
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -70,8 +70,8 @@ if [ "$dry_run" = 1 ]; then
 else
     # 64×64 flowers U-Net; the eager sampling loop is timed over 100 of its
     # 1000 steps (each step is the same work).
-    sizes=(--full --batch 64 256 --rounds 3 --eager-steps 100)
-    limits=(train:120 sample:75)
+    sizes=(--full --batch 256 64 --policy mixed_bfloat16 float32 --rounds 3 --eager-steps 100)
+    limits=(train:140 sample:75)
     conditions="${CONDITIONS:-dedicated GPU machine}"
 fi
 
@@ -89,13 +89,13 @@ for backend in $backends; do
                 "$venv_python" -m pytest -q -p no:cacheprovider -o pythonpath= \
                 "$file" --benchmark-only \
                 "${sizes[@]}" --conditions "$conditions" \
-                --benchmark-json="$json" --benchmark-columns=median,rounds) \
+                --records "$json" --benchmark-json="$out/stats-$backend-$part.json" \
+                --benchmark-columns=median,rounds) \
                 >"$out/gpu-$backend-$part.log" 2>&1; then
             sed -n '/keras-ddpm throughput/,/passed/p' "$out/gpu-$backend-$part.log"
         else
-            echo "!! $backend $part failed or ran out of time; last lines of its log:"
+            echo "!! $backend $part failed or ran out of time (the benchmarks it finished are kept); last lines of its log:"
             tail -15 "$out/gpu-$backend-$part.log"
-            rm -f "$json"
             status=1
         fi
     done
@@ -111,8 +111,8 @@ print('$backend', harness.device_name(), 'bfloat16 %dx%d matmul: %.0f GFLOP/s' %
 " 2>/dev/null | tail -1 | tee -a "$out/matmul_peak.txt" || status=1
 done
 
-if compgen -G "$out/*.json" >/dev/null; then
-    "$venv_python" "$repo/benchmarks/make_table.py" "$out"/*.json -o "$out/benchmarks.md"
+if compgen -G "$out/gpu-*.json" >/dev/null; then
+    "$venv_python" "$repo/benchmarks/make_table.py" "$out"/gpu-*.json -o "$out/benchmarks.md"
 else
     echo "!! no benchmark finished; no table written"
     status=1
