@@ -26,15 +26,21 @@ commands below.
 
 ## Running the suite
 
-On a CPU, one backend at a time, small sizes (a 32×32 U-Net with widths
-32/64/96/128, about 10 minutes on 2 cores):
+On a CPU, one backend at a time, at the default small sizes (a 32×32 U-Net with
+widths 32/64/96/128, batch 16; sampling 4 images with 100 DDPM steps), each
+benchmark compiled first and then timed over 3 rounds:
 
 ```bash
 pip install -e ".[bench,jax,torch,tensorflow]"
-KERAS_BACKEND=tensorflow python -m pytest benchmarks/ --benchmark-only \\
-    --benchmark-json=benchmarks/results/cpu-tensorflow.json
+KERAS_BACKEND=jax python -m pytest benchmarks/ --benchmark-only \
+    --conditions "quiet machine" --records benchmarks/results/cpu-jax.json
 python benchmarks/make_table.py benchmarks/results/*.json -o docs/benchmarks.md
 ```
+
+`--records` rewrites its JSON file after every benchmark, so a run cut short
+still leaves what it measured; `--conditions` states the load the machine was
+under, and is printed with the results. pytest-benchmark's own
+`--benchmark-json` files work with `make_table.py` as well.
 
 `--full` switches to the 64×64 flowers U-Net (widths 64/128/256/512, 46.9 M
 parameters), batches 64 and 256, and a 4×8 grid sampled with 1000 DDPM steps.
