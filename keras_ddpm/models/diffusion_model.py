@@ -162,6 +162,15 @@ class DiffusionModel(keras.Model):
         self._sampling_traces = 0
         self._train_step_traces = 0
         self.image_shape = self._network_image_shape()
+        # Converted once, outside any traced function: the train step and the
+        # sampling loop reuse these device tensors instead of copying the numpy
+        # tables to the device on every call (every step, when run eagerly).
+        self._tables = {
+            name: ops.convert_to_tensor(
+                np.asarray(getattr(self.schedule, name), "float32")
+            )
+            for name in ("signal_rates", "noise_rates", "snr")
+        }
         self.build()
 
     def _network_image_shape(self):
@@ -216,7 +225,7 @@ class DiffusionModel(keras.Model):
         `jit_compile="auto"` compiles the train step with XLA on JAX and on a
         TensorFlow GPU; on a TensorFlow CPU it runs a graph without XLA, which
         is never slower there (measured on 2 cores with
-        `benchmarks/train_throughput.py`: 14.8 vs 11.7 images/s at 64×64 for a
+        the training benchmark in `benchmarks/`: 14.8 vs 11.7 images/s at 64×64 for a
         4.1 M-parameter U-Net at batch 16; equal at 32×32).
 
         Args:
@@ -305,7 +314,7 @@ class DiffusionModel(keras.Model):
         return ops.cast(images, "float32") if cast else images
 
     def _table(self, name):
-        return ops.convert_to_tensor(getattr(self.schedule, name))
+        return self._tables[name]
 
     def _draw_timesteps_and_noise(self, shape, replica=None):
         """Training draws for a batch of `shape`; `replica = (count, index)` or None.
@@ -338,9 +347,7 @@ class DiffusionModel(keras.Model):
         error = ops.square(error) if self.loss_type == "mse" else ops.abs(error)
         per_sample = ops.mean(ops.reshape(error, (batch, -1)), axis=-1)
         if self.min_snr_gamma is not None:
-            snr = ops.take(
-                ops.convert_to_tensor(self.schedule.snr.astype("float32")), timesteps
-            )
+            snr = ops.take(self._table("snr"), timesteps)
             clipped = ops.minimum(snr, self.min_snr_gamma)
             # Hang et al. 2023, eq. 10 and its ε / v forms.
             weight = {

@@ -1,0 +1,196 @@
+"""What the benchmarks time: the library's paths and the baselines they are compared with.
+
+Every function here is backend-agnostic (Keras ops, `keras.Model.fit`, and the
+library's own per-backend sampling compiler), so the same code measures
+TensorFlow, JAX and PyTorch.
+"""
+
+import contextlib
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+import keras_ddpm as kd
+from keras_ddpm.models.trainers import get_trainer
+
+# Widths of the networks benchmarked: a keras.io-DDIM-sized U-Net by default, the
+# U-Net of the flowers job (46.9 M parameters) with --full.
+SMALL_WIDTHS = (32, 64, 96, 128)
+FULL_WIDTHS = (64, 128, 256, 512)
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Build and run under a global Keras dtype policy, then restore the old one."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_network(image_size, widths):
+    return kd.models.build_unet(image_size, widths=widths, block_depth=2)
+
+
+def sync(tensor):
+    """Wait for `tensor` (and all work it depends on) by reading one element to the host."""
+    flat = ops.reshape(tensor, (-1,))
+    return float(ops.convert_to_numpy(flat[:1])[0])
+
+
+def device_name():
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return f"{device.platform}:{device.device_kind}"
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda:{torch.cuda.get_device_name(0)}"
+        return "cpu"
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return f"gpu:{gpus[0].name}" if gpus else "cpu"
+
+
+def measure_matmul_peak(dtype, size, repeats=10, trials=3):
+    """Best GFLOP/s of an n×n by n×n matmul at `dtype`, compiled as the library compiles.
+
+    Chained products keep the device busy between host calls; the best of
+    `trials` is kept, as a peak should be.
+    """
+    rng = np.random.default_rng(0)
+    a = ops.convert_to_tensor(rng.standard_normal((size, size)) / np.sqrt(size), dtype)
+    b = ops.convert_to_tensor(rng.standard_normal((size, size)) / np.sqrt(size), dtype)
+    jit = keras.backend.backend() == "jax"
+    matmul = get_trainer().compile_sampling(ops.matmul, jit)
+    sync(matmul(a, b))
+    best = float("inf")
+    for _ in range(trials):
+        start = time.perf_counter()
+        c = a
+        for _ in range(repeats):
+            c = matmul(c, b)
+        sync(c)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9
+
+
+def training_data(image_size, count, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (count, image_size, image_size, 3)).astype("float32")
+
+
+def diffusion_fit(network, jit_compile):
+    """`DiffusionModel.fit` as users call it: returns `run(images, batch)` for one epoch."""
+    model = kd.DiffusionModel(network, seed=0)
+    model.compile(optimizer=keras.optimizers.AdamW(2e-4), jit_compile=jit_compile)
+
+    def run(images, batch):
+        model.fit(images, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+
+    return run
+
+
+def bare_fit(network, jit_compile):
+    """The same network trained by plain Keras on ready-made `(x_t, t) → ε` pairs.
+
+    Forward, MSE, backward and the same AdamW step, with no noise drawn, no
+    schedule lookups, no EMA: the floor a diffusion training step is measured
+    against.
+    """
+    network.compile(
+        optimizer=keras.optimizers.AdamW(2e-4), loss="mse", jit_compile=jit_compile
+    )
+    prepared = {}
+
+    def run(images, batch):
+        if images.shape[0] not in prepared:
+            rng = np.random.default_rng(1)
+            noise = rng.standard_normal(images.shape).astype("float32")
+            t = rng.integers(0, 1000, images.shape[0]).astype("float32")
+            prepared[images.shape[0]] = ([images + noise, t], noise)
+        inputs, target = prepared[images.shape[0]]
+        network.fit(
+            inputs, target, batch_size=batch, epochs=1, verbose=0, shuffle=False
+        )
+
+    return run
+
+
+def sampling_model(network, steps, jit_compile):
+    """A DiffusionModel whose schedule has exactly `steps` timesteps (full DDPM)."""
+    model = kd.DiffusionModel(
+        network, schedule=kd.schedules.LinearSchedule(timesteps=steps), seed=0
+    )
+    model.compile(jit_compile=jit_compile)
+    return model
+
+
+def compiled_sampling(model, batch):
+    """The library's sampling loop: `generate` with DDPM over every timestep."""
+
+    def run():
+        model.generate(batch, sampler="ddpm", seed=0, batch_size=batch)
+
+    return run
+
+
+def bare_network_calls(model, batch, steps):
+    """`steps` calls of the compiled network alone, each feeding the next: the floor."""
+    jit = keras.backend.backend() == "jax" or bool(model.jit_compile)
+    network = model.network
+
+    def forward(weights, non_trainable, x, t):
+        return network.stateless_call(weights, non_trainable, [x, t], training=False)[0]
+
+    forward = model._trainer.compile_sampling(forward, jit)
+    weights = [v.value for v in network.trainable_variables]
+    non_trainable = [v.value for v in network.non_trainable_variables]
+    x0 = ops.convert_to_tensor(training_data(model.image_shape[0], batch))
+    t = ops.convert_to_tensor(np.full((batch,), 10.0, "float32"))
+
+    def run():
+        x = x0
+        for _ in range(steps):
+            x = ops.cast(forward(weights, non_trainable, x, t), "float32")
+        sync(x)
+
+    return run
+
+
+def eager_loop(model, batch, limit=None):
+    """DDPM sampling as a straightforward Python loop: one eager network call per step.
+
+    Ho et al. 2020, Algorithm 2, with σ_t² = β_t; this is how a notebook samples.
+    With `limit`, only the first (noisiest) `limit` steps run: every step does
+    the same work, so the time scales to the whole loop.
+    """
+    schedule = model.schedule
+    betas = schedule.betas
+    alphas_cumprod = schedule.alphas_cumprod
+    network = model.network
+    rng = np.random.default_rng(0)
+    shape = (batch,) + model.image_shape
+
+    def run():
+        x = ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
+        timesteps_visited = list(reversed(range(schedule.timesteps)))
+        for t in timesteps_visited[:limit]:
+            timesteps = ops.full((batch,), float(t))
+            eps = ops.cast(network([x, timesteps], training=False), "float32")
+            coefficient = float(betas[t] / np.sqrt(1.0 - alphas_cumprod[t]))
+            x = (x - coefficient * eps) / float(np.sqrt(1.0 - betas[t]))
+            if t > 0:
+                x = x + float(np.sqrt(betas[t])) * keras.random.normal(shape)
+        sync(x)
+
+    return run

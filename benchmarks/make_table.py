@@ -1,0 +1,127 @@
+"""Regenerate the results page from pytest-benchmark JSON files.
+
+    python benchmarks/make_table.py benchmarks/results/*.json -o docs/benchmarks.md
+
+Each JSON file (written by `pytest benchmarks/ --benchmark-json=...`) becomes one
+section: the machine, the load it ran under, the command, every measurement and
+the ratios measured side by side.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import report  # noqa: E402
+
+HEADER = """# Benchmarks
+
+Throughput of training and sampling on each Keras backend, measured with
+[pytest-benchmark](https://pytest-benchmark.readthedocs.io) by the suite in
+`benchmarks/`. Every number on this page is generated from the JSON files in
+`benchmarks/results/` by `benchmarks/make_table.py`; regenerate it with the
+commands below.
+
+## Running the suite
+
+On a CPU, one backend at a time, at the default small sizes (a 32×32 U-Net with
+widths 32/64/96/128, batch 16; sampling 4 images with 100 DDPM steps), each
+benchmark compiled first and then timed over 3 rounds:
+
+```bash
+pip install -e ".[bench,jax,torch,tensorflow]"
+KERAS_BACKEND=jax python -m pytest benchmarks/ --benchmark-only \
+    --conditions "quiet machine" --records benchmarks/results/cpu-jax.json
+python benchmarks/make_table.py benchmarks/results/*.json -o docs/benchmarks.md
+```
+
+`--records` rewrites its JSON file after every benchmark, so a run cut short
+still leaves what it measured; `--conditions` states the load the machine was
+under, and is printed with the results. pytest-benchmark's own
+`--benchmark-json` files work with `make_table.py` as well.
+
+`--full` switches to the 64×64 flowers U-Net (widths 64/128/256/512, 46.9 M
+parameters), batches 64 and 256, and a 4×8 grid sampled with 1000 DDPM steps.
+On an NVIDIA GPU machine with JAX and PyTorch, `benchmarks/run_gpu.sh` installs
+the package offline, runs the full configuration on both backends in bfloat16 and
+float32, and writes the JSON files and this page; `bash benchmarks/run_gpu.sh
+--dry-run` checks all of it on a CPU in a few minutes. Options such as
+`--image-size`, `--batch`, `--policy`, `--jit` and `--rounds` narrow a run
+(`python -m pytest benchmarks/ --help`).
+
+## How to read the tables
+
+- **img/s**: images per second, the median of the timed rounds. Training rounds
+  are one `fit` epoch of several batches; sampling rounds produce one batch.
+- **GFLOP/img**: FLOPs per image counted from the network's layers by
+  `kd.models.count_flops` (agrees with XLA's cost analysis within 3 %): a
+  training step counts 3 forward passes, a sampled image one forward pass per
+  step.
+- **utilisation**: achieved GFLOP/s over the peak of a large matmul measured in
+  the same run, at the same dtype (float32, or bfloat16 for `mixed_bfloat16`).
+- **Ratios** compare variants measured side by side in the same run:
+    - *train overhead*: a bare forward + backward + AdamW step of the same
+      network on ready-made inputs (`bare_fit`) over `DiffusionModel.fit`
+      (`diffusion_fit`). Above 1 is the cost of drawing noise and timesteps, the
+      schedule lookups, the loss and the EMA update.
+    - *sampling overhead*: the same number of calls of the compiled network alone
+      (`bare_calls`) over the library's sampling loop (`compiled`).
+    - *sampling speed-up*: the compiled loop over a straightforward Python loop
+      that calls the network eagerly once per step (`eager`).
+    - *mixed_bfloat16 ÷ float32*: the speed-up of the mixed policy.
+"""
+
+
+def load(path):
+    with open(path) as f:
+        data = json.load(f)
+    records = [b["extra_info"] for b in data["benchmarks"] if b.get("extra_info")]
+    return data, records
+
+
+def section(path, data, records):
+    first = records[0]
+    cpu = data.get("machine_info", {}).get("cpu", {}).get("brand_raw", "unknown CPU")
+    cores = data.get("machine_info", {}).get("cpu", {}).get("count")
+    when = data.get("datetime", "")[:16].replace("T", " ")
+    lines = [
+        f"## {first['backend']} on {first['device']} ({os.path.basename(path)})",
+        "",
+        f"- Machine: {cpu}"
+        + (f", {cores} logical cores" if cores else "")
+        + f"; measured {when} UTC.",
+        f"- Load: {first.get('conditions') or 'not recorded'}.",
+        f"- Command: `{first.get('command', 'not recorded')}`",
+        "",
+        report.results_table(records),
+        "",
+        report.ratios_table(records),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", nargs="+", help="pytest-benchmark JSON files")
+    parser.add_argument("-o", "--output", default="docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    sections = []
+    for path in sorted(args.json):
+        data, records = load(path)
+        if not records:
+            raise SystemExit(f"{path}: no keras-ddpm benchmark records in this file.")
+        sections.append(section(path, data, records))
+    text = HEADER + "\n## Results\n\n" + "\n".join(sections)
+    tmp = args.output + ".tmp"
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, args.output)
+    print(f"wrote {args.output} from {len(sections)} file(s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Turn benchmark records (the `extra_info` of each benchmark) into tables and ratios.
+
+Used by the pytest terminal summary and by `make_table.py`, so the console and
+the results page say the same thing.
+"""
+
+from collections import defaultdict
+
+CONFIG_KEYS = ("backend", "image_size", "batch", "policy", "jit_compile")
+
+# (kind, numerator variant, denominator variant, what the ratio means)
+VARIANT_RATIOS = (
+    (
+        "train",
+        "bare_fit",
+        "diffusion_fit",
+        "train overhead: bare step img/s ÷ DiffusionModel.fit img/s (1.00 = none; target ≤ 1.10)",
+    ),
+    (
+        "sample",
+        "bare_calls",
+        "compiled",
+        "sampling overhead: bare network calls ÷ compiled loop, in img/s (target ≤ 1.05)",
+    ),
+    (
+        "sample",
+        "compiled",
+        "eager",
+        "sampling speed-up: compiled loop ÷ eager Python loop, in img/s (target ≥ 3)",
+    ),
+)
+
+
+def _config(record):
+    return tuple(record[k] for k in CONFIG_KEYS)
+
+
+def variant_ratios(records):
+    """Rows `(description, config dict, ratio)` comparing variants in one configuration."""
+    groups = defaultdict(dict)
+    for r in records:
+        groups[(r["kind"], _config(r))][r["variant"]] = r["images_per_s"]
+    rows = []
+    for kind, top, bottom, text in VARIANT_RATIOS:
+        for (group_kind, config), speeds in sorted(groups.items(), key=str):
+            if group_kind == kind and top in speeds and bottom in speeds:
+                rows.append(
+                    (text, dict(zip(CONFIG_KEYS, config)), speeds[top] / speeds[bottom])
+                )
+    return rows
+
+
+def policy_ratios(records):
+    """Rows `(kind/variant, config dict without policy, bf16 ÷ fp32 img/s)`."""
+    groups = defaultdict(dict)
+    keys = tuple(k for k in CONFIG_KEYS if k != "policy")
+    for r in records:
+        key = (r["kind"], r["variant"]) + tuple(r[k] for k in keys)
+        groups[key][r["policy"]] = r["images_per_s"]
+    rows = []
+    for key, speeds in sorted(groups.items(), key=str):
+        if "float32" in speeds and "mixed_bfloat16" in speeds:
+            rows.append(
+                (
+                    f"{key[0]}/{key[1]}",
+                    dict(zip(keys, key[2:])),
+                    speeds["mixed_bfloat16"] / speeds["float32"],
+                )
+            )
+    return rows
+
+
+def _describe(config):
+    return ", ".join(f"{k}={v}" for k, v in config.items())
+
+
+def _fmt(value, digits=1):
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def results_table(records):
+    """A markdown table of every measurement."""
+    lines = [
+        "| backend | kind | variant | size | batch | policy | jit | img/s | GFLOP/img | GFLOP/s | peak GFLOP/s | utilisation |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    order = {"diffusion_fit": 0, "bare_fit": 1, "compiled": 2, "bare_calls": 3}
+    for r in sorted(
+        records,
+        key=lambda r: (
+            r["backend"],
+            r["kind"],
+            r["image_size"],
+            r["batch"],
+            r["policy"],
+            str(r["jit_compile"]),
+            order.get(r["variant"], 9),
+        ),
+    ):
+        utilisation = r.get("utilisation")
+        lines.append(
+            "| {backend} | {kind} | {variant} | {image_size} | {batch} | {policy} | "
+            "{jit_compile} | {ips} | {gfi} | {gfs} | {peak} | {util} |".format(
+                ips=_fmt(r["images_per_s"], 2),
+                gfi=_fmt(r["flops_per_image"] / 1e9, 2),
+                gfs=_fmt(r.get("gflops")),
+                peak=_fmt(r.get("peak_gflops")),
+                util="–" if utilisation is None else f"{100 * utilisation:.0f} %",
+                **r,
+            )
+        )
+    return "\n".join(lines)
+
+
+def ratios_table(records):
+    """A markdown table of the in-run ratios."""
+    lines = ["| ratio | configuration | value |", "|---|---|---|"]
+    for text, config, value in variant_ratios(records):
+        lines.append(f"| {text} | {_describe(config)} | {value:.2f} |")
+    for what, config, value in policy_ratios(records):
+        lines.append(
+            f"| mixed_bfloat16 ÷ float32 img/s, {what} | {_describe(config)} | {value:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def summary_lines(records):
+    """Plain-text ratios for the terminal."""
+    lines = []
+    for text, config, value in variant_ratios(records):
+        lines.append(f"{value:6.2f}  {text}  [{_describe(config)}]")
+    for what, config, value in policy_ratios(records):
+        lines.append(
+            f"{value:6.2f}  mixed_bfloat16 ÷ float32 img/s, {what}  [{_describe(config)}]"
+        )
+    return lines
