@@ -186,16 +186,33 @@ def record(benchmark, settings, matmul_peak):
     return measure
 
 
+def _cpu_name():
+    """The CPU's model name and core count where Linux tells them, else the machine."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [
+                line.split(":", 1)[1].strip()
+                for line in f
+                if line.startswith("model name")
+            ]
+    except OSError:
+        names = []
+    if names:
+        return f"{names[0]} ({os.cpu_count()} cores)"
+    return platform.processor() or platform.machine()
+
+
 def write_records(path):
     """The records so far, in the layout of pytest-benchmark's JSON that make_table reads."""
     data = {
         "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "machine_info": {
-            "cpu": {"brand_raw": platform.processor() or platform.machine()},
+            "cpu": {"brand_raw": _cpu_name()},
             "node": platform.node(),
         },
         "benchmarks": [{"extra_info": r} for r in RECORDS],
     }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(data, f, indent=1)
     os.replace(path + ".tmp", path)
