@@ -2,6 +2,7 @@
 
 from keras_ddpm.layers.attention_block import AttentionBlock
 from keras_ddpm.layers.down_block import DownBlock
+from keras_ddpm.layers.group_normalization import GroupNormalization
 from keras_ddpm.layers.residual_block import ResidualBlock
 from keras_ddpm.layers.sinusoidal_embedding import SinusoidalEmbedding
 from keras_ddpm.layers.up_block import UpBlock
@@ -12,4 +13,5 @@ __all__ = [
     "DownBlock",
     "UpBlock",
     "AttentionBlock",
+    "GroupNormalization",
 ]

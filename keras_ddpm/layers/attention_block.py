@@ -1,6 +1,7 @@
 import keras
 from keras import layers, ops
 
+from keras_ddpm.layers.group_normalization import GroupNormalization
 from keras_ddpm.layers.residual_block import check_groups
 
 
@@ -54,7 +55,7 @@ class AttentionBlock(keras.layers.Layer):
         check_groups(groups, 1, what="groups")
         self.num_heads = num_heads
         self.groups = groups
-        self.norm = layers.GroupNormalization(
+        self.norm = GroupNormalization(
             groups, epsilon=1e-5, dtype=self.dtype_policy, name="norm"
         )
         self.attention = None

@@ -1,6 +1,8 @@
 import keras
 from keras import layers, ops
 
+from keras_ddpm.layers.group_normalization import GroupNormalization
+
 
 def check_groups(filters, groups, what="filters"):
     if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
@@ -69,7 +71,7 @@ class ResidualBlock(keras.layers.Layer):
         self.dropout = dropout
         self.activation = keras.activations.get(activation)
         policy = self.dtype_policy
-        self.norm1 = layers.GroupNormalization(
+        self.norm1 = GroupNormalization(
             groups, epsilon=1e-5, dtype=policy, name="norm1"
         )
         self.conv1 = layers.Conv2D(
@@ -78,7 +80,7 @@ class ResidualBlock(keras.layers.Layer):
         self.embedding_projection = layers.Dense(
             filters, dtype=policy, name="embedding_projection"
         )
-        self.norm2 = layers.GroupNormalization(
+        self.norm2 = GroupNormalization(
             groups, epsilon=1e-5, dtype=policy, name="norm2"
         )
         self.dropout_layer = layers.Dropout(dropout, dtype=policy, name="dropout")

@@ -4,6 +4,7 @@ from keras import layers
 from keras_ddpm.layers import (
     AttentionBlock,
     DownBlock,
+    GroupNormalization,
     ResidualBlock,
     SinusoidalEmbedding,
     UpBlock,
@@ -156,7 +157,7 @@ def build_unet(
             **common,
         )([x, embedding, skips[level]])
 
-    x = layers.GroupNormalization(groups, epsilon=1e-5, name="out_norm")(x)
+    x = GroupNormalization(groups, epsilon=1e-5, name="out_norm")(x)
     x = layers.Activation(activation, name="out_activation")(x)
     outputs = layers.Conv2D(
         channels, 3, padding="same", kernel_initializer="zeros", name="out_conv"
