@@ -473,22 +473,7 @@ def _fit(args, settings, train_ds, val_ds, out, checkpoints):
         batch_size=8,
         progress=True,
     )
-    kd.viz.save_grid(images, os.path.join(out, "samples.png"), rows=4, cols=8, scale=2)
-    kd.viz.save_gif(
-        trajectory[:, :8],
-        os.path.join(out, "denoise.gif"),
-        rows=2,
-        cols=4,
-        scale=2,
-        duration=3.0,
-    )
-    kd.viz.save_strip(
-        trajectory,
-        os.path.join(out, "denoise_strip.png"),
-        frames=6,
-        num_images=4,
-        scale=2,
-    )
+    kd.viz.save_samples(images, trajectory, out)
     written = [
         "model.keras",
         "samples.png",
