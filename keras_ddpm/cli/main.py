@@ -72,6 +72,39 @@ def _add_backend(parser):
     )
 
 
+def _add_sampling_arguments(parser):
+    """`--sampler`, `--steps`, `--eta` and `--seed`, read back by `_generate`."""
+    parser.add_argument(
+        "--sampler", choices=("ddpm", "ddim"), default="ddim", help="(default: ddim)"
+    )
+    parser.add_argument(
+        "--steps", type=_positive(int), default=50, help="(default: 50)"
+    )
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+
+
+def _sampler_from_args(args):
+    """The sampler config of `--sampler` (with `--eta` for DDIM)."""
+    return {
+        "name": args.sampler,
+        **({"eta": args.eta} if args.sampler == "ddim" else {}),
+    }
+
+
+def _generate(model, args, **options):
+    """`args.num` images from `model` as the sampling arguments and `--raw-weights` say."""
+    return model.generate(
+        args.num,
+        sampler=_sampler_from_args(args),
+        steps=args.steps,
+        seed=args.seed,
+        use_ema=not args.raw_weights,
+        progress=True,
+        **options,
+    )
+
+
 def build_parser():
     """The argument parser of `keras-ddpm` (also used to render its `--help`).
 
@@ -225,14 +258,7 @@ def build_parser():
     sample.add_argument(
         "--num", type=_positive(int), default=32, help="images (default: 32)"
     )
-    sample.add_argument(
-        "--sampler", choices=("ddpm", "ddim"), default="ddim", help="(default: ddim)"
-    )
-    sample.add_argument(
-        "--steps", type=_positive(int), default=50, help="(default: 50)"
-    )
-    sample.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default: 0)")
-    sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    _add_sampling_arguments(sample)
     sample.add_argument(
         "--rows", type=_positive(int), help="grid rows (default: near-square)"
     )
@@ -512,19 +538,7 @@ def _sample(args):
     import keras_ddpm as kd
 
     model = _load_model(args.model)
-    sampler = {
-        "name": args.sampler,
-        **({"eta": args.eta} if args.sampler == "ddim" else {}),
-    }
-    result = model.generate(
-        args.num,
-        sampler=sampler,
-        steps=args.steps,
-        seed=args.seed,
-        return_trajectory=bool(args.gif),
-        use_ema=not args.raw_weights,
-        progress=True,
-    )
+    result = _generate(model, args, return_trajectory=bool(args.gif))
     images, trajectory = result if args.gif else (result, None)
     rows = args.rows or max(1, int(round(args.num**0.5)))
     cols = -(-args.num // rows)
