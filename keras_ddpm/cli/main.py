@@ -5,6 +5,7 @@ line on stderr and exit with status 2, without a traceback.
 """
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -48,17 +49,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _positive(kind):
+    """An argparse `type=`: a number of `kind` above 0 (and finite), else one line."""
+    expected = (
+        "a positive int" if kind is int else f"a positive, finite {kind.__name__}"
+    )
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a positive {kind.__name__}, got {text!r}"
-            ) from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(
-                f"expected a positive {kind.__name__}, got {text!r}"
-            )
+            value = None
+        if value is None or not value > 0 or (kind is float and math.isinf(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
     return parse

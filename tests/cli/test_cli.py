@@ -129,6 +129,12 @@ def test_train_sample_and_reconstruct(tmp_path):
     [
         (["sample", "--model", "missing.keras"], "model file not found: missing.keras"),
         (["train", "--epochs", "0"], "expected a positive int"),
+        (["train", "--learning-rate", "nan"], "expected a positive, finite float"),
+        (["train", "--learning-rate", "inf"], "expected a positive, finite float"),
+        (["sample", "--model", "m.keras", "--num", "-3"], "expected a positive int"),
+        (["reconstruct", "--model", "m", "--images", "i", "--steps", "x"], "got 'x'"),
+        (["evaluate", "--num-subsets", "0"], "expected a positive int"),
+        (["serve", "--model", "m.keras", "--max-queue", "1.5"], "positive int"),
         (
             ["train", "--dataset", "no_such_dataset_xyz", "--out", "{tmp}"],
             "Unknown dataset",
