@@ -16,23 +16,7 @@ from playwright.sync_api import sync_playwright
 
 import keras_ddpm as kd
 from keras_ddpm.demo import build_demo, launch_demo
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def set_slider(page, elem_id, value):
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
+from keras_ddpm.demo._browser import CHROMIUM_FLAGS, set_slider
 
 
 def main(model_path, out="docs/images", port=7899):
@@ -47,7 +31,7 @@ def main(model_path, out="docs/images", port=7899):
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
-                args=FLAGS,
+                args=list(CHROMIUM_FLAGS),
             )
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(600_000)

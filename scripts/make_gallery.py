@@ -50,23 +50,9 @@ def samples_and_denoising(model, out, steps=50, seed=0):
     images, trajectory = model.generate(
         32, sampler="ddim", steps=steps, seed=seed, return_trajectory=True, batch_size=8
     )
-    kd.viz.save_grid(images, os.path.join(out, "samples.png"), rows=4, cols=8, scale=2)
-    kd.viz.save_gif(
-        trajectory[:, :8],
-        os.path.join(out, "denoise.gif"),
-        rows=2,
-        cols=4,
-        scale=2,
-        duration=3.0,
-    )
-    kd.viz.save_strip(
-        trajectory,
-        os.path.join(out, "denoise_strip.png"),
-        frames=6,
-        num_images=4,
-        scale=2,
-    )
-    return ["samples.png", "denoise.gif", "denoise_strip.png"]
+    return [
+        os.path.basename(path) for path in kd.viz.save_samples(images, trajectory, out)
+    ]
 
 
 def sampler_steps(model, out, step_counts=STEP_COUNTS, num=6, seed=1):

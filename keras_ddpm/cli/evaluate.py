@@ -4,7 +4,14 @@ import os
 
 import numpy as np
 
-from keras_ddpm.cli.main import UsageError, _add_backend, _load_model, _positive
+from keras_ddpm.cli.main import (
+    UsageError,
+    _add_backend,
+    _add_sampling_arguments,
+    _generate,
+    _load_model,
+    _positive,
+)
 
 BOOTSTRAP_ROUNDS = 10
 
@@ -53,16 +60,7 @@ def add_parser(commands):
         default=1000,
         help="images generated, and real images used (default: 1000)",
     )
-    evaluate.add_argument(
-        "--sampler", choices=("ddpm", "ddim"), default="ddim", help="(default: ddim)"
-    )
-    evaluate.add_argument(
-        "--steps", type=_positive(int), default=50, help="(default: 50)"
-    )
-    evaluate.add_argument(
-        "--eta", type=float, default=0.0, help="DDIM eta (default: 0)"
-    )
-    evaluate.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    _add_sampling_arguments(evaluate)
     evaluate.add_argument(
         "--raw-weights",
         action="store_true",
@@ -202,19 +200,7 @@ def run(args):
     if model is None:
         return 0
 
-    sampler = {
-        "name": args.sampler,
-        **({"eta": args.eta} if args.sampler == "ddim" else {}),
-    }
-    images = model.generate(
-        args.num,
-        sampler=sampler,
-        steps=args.steps,
-        seed=args.seed,
-        use_ema=not args.raw_weights,
-        batch_size=args.batch_size,
-        progress=True,
-    )
+    images = _generate(model, args, batch_size=args.batch_size)
     features = metric.extractor(images)
     metric.update_features(generated=features)
     what = (

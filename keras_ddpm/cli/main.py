@@ -5,6 +5,7 @@ line on stderr and exit with status 2, without a traceback.
 """
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -48,17 +49,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _positive(kind):
+    """An argparse `type=`: a number of `kind` above 0 (and finite), else one line."""
+    expected = (
+        "a positive int" if kind is int else f"a positive, finite {kind.__name__}"
+    )
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a positive {kind.__name__}, got {text!r}"
-            ) from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(
-                f"expected a positive {kind.__name__}, got {text!r}"
-            )
+            value = None
+        if value is None or not value > 0 or (kind is float and math.isinf(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
     return parse
@@ -69,6 +71,39 @@ def _add_backend(parser):
         "--backend",
         choices=BACKENDS,
         help="Keras backend (default: $KERAS_BACKEND, else Keras' default)",
+    )
+
+
+def _add_sampling_arguments(parser):
+    """`--sampler`, `--steps`, `--eta` and `--seed`, read back by `_generate`."""
+    parser.add_argument(
+        "--sampler", choices=("ddpm", "ddim"), default="ddim", help="(default: ddim)"
+    )
+    parser.add_argument(
+        "--steps", type=_positive(int), default=50, help="(default: 50)"
+    )
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+
+
+def _sampler_from_args(args):
+    """The sampler config of `--sampler` (with `--eta` for DDIM)."""
+    return {
+        "name": args.sampler,
+        **({"eta": args.eta} if args.sampler == "ddim" else {}),
+    }
+
+
+def _generate(model, args, **options):
+    """`args.num` images from `model` as the sampling arguments and `--raw-weights` say."""
+    return model.generate(
+        args.num,
+        sampler=_sampler_from_args(args),
+        steps=args.steps,
+        seed=args.seed,
+        use_ema=not args.raw_weights,
+        progress=True,
+        **options,
     )
 
 
@@ -225,14 +260,7 @@ def build_parser():
     sample.add_argument(
         "--num", type=_positive(int), default=32, help="images (default: 32)"
     )
-    sample.add_argument(
-        "--sampler", choices=("ddpm", "ddim"), default="ddim", help="(default: ddim)"
-    )
-    sample.add_argument(
-        "--steps", type=_positive(int), default=50, help="(default: 50)"
-    )
-    sample.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default: 0)")
-    sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    _add_sampling_arguments(sample)
     sample.add_argument(
         "--rows", type=_positive(int), help="grid rows (default: near-square)"
     )
@@ -473,22 +501,7 @@ def _fit(args, settings, train_ds, val_ds, out, checkpoints):
         batch_size=8,
         progress=True,
     )
-    kd.viz.save_grid(images, os.path.join(out, "samples.png"), rows=4, cols=8, scale=2)
-    kd.viz.save_gif(
-        trajectory[:, :8],
-        os.path.join(out, "denoise.gif"),
-        rows=2,
-        cols=4,
-        scale=2,
-        duration=3.0,
-    )
-    kd.viz.save_strip(
-        trajectory,
-        os.path.join(out, "denoise_strip.png"),
-        frames=6,
-        num_images=4,
-        scale=2,
-    )
+    kd.viz.save_samples(images, trajectory, out)
     written = [
         "model.keras",
         "samples.png",
@@ -527,19 +540,7 @@ def _sample(args):
     import keras_ddpm as kd
 
     model = _load_model(args.model)
-    sampler = {
-        "name": args.sampler,
-        **({"eta": args.eta} if args.sampler == "ddim" else {}),
-    }
-    result = model.generate(
-        args.num,
-        sampler=sampler,
-        steps=args.steps,
-        seed=args.seed,
-        return_trajectory=bool(args.gif),
-        use_ema=not args.raw_weights,
-        progress=True,
-    )
+    result = _generate(model, args, return_trajectory=bool(args.gif))
     images, trajectory = result if args.gif else (result, None)
     rows = args.rows or max(1, int(round(args.num**0.5)))
     cols = -(-args.num // rows)

@@ -38,6 +38,41 @@ def _summary_markdown(summary):
     )
 
 
+def _sampling_controls(gr, max_steps, steps_label, eta_label, prefix):
+    """Sampler, steps, η and seed inputs of one tab; η shows only for DDIM.
+
+    Element ids are `prefix` + `sampler`, `steps`, `eta` and `seed`.
+    """
+    sampler = gr.Radio(
+        ["DDIM", "DDPM"], value="DDIM", label="Sampler", elem_id=f"{prefix}sampler"
+    )
+    steps = gr.Slider(
+        1,
+        max_steps,
+        value=min(50, max_steps),
+        step=1,
+        label=steps_label,
+        elem_id=f"{prefix}steps",
+    )
+    eta = gr.Slider(
+        0.0, 1.0, value=0.0, step=0.05, label=eta_label, elem_id=f"{prefix}eta"
+    )
+    seed = gr.Number(
+        value=0,
+        precision=0,
+        minimum=0,
+        maximum=2**31 - 1,
+        label="Seed",
+        elem_id=f"{prefix}seed",
+    )
+
+    def show_eta(name):
+        return gr.update(visible=str(name).lower() == "ddim")
+
+    sampler.change(show_eta, sampler, eta, queue=False)
+    return sampler, steps, eta, seed
+
+
 def build_demo(
     model,
     *,
@@ -147,9 +182,6 @@ def build_demo(
         except ValueError as error:
             raise gr.Error(str(error), print_exception=False) from None
 
-    def show_eta(sampler):
-        return gr.update(visible=str(sampler).lower() == "ddim")
-
     with gr.Blocks(
         title=title, analytics_enabled=False, delete_cache=(3600, 3600)
     ) as demo:
@@ -175,35 +207,12 @@ def build_demo(
                             label="Number of images",
                             elem_id="num-images",
                         )
-                        sampler = gr.Radio(
-                            ["DDIM", "DDPM"],
-                            value="DDIM",
-                            label="Sampler",
-                            elem_id="sampler",
-                        )
-                        steps = gr.Slider(
-                            1,
+                        sampler, steps, eta, seed = _sampling_controls(
+                            gr,
                             limits.max_steps,
-                            value=min(50, limits.max_steps),
-                            step=1,
-                            label="Steps",
-                            elem_id="steps",
-                        )
-                        eta = gr.Slider(
-                            0.0,
-                            1.0,
-                            value=0.0,
-                            step=0.05,
-                            label="η (DDIM: 0 deterministic, 1 as noisy as DDPM)",
-                            elem_id="eta",
-                        )
-                        seed = gr.Number(
-                            value=0,
-                            precision=0,
-                            minimum=0,
-                            maximum=2**31 - 1,
-                            label="Seed",
-                            elem_id="seed",
+                            steps_label="Steps",
+                            eta_label="η (DDIM: 0 deterministic, 1 as noisy as DDPM)",
+                            prefix="",
                         )
                         with gr.Row():
                             run = gr.Button(
@@ -251,24 +260,12 @@ def build_demo(
                             label="Noise to step t",
                             elem_id="t",
                         )
-                        r_sampler = gr.Radio(
-                            ["DDIM", "DDPM"], value="DDIM", label="Sampler"
-                        )
-                        r_steps = gr.Slider(
-                            1,
+                        r_sampler, r_steps, r_eta, r_seed = _sampling_controls(
+                            gr,
                             limits.max_steps,
-                            value=min(50, limits.max_steps),
-                            step=1,
-                            label="Steps (at most t + 1)",
-                            elem_id="r-steps",
-                        )
-                        r_eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η")
-                        r_seed = gr.Number(
-                            value=0,
-                            precision=0,
-                            minimum=0,
-                            maximum=2**31 - 1,
-                            label="Seed",
+                            steps_label="Steps (at most t + 1)",
+                            eta_label="η",
+                            prefix="r-",
                         )
                         r_run = gr.Button(
                             "Reconstruct",
@@ -284,25 +281,23 @@ def build_demo(
                             elem_classes="pixelated",
                         )
 
-        sampler.change(show_eta, sampler, eta, queue=False)
-        r_sampler.change(show_eta, r_sampler, r_eta, queue=False)
+        # One request at a time uses the model, whichever tab it comes from.
+        model_queue = dict(concurrency_limit=1, concurrency_id=MODEL_QUEUE)
         generating = run.click(
             generate,
             [num_images, sampler, steps, seed, eta],
             [grid, animation, status],
-            concurrency_limit=1,
-            concurrency_id=MODEL_QUEUE,
             api_name="generate",
+            **model_queue,
         )
         stop.click(None, None, None, cancels=[generating], queue=False)
         r_run.click(
             reconstruct,
             [upload, t, r_sampler, r_steps, r_seed, r_eta],
             strip,
-            concurrency_limit=1,
-            concurrency_id=MODEL_QUEUE,
             api_name="reconstruct",
             preprocess=False,
+            **model_queue,
         )
     demo.queue(max_size=max_queue, default_concurrency_limit=1)
     return demo

@@ -1,5 +1,7 @@
 """Grids, GIFs and strips of images in [-1, 1]."""
 
+import os
+
 import numpy as np
 
 from keras_ddpm.utils import atomic_path
@@ -270,3 +272,49 @@ def save_strip(trajectory, path, frames=6, num_images=None, scale=1):
         .reshape((-1,) + trajectory.shape[2:])
     )
     return save_grid(cells, path, rows=n, cols=len(steps), scale=scale)
+
+
+def save_samples(images, trajectory, directory, scale=2):
+    """Save the pictures `keras-ddpm train` ends with: a grid, a GIF and a strip.
+
+    Writes, each atomically, into `directory` (created if missing):
+
+    - `samples.png`: the images as a 4×8 grid;
+    - `denoise.gif`: the denoising of the first 8 images, a 2×4 grid per frame,
+      3 seconds long with the last frame held;
+    - `denoise_strip.png`: 6 evenly spaced steps of the first 4 images.
+
+    Args:
+        images: `(N, H, W, C)` float in [-1, 1] or uint8, N <= 32.
+        trajectory: `(steps + 1, N', H, W, C)` from
+            `generate(..., return_trajectory=True)`.
+        directory: output folder.
+        scale: int, nearest-neighbour upscaling of every picture. Defaults to 2.
+
+    Returns:
+        The paths written, in the order above.
+
+    Raises:
+        ValueError: for more than 32 images, images not shaped `(N, H, W, C)`,
+            or a trajectory not of rank 5.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    trajectory = np.random.uniform(-1, 1, (11, 32, 16, 16, 3))
+    kd.viz.save_samples(trajectory[-1], trajectory, "samples")
+    # ['samples/samples.png', 'samples/denoise.gif', 'samples/denoise_strip.png']
+    ```
+    """
+    trajectory = _frames(trajectory)
+    grid, gif, strip = (
+        os.path.join(directory, name)
+        for name in ("samples.png", "denoise.gif", "denoise_strip.png")
+    )
+    save_grid(images, grid, rows=4, cols=8, scale=scale)
+    save_gif(trajectory[:, :8], gif, rows=2, cols=4, scale=scale, duration=3.0)
+    save_strip(trajectory, strip, frames=6, num_images=4, scale=scale)
+    return [grid, gif, strip]

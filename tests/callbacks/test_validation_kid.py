@@ -6,8 +6,24 @@ import keras_ddpm as kd
 from tests.metrics.encoders import smooth_images, tiny_encoder
 
 
+def tiny_network(size=8, width=8):
+    """A two-convolution denoiser with a time embedding.
+
+    The callback needs a model that trains and samples, not a good one; a U-Net
+    costs seconds more to compile (the U-Net itself is tested in tests/models).
+    """
+    images = keras.Input((size, size, 3))
+    timesteps = keras.Input(())
+    embedding = kd.layers.SinusoidalEmbedding(width)(timesteps)
+    shift = keras.layers.Reshape((1, 1, width))(keras.layers.Dense(width)(embedding))
+    hidden = keras.layers.Conv2D(width, 3, padding="same")(images)
+    hidden = keras.layers.Activation("swish")(keras.layers.Add()([hidden, shift]))
+    outputs = keras.layers.Conv2D(3, 3, padding="same")(hidden)
+    return keras.Model([images, timesteps], outputs)
+
+
 def tiny_model():
-    net = kd.models.build_unet(8, widths=(8,), block_depth=1, groups=4)
+    net = tiny_network()
     model = kd.DiffusionModel(
         net, schedule={"name": "linear", "timesteps": 50}, ema_momentum=0.5, seed=0
     )

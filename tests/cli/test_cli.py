@@ -129,6 +129,12 @@ def test_train_sample_and_reconstruct(tmp_path):
     [
         (["sample", "--model", "missing.keras"], "model file not found: missing.keras"),
         (["train", "--epochs", "0"], "expected a positive int"),
+        (["train", "--learning-rate", "nan"], "expected a positive, finite float"),
+        (["train", "--learning-rate", "inf"], "expected a positive, finite float"),
+        (["sample", "--model", "m.keras", "--num", "-3"], "expected a positive int"),
+        (["reconstruct", "--model", "m", "--images", "i", "--steps", "x"], "got 'x'"),
+        (["evaluate", "--num-subsets", "0"], "expected a positive int"),
+        (["serve", "--model", "m.keras", "--max-queue", "1.5"], "positive int"),
         (
             ["train", "--dataset", "no_such_dataset_xyz", "--out", "{tmp}"],
             "Unknown dataset",
@@ -202,55 +208,68 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def resume_message(survivors):
+    """What a `--resume` run prints first, given the checkpoints it finds."""
+    if survivors:
+        return f"({survivors[-1]} epochs done)"
+    return "No checkpoint"
+
+
+# Each kill point, and the checkpoint epochs that must survive a SIGKILL there.
+KILL_POINTS = [("first_epoch", []), ("after_save", [1]), ("mid_save", [1])]
+
+
 @main_job_backend_only
-@pytest.mark.parametrize(
-    "point,survivors",
-    [("first_epoch", []), ("after_save", [1]), ("mid_save", [1])],
-)
-def test_sigkill_then_resume_loses_at_most_one_epoch(tmp_path, point, survivors):
+def test_sigkill_then_resume_loses_at_most_one_epoch(tmp_path):
+    # One run killed at each point in turn, every run after the first resuming
+    # the one before; then a last run finishes the training.
     out = tmp_path / "run"
+    checkpoints = out / "checkpoints"
     args = ["train", *TINY, "--epochs", "2", "--out", str(out), "--verbose", "0"]
     env = {
         **os.environ,
         "KERAS_BACKEND": keras.backend.backend(),
         "TF_CPP_MIN_LOG_LEVEL": "3",
-        "KILL_POINT": point,
         "PYTHONPATH": os.pathsep.join(sys.path),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-c", PAUSING_CLI, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        for line in process.stdout:
-            if line.strip() == "PAUSED":
-                break
-        assert process.poll() is None, "training ended before it could be killed"
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    assert not (out / "model.keras").exists()
-    checkpoints = out / "checkpoints"
-    found = kd.callbacks.list_checkpoints(checkpoints)
-    assert sorted(epochs for _, epochs, _ in found) == survivors
-    for path, _, _ in found:  # every complete-looking file is complete
-        keras.saving.load_model(path)
-    leftovers = (
-        [n for n in os.listdir(checkpoints) if n.endswith(".tmp.keras")]
-        if checkpoints.is_dir()
-        else []
-    )
-    assert len(leftovers) == (point == "mid_save")
+    previous = None
+    for point, survivors in KILL_POINTS:
+        resume = [] if previous is None else ["--resume"]
+        process = subprocess.Popen(
+            [sys.executable, "-c", PAUSING_CLI, *args, *resume],
+            env={**env, "KILL_POINT": point},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        printed = []
+        try:
+            for line in process.stdout:
+                if line.strip() == "PAUSED":
+                    break
+                printed.append(line)
+            assert process.poll() is None, f"training ended before {point}"
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        if previous is not None:
+            assert resume_message(previous) in "".join(printed), point
+        assert not (out / "model.keras").exists()
+        found = kd.callbacks.list_checkpoints(checkpoints)
+        assert sorted(epochs for _, epochs, _ in found) == survivors, point
+        for path, _, _ in found:  # every complete-looking file is complete
+            keras.saving.load_model(path)
+        leftovers = (
+            [n for n in os.listdir(checkpoints) if n.endswith(".tmp.keras")]
+            if checkpoints.is_dir()
+            else []
+        )
+        assert len(leftovers) == (point == "mid_save"), point
+        previous = survivors
 
     result = run(*args, "--resume")
     assert result.returncode == 0, result.stderr[-2000:]
-    if survivors:
-        assert f"({survivors[-1]} epochs done)" in result.stdout
-    else:
-        assert "No checkpoint" in result.stdout
+    assert resume_message(previous) in result.stdout
     model = keras.saving.load_model(out / "model.keras")
     steps = 2 * (32 // 8)  # 80% of 40 images in batches of 8, 2 epochs
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations.value)) == steps

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 import keras_ddpm as kd
+from keras_ddpm.demo._browser import CHROMIUM_FLAGS, set_slider
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "torch",
@@ -28,17 +29,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 CHROMIUM = os.environ.get("KERAS_DDPM_CHROMIUM", "/usr/bin/chromium")
-# Without the networking flags, Chromium waits on services a closed network never answers.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SERVED = {}
 SIZE = 8  # the tiny model's images: 8×8, shown 16× larger (128 px tiles)
 
@@ -79,7 +69,7 @@ def browser():
         pytest.skip(message)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+            executable_path=CHROMIUM, args=list(CHROMIUM_FLAGS)
         )
         yield browser
         browser.close()
@@ -93,12 +83,6 @@ def page(browser, server):
     page.wait_for_selector("#generate")
     yield page
     page.close()
-
-
-def set_slider(page, elem_id, value):
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
 
 
 def shown_image(page, elem_id):

@@ -86,3 +86,24 @@ def test_plot_history(tmp_path):
         assert image.size[0] > 1000  # two panels side by side
     with pytest.raises(ValueError, match="no metric values"):
         kd.viz.plot_history({}, tmp_path / "empty.png")
+
+
+def test_save_samples_writes_grid_gif_and_strip(tmp_path):
+    trajectory = np.random.default_rng(1).uniform(-1, 1, (21, 32, 6, 6, 3))
+    images = trajectory[-1]
+    paths = kd.viz.save_samples(images, trajectory, tmp_path / "out")
+    names = ["samples.png", "denoise.gif", "denoise_strip.png"]
+    assert [str(p) for p in paths] == [str(tmp_path / "out" / n) for n in names]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
+    # The grid is image_grid's 4×8 tiling of the images, upscaled twice.
+    expected = kd.viz.image_grid(images, 4, 8).repeat(2, axis=0).repeat(2, axis=1)
+    np.testing.assert_array_equal(np.asarray(Image.open(paths[0])), expected)
+    # Every step is a frame (21 < max_frames); each frame is a 2×4 grid of 8 images.
+    frames = iio.imread(paths[1], index=None)
+    assert frames.shape == (21, 2 * (2 * 6 + 3 * 2), 2 * (4 * 6 + 5 * 2), 3)
+    with Image.open(paths[2]) as strip:  # 4 images × 6 steps
+        assert strip.size == (2 * (6 * 6 + 7 * 2), 2 * (4 * 6 + 5 * 2))
+    with pytest.raises(ValueError, match="33 images for a 4×8 grid"):
+        kd.viz.save_samples(np.zeros((33, 6, 6, 3)), trajectory, tmp_path)
+    with pytest.raises(ValueError, match="trajectory of shape"):
+        kd.viz.save_samples(images, images, tmp_path)
