@@ -136,7 +136,9 @@ def test_stop_cancels_a_generation_between_batches(page, monkeypatch):
     page.locator("#stop").click()
     time.sleep(3.0)  # time enough for the two remaining batches, had they run
     assert len(calls) <= 2
-    assert page.locator("#status").inner_text().startswith("2 of 6")
+    # Gradio may put its own "Error" label over the outputs of a cancelled event
+    # (a front-end race on cancel); the status text itself must still be ours.
+    assert "2 of 6 images" in page.locator("#status").inner_text()
 
 
 def test_page_reconstructs_an_uploaded_picture(page, tmp_path):
