@@ -18,6 +18,7 @@ class GroupNormalization(keras.layers.GroupNormalization):
 
     Args:
         groups: int, number of groups; must divide the channel count.
+            Defaults to 32.
         axis: int, the channel axis. Defaults to -1.
         epsilon: float, added to the variance. Defaults to 1e-3.
         **kwargs: the other arguments of `keras.layers.GroupNormalization`
@@ -48,6 +49,9 @@ class GroupNormalization(keras.layers.GroupNormalization):
     References:
         - [Wu & He, 2018. Group Normalization](https://arxiv.org/abs/1803.08494)
     """
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, **kwargs):
+        super().__init__(groups=groups, axis=axis, epsilon=epsilon, **kwargs)
 
     def call(self, inputs):
         shape = tuple(inputs.shape)
