@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 import keras_ddpm as kd
+from keras_ddpm.models.sampling import use_jit
 from keras_ddpm.models.trainers import get_trainer
 
 # Widths of the networks benchmarked: a keras.io-DDIM-sized U-Net by default, the
@@ -146,13 +147,13 @@ def compiled_sampling(model, batch):
 
 def bare_network_calls(model, batch, steps):
     """`steps` calls of the compiled network alone, each feeding the next: the floor."""
-    jit = keras.backend.backend() == "jax" or bool(model.jit_compile)
+    jit = use_jit(model)
     network = model.network
 
     def forward(weights, non_trainable, x, t):
         return network.stateless_call(weights, non_trainable, [x, t], training=False)[0]
 
-    forward = model._trainer.compile_sampling(forward, jit)
+    forward = get_trainer().compile_sampling(forward, jit)
     weights = [v.value for v in network.trainable_variables]
     non_trainable = [v.value for v in network.non_trainable_variables]
     x0 = ops.convert_to_tensor(training_data(model.image_shape[0], batch))

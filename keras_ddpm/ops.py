@@ -1,16 +1,28 @@
 """The diffusion equations, written once over `keras.ops`.
 
-Every function works on any backend and on symbolic tensors. Per-sample scalars
-(`alpha`, `sigma`, shaped `(B,)`) are broadcast to image rank by `expand_to_rank`.
+Every function works on any backend and on symbolic tensors, and on numpy arrays
+too (then in numpy, float64 kept), so reference maths and tables reuse them.
+Per-sample scalars (`alpha`, `sigma`, shaped `(B,)`) are broadcast to image rank
+by `expand_to_rank`. The true posterior's coefficients, tables over visited
+timesteps, are computed once here for the DDPM sampler and the likelihood.
 Notation follows Ho et al. (2020) and Salimans & Ho (2022): `alpha = sqrt(ᾱ_t)`,
 `sigma = sqrt(1 - ᾱ_t)`, so that `x_t = alpha * x0 + sigma * eps`.
 """
 
+import numpy as np
 from keras import ops
 
 PREDICTION_TYPES = ("epsilon", "x0", "v")
+POSTERIOR_VARIANCES = ("fixed_small", "fixed_large")
 
-__all__ = ["expand_to_rank", "q_sample", "prediction_target", "predict_x0_and_eps"]
+__all__ = [
+    "expand_to_rank",
+    "q_sample",
+    "q_posterior",
+    "prediction_target",
+    "predict_x0_and_eps",
+    "min_snr_weight",
+]
 
 
 def expand_to_rank(values, rank):
@@ -35,6 +47,9 @@ def expand_to_rank(values, rank):
     kd.ops.expand_to_rank(np.ones(8, "float32"), 4).shape  # (8, 1, 1, 1)
     ```
     """
+    if isinstance(values, (np.ndarray, np.generic, float, int)):
+        values = np.asarray(values)
+        return values if values.ndim == 0 else values.reshape((-1,) + (1,) * (rank - 1))
     values = ops.convert_to_tensor(values)
     if len(values.shape) == 0:
         return values
@@ -71,6 +86,105 @@ def q_sample(x0, noise, alpha, sigma):
     """
     rank = len(x0.shape)
     return expand_to_rank(alpha, rank) * x0 + expand_to_rank(sigma, rank) * noise
+
+
+def q_posterior(alpha_bar, alpha_bar_prev, variance="fixed_small"):
+    """The true posterior q(x_prev | x_t, x0) between visited timesteps, as float64 tables.
+
+    Ho et al. (2020), eq. 6–7: the posterior mean is `coef_x0·x0 + coef_xt·x_t`
+    with `coef_x0 = sqrt(ᾱ_prev)·β / (1 − ᾱ_t)` and
+    `coef_xt = sqrt(1 − β)·(1 − ᾱ_prev) / (1 − ᾱ_t)`, its variance
+    `β̃ = β·(1 − ᾱ_prev) / (1 − ᾱ_t)`. Between two timesteps that are not
+    neighbours, `β = 1 − ᾱ_t / ᾱ_prev` is the respaced process's β (Nichol &
+    Dhariwal 2021, eq. 19), which keeps every marginal of the forward process;
+    between neighbours it is the schedule's β_t.
+
+    Args:
+        alpha_bar: ᾱ at the current timesteps, float array.
+        alpha_bar_prev: ᾱ at the previous (less noisy) timesteps, same shape
+            (1.0 past t = 0).
+        variance: `"fixed_small"` (β̃) or `"fixed_large"` (β): the `"variance"`
+            entry returned. Defaults to `"fixed_small"`.
+
+    Returns:
+        A dict of float64 numpy arrays: `"coef_x0"`, `"coef_xt"`, `"beta"`,
+        `"posterior_variance"` (β̃) and `"variance"` (as asked).
+
+    Raises:
+        ValueError: for an unknown `variance`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    schedule = kd.schedules.LinearSchedule()
+    t = np.array([999, 500])
+    q = kd.ops.q_posterior(schedule.alphas_cumprod[t], schedule.alphas_cumprod[t - 1])
+    q["posterior_variance"] <= q["beta"]  # array([ True,  True])
+    ```
+
+    References:
+        - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
+        - [Nichol & Dhariwal, 2021. Improved Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2102.09672)
+    """
+    if variance not in POSTERIOR_VARIANCES:
+        raise ValueError(
+            f"`variance` must be one of {POSTERIOR_VARIANCES}, got {variance!r}."
+        )
+    alpha_bar = np.asarray(alpha_bar, np.float64)
+    alpha_bar_prev = np.asarray(alpha_bar_prev, np.float64)
+    beta = 1.0 - alpha_bar / alpha_bar_prev
+    posterior_variance = beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+    return {
+        "coef_x0": np.sqrt(alpha_bar_prev) * beta / (1.0 - alpha_bar),
+        "coef_xt": np.sqrt(1.0 - beta) * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar),
+        "beta": beta,
+        "posterior_variance": posterior_variance,
+        "variance": posterior_variance if variance == "fixed_small" else beta.copy(),
+    }
+
+
+def min_snr_weight(snr, gamma, prediction):
+    """Per-sample loss weight of min-SNR-γ for a loss on `prediction`'s target.
+
+    Hang et al. (2023), eq. 10: `min(SNR, γ)` for a loss on x0; divided by the
+    SNR for ε (whose loss is SNR times the x0 loss) and by SNR + 1 for v.
+
+    Args:
+        snr: ᾱ/(1 − ᾱ) per sample, a tensor `(B,)`.
+        gamma: float > 0, the γ.
+        prediction: `"epsilon"`, `"x0"` or `"v"`.
+
+    Returns:
+        The weights, shaped like `snr`.
+
+    Raises:
+        ValueError: for an unknown `prediction`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    kd.ops.min_snr_weight(np.array([0.5, 20.0], "float32"), 5.0, "epsilon")  # [1, 0.25]
+    ```
+
+    References:
+        - [Hang et al., 2023. Efficient Diffusion Training via Min-SNR Weighting Strategy](https://arxiv.org/abs/2303.09556)
+    """
+    clipped = ops.minimum(snr, gamma)
+    if prediction == "epsilon":
+        return clipped / snr
+    if prediction == "x0":
+        return clipped
+    if prediction == "v":
+        return clipped / (snr + 1.0)
+    raise ValueError(
+        f"`prediction` must be one of {PREDICTION_TYPES}, got {prediction!r}."
+    )
 
 
 def prediction_target(prediction, x0, noise, alpha, sigma):

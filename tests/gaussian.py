@@ -6,8 +6,11 @@ variance can be propagated in float64 numpy from the papers' formulas. The
 sampler's empirical moments must agree within sampling error.
 """
 
+import keras
 import numpy as np
 from keras import ops
+
+import keras_ddpm as kd
 
 MU, S = 0.1, 0.2
 SHAPE = (64, 32, 32, 1)  # 65,536 independent samples
@@ -69,3 +72,38 @@ def assert_moments(samples, mean, std):
     n = samples.size
     assert abs(samples.mean() - mean) < 5 * std / np.sqrt(n), (samples.mean(), mean)
     assert abs(samples.std() / std - 1) < 5 / np.sqrt(2 * n), (samples.std(), std)
+
+
+class GaussianOracle(keras.layers.Layer):
+    """The exact E[prediction | x_t] for data x0 ~ N(MU, S²), as a 'network'."""
+
+    def __init__(self, alphas_cumprod, prediction, **kwargs):
+        super().__init__(**kwargs)
+        self.table = np.asarray(alphas_cumprod, "float32")
+        self.prediction = prediction
+
+    def call(self, inputs):
+        x, t = inputs
+        ab = ops.reshape(
+            ops.take(ops.convert_to_tensor(self.table), ops.cast(t, "int32")),
+            (-1, 1, 1, 1),
+        )
+        x0 = MU + ops.sqrt(ab) * S**2 * (x - ops.sqrt(ab) * MU) / (ab * S**2 + 1 - ab)
+        eps = (x - ops.sqrt(ab) * x0) / ops.sqrt(1 - ab)
+        return {
+            "epsilon": eps,
+            "x0": x0,
+            "v": ops.sqrt(ab) * eps - ops.sqrt(1 - ab) * x0,
+        }[self.prediction]
+
+
+def oracle_model(prediction, schedule, image_shape=SHAPE[1:]):
+    """A `DiffusionModel` whose network is the exact predictor of Gaussian data."""
+    images = keras.Input(image_shape)
+    timesteps = keras.Input(())
+    outputs = GaussianOracle(schedule.alphas_cumprod, prediction)([images, timesteps])
+    return kd.DiffusionModel(
+        keras.Model([images, timesteps], outputs),
+        schedule=schedule,
+        prediction=prediction,
+    )

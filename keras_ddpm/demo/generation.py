@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from keras_ddpm.models import sampling
 from keras_ddpm.viz.images import _grid_shape, image_grid, save_gif
 
 # Tiles are enlarged (nearest neighbour) to about this many pixels on screen.
@@ -94,12 +95,12 @@ def generate_progressively(
 ):
     """Generate images a batch at a time, yielding the grid as it fills in.
 
-    The initial noise of all images is drawn at once from `seed`, exactly as
-    `DiffusionModel.generate` draws it, so with a deterministic sampler (DDIM,
-    η = 0) the grid equals `model.generate(num_images, ..., seed=seed)`. Tiles
-    not generated yet show their initial noise. Every batch has the same size
-    (the last one is padded), so one compiled sampling loop serves them all.
-    Stopping the iteration between batches stops the work.
+    It runs exactly what `DiffusionModel.generate` runs (the same initial
+    noise, the same noise stream per batch), so the final grid equals
+    `model.generate(num_images, ..., seed=seed, batch_size=batch_size)`, for
+    every sampler. Tiles not generated yet show their initial noise. Every
+    batch has the same size (the last one is padded), so one compiled sampling
+    loop serves them all. Stopping the iteration between batches stops the work.
 
     Args:
         model: a `DiffusionModel`.
@@ -151,22 +152,17 @@ def generate_progressively(
         (num_images,) + shape, dtype=np.float32
     )
     images = np.clip(noise, -1.0, 1.0)
-    batch = min(batch_size, num_images)
     kept, frames = None, []
-    for index, begin in enumerate(range(0, num_images, batch)):
-        part = noise[begin : begin + batch]
-        size = len(part)
-        if size < batch:
-            part = np.concatenate([part, np.zeros((batch - size,) + shape, np.float32)])
-        result, trajectory = model.generate(
-            batch,
-            sampler=sampler,
-            steps=steps,
-            seed=int(np.random.default_rng([seed, index]).integers(2**31)),
-            initial_noise=part,
-            return_trajectory=True,
-            batch_size=batch,
-        )
+    chunks = sampling.sample_chunks(
+        model,
+        noise,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        return_trajectory=True,
+        batch_size=batch_size,
+    )
+    for begin, result, trajectory in chunks:
         if kept is None:
             kept = np.unique(
                 np.round(
@@ -175,9 +171,9 @@ def generate_progressively(
                     )
                 ).astype(int)
             )
-        images[begin : begin + size] = result[:size]
-        frames.append(trajectory[kept, :size])
-        done = begin + size
+        done = begin + len(result)
+        images[begin:done] = np.clip(result, -1.0, 1.0)
+        frames.append(np.clip(trajectory[kept], -1.0, 1.0))
         grid = _enlarge(image_grid(images, rows, cols), scale)
         final = done == num_images
         yield done, grid, np.concatenate(frames, axis=1) if final else None

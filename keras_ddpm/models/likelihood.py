@@ -19,9 +19,9 @@ import math
 import numpy as np
 from keras import ops
 
+from keras_ddpm.ops import POSTERIOR_VARIANCES, q_posterior, q_sample
 from keras_ddpm.utils import iterate_images
 
-VARIANCES = ("fixed_small", "fixed_large")
 BIN = 1.0 / 255.0  # half the width of one of 256 levels over [-1, 1]
 _erfc = np.frompyfunc(math.erfc, 1, 1)
 
@@ -75,14 +75,10 @@ def discretized_gaussian_log_likelihood(x, mean, std):
 
 
 def posterior(schedule):
-    """Tables of q(x_{t−1} | x_t, x0) for t = 1 … T−1 (index 0 unused): mean coefficients and β̃."""
+    """Tables of q(x_{t−1} | x_t, x0) for t = 0 … T−1 (index 0 unused): mean coefficients and β̃."""
     alphas_cumprod = schedule.alphas_cumprod
-    betas = schedule.betas
-    previous = np.concatenate([[1.0], alphas_cumprod[:-1]])
-    coef_x0 = np.sqrt(previous) * betas / (1.0 - alphas_cumprod)
-    coef_xt = np.sqrt(1.0 - betas) * (1.0 - previous) / (1.0 - alphas_cumprod)
-    variance = betas * (1.0 - previous) / (1.0 - alphas_cumprod)
-    return coef_x0, coef_xt, variance
+    q = q_posterior(alphas_cumprod, np.concatenate([[1.0], alphas_cumprod[:-1]]))
+    return q["coef_x0"], q["coef_xt"], q["posterior_variance"]
 
 
 def _model_variances(schedule, variance):
@@ -94,8 +90,10 @@ def _model_variances(schedule, variance):
 
 
 def _check_variance(variance):
-    if variance not in VARIANCES:
-        raise ValueError(f"`variance` must be one of {VARIANCES}, got {variance!r}.")
+    if variance not in POSTERIOR_VARIANCES:
+        raise ValueError(
+            f"`variance` must be one of {POSTERIOR_VARIANCES}, got {variance!r}."
+        )
 
 
 def _predict_x0(denoise, x_t, t, clip):
@@ -171,8 +169,7 @@ def bound_terms(
 
     def noised(t):
         noise = rng.standard_normal(x0.shape)
-        ab = per_image(alphas_cumprod, t)
-        return np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * noise
+        return q_sample(x0, noise, schedule.signal_rates[t], schedule.noise_rates[t])
 
     last = alphas_cumprod[-1]
     prior = gaussian_kl(np.sqrt(last) * x0, 1.0 - last, 0.0, 1.0).sum(axis=axes)

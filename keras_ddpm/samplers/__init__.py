@@ -2,7 +2,7 @@
 
 from keras_ddpm.samplers.ddim_sampler import DDIMSampler
 from keras_ddpm.samplers.ddpm_sampler import DDPMSampler
-from keras_ddpm.samplers.sampler import Sampler, spaced_timesteps
+from keras_ddpm.samplers.sampler import Sampler, noise_seed_state, spaced_timesteps
 from keras_ddpm.utils import Registry
 
 _REGISTRY = Registry("sampler", Sampler, {"ddpm": DDPMSampler, "ddim": DDIMSampler})
@@ -78,6 +78,7 @@ __all__ = [
     "DDPMSampler",
     "DDIMSampler",
     "spaced_timesteps",
+    "noise_seed_state",
     "get",
     "serialize",
     "deserialize",

@@ -1,9 +1,8 @@
 import keras
 import numpy as np
 
+from keras_ddpm.ops import POSTERIOR_VARIANCES, q_posterior
 from keras_ddpm.samplers.sampler import Sampler
-
-VARIANCES = ("fixed_small", "fixed_large")
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -46,25 +45,19 @@ class DDPMSampler(Sampler):
         self, variance="fixed_small", clip=True, spacing="trailing", default_steps=None
     ):
         super().__init__(spacing=spacing, clip=clip, default_steps=default_steps)
-        if variance not in VARIANCES:
+        if variance not in POSTERIOR_VARIANCES:
             raise ValueError(
-                f"`variance` must be one of {VARIANCES}, got {variance!r}."
+                f"`variance` must be one of {POSTERIOR_VARIANCES}, got {variance!r}."
             )
         self.variance = variance
 
     def coefficients(self, alpha_bar, alpha_bar_prev):
-        beta = (
-            1.0 - alpha_bar / alpha_bar_prev
-        )  # respaced β (eq. 19 of Nichol & Dhariwal)
-        # Posterior mean μ̃(x_t, x0) (Ho et al. eq. 7).
-        b = np.sqrt(alpha_bar_prev) * beta / (1.0 - alpha_bar)
-        a = np.sqrt(1.0 - beta) * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
-        if self.variance == "fixed_small":
-            variance = beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
-        else:
-            variance = beta.copy()
+        # Ho et al. eq. 7 on the (possibly respaced) process: the posterior mean
+        # b·x0_hat + a·x_t, and its standard deviation as the noise scale.
+        q = q_posterior(alpha_bar, alpha_bar_prev, self.variance)
+        variance = q["variance"]
         variance[-1] = 0.0  # Algorithm 2 returns the mean at the last step.
-        return a, b, np.zeros_like(a), np.sqrt(variance)
+        return q["coef_xt"], q["coef_x0"], np.zeros_like(alpha_bar), np.sqrt(variance)
 
     def get_config(self):
         return {**super().get_config(), "variance": self.variance}

@@ -22,6 +22,67 @@ def noise_seed_generator():
     return _noise_generator
 
 
+# Every chunk of a sampling call owns a block of this many noise draws: the loop
+# advances a seed state by one per draw, so chunks whose states start this far
+# apart never meet, however the backend turns the state into a generator seed.
+DRAWS_PER_CHUNK = 2**20
+_CHUNKS_PER_SEED = 2**32 // DRAWS_PER_CHUNK
+
+
+def noise_seed_state(seed, chunk=0):
+    """The seed state `(2,)` from which chunk `chunk` of a sampling call draws its noise.
+
+    A sampling loop draws its per-step noise from a seed state that Keras
+    advances by `[0, 1]` per draw. Two streams must never share a state, nor a
+    state's sum (PyTorch's backend seeds one generator with the sum of the two
+    elements, modulo 2³²). So the state starts at `[h(seed) + c·2²⁰, 0]` for
+    chunks c < 4096, with `h` a hash of the seed (SeedSequence): within one
+    call, chunks stay at least 2²⁰ draws apart on every backend; nearby seeds
+    land on unrelated states instead of shifted copies of each other. From
+    chunk 4096 on, the second element carries the overflow `(c // 4096)·2²⁰`,
+    which keeps JAX and TensorFlow streams apart (PyTorch's 32-bit seeds then
+    repeat, after 2³² draws).
+
+    Args:
+        seed: int >= 0, the call's seed.
+        chunk: int >= 0, the chunk's index within the call. Defaults to 0.
+
+    Returns:
+        A numpy array of two values in the dtype of the backend's seed states
+        (uint32 on JAX, int64 on TensorFlow, int32 on PyTorch), to pass as
+        `seed=` to `Sampler.sample`.
+
+    Raises:
+        ValueError: if `seed` or `chunk` is not a non-negative int.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    first = kd.samplers.noise_seed_state(7, chunk=0)
+    second = kd.samplers.noise_seed_state(7, chunk=1)  # 2**20 draws further on
+    ```
+    """
+    for name, value in (("seed", seed), ("chunk", chunk)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or value < 0
+        ):
+            raise ValueError(f"`{name}` must be a non-negative int, got {value!r}.")
+    base = int(np.random.SeedSequence(int(seed)).generate_state(1, np.uint32)[0])
+    low, high = divmod(int(chunk), _CHUNKS_PER_SEED)[::-1]
+    state = np.array(
+        [(base + low * DRAWS_PER_CHUNK) % 2**32, (high * DRAWS_PER_CHUNK) % 2**32],
+        dtype=np.uint64,
+    )
+    dtype = keras.backend.standardize_dtype(noise_seed_generator().state.dtype)
+    if dtype == "int32":  # the same bits, read as signed
+        return state.astype(np.uint32).view(np.int32)
+    return state.astype(dtype)
+
+
 def spaced_timesteps(num_train_timesteps, steps, spacing):
     """Timesteps to visit, in decreasing order, as diffusers' `timestep_spacing`.
 
@@ -77,16 +138,33 @@ def spaced_timesteps(num_train_timesteps, steps, spacing):
 class Sampler(ConfigEquality):
     """Base class of samplers: one step rule over a denoise function.
 
-    A sampler never sees the network. The loop `sample()` asks a
-    `denoise_fn(x_t, t) -> (x0_hat, eps_hat)` for its estimate at each visited
-    timestep and applies the step rule
+    A sampler never sees the network. The loop `sample()` walks the visited
+    timesteps; at step `i` it calls `step()` with a `denoise(x_t, t) -> (x0_hat,
+    eps_hat)` function, the current `x`, the sampler's own carried `state` and
+    row `i` of its per-step tables, and gets back the next `x` and `state`. The
+    whole loop is one `keras.ops.fori_loop`, so it compiles to one program
+    whatever the step rule does, as long as the state keeps its shapes.
+
+    The default rule, enough for DDPM, DDIM and any sampler whose update is
+    linear in `(x_t, x0_hat, eps_hat, z)`, is
 
         x_prev = a · x_t + b · x0_hat + c · eps_hat + d · z,    z ~ N(0, I),
 
-    whose per-step coefficients `(a, b, c, d)` a subclass returns from
-    `coefficients()` given ᾱ at the current and the next visited timestep. DDPM,
-    DDIM and any sampler whose update is linear in `(x_t, x0_hat, eps_hat, z)`
-    fit this form; the whole loop then compiles to one program.
+    with per-step coefficients `(a, b, c, d)` that a subclass returns from
+    `coefficients()` given ᾱ at the current and the next visited timestep. It
+    calls the denoiser once per step and carries no state. A solver that needs
+    more overrides three methods:
+
+    - `tables(schedule, steps, start)`: its float32 per-step tables (a dict of
+      arrays of length `steps`, including `"t"`, the timesteps to visit);
+    - `initial_state(x)`: what it carries across steps (a tuple of tensors,
+      e.g. the previous x0_hat of a multistep method; `()` for none);
+    - `step(denoise, x, state, row, noise)`: one step. It may call `denoise`
+      more than once (a Heun step calls it twice) and `noise(shape)` for
+      N(0, I) draws from the loop's seed state.
+
+    Conditioning (class labels, a guidance scale, a mask) never reaches the
+    sampler: it lives inside the `denoise` function the caller builds.
 
     Args:
         spacing: `"leading"`, `"trailing"` or `"linspace"`: which timesteps to
@@ -131,7 +209,7 @@ class Sampler(ConfigEquality):
         self.default_steps = default_steps
 
     def coefficients(self, alpha_bar, alpha_bar_prev):
-        """Return `(a, b, c, d)` of the step rule, as float64 arrays.
+        """Return `(a, b, c, d)` of the linear step rule, as float64 arrays.
 
         Args:
             alpha_bar: ᾱ at each visited timestep, float64 array `(steps,)`.
@@ -141,10 +219,11 @@ class Sampler(ConfigEquality):
             Four arrays (or scalars broadcastable to) of shape `(steps,)`.
 
         Raises:
-            NotImplementedError: in the base class; subclasses implement it.
+            NotImplementedError: in the base class; subclasses using the linear
+                rule implement it, others override `tables()` and `step()`.
         """
         raise NotImplementedError(
-            f"{type(self).__name__} must implement coefficients()."
+            f"{type(self).__name__} must implement coefficients(), or tables() and step()."
         )
 
     def timesteps(self, schedule, steps=None, start=None):
@@ -202,6 +281,60 @@ class Sampler(ConfigEquality):
         tables["noise"] = np.sqrt(1.0 - alpha_bar)
         return {k: np.asarray(v, dtype=np.float32) for k, v in tables.items()}
 
+    def initial_state(self, x):
+        """What the sampler carries from step to step, before the first step.
+
+        Args:
+            x: the initial noisy images, a float32 tensor `(B, ...)`.
+
+        Returns:
+            A tuple of tensors (`()` for the linear rule, which carries nothing).
+        """
+        return ()
+
+    def predict(self, denoise, x, t, signal, noise):
+        """Call `denoise(x, t)`, in float32, with x0_hat clipped when `clip` is on.
+
+        Args:
+            denoise: callable `(x_t, t) -> (x0_hat, eps_hat)`.
+            x: the noisy images.
+            t: scalar timestep tensor.
+            signal: sqrt(ᾱ_t), scalar tensor.
+            noise: sqrt(1 − ᾱ_t), scalar tensor.
+
+        Returns:
+            `(x0_hat, eps_hat)` in float32; after clipping, eps_hat is
+            recomputed so that `x = signal·x0_hat + noise·eps_hat` still holds.
+        """
+        x0, eps = denoise(x, t)
+        x0 = ops.cast(x0, "float32")
+        eps = ops.cast(eps, "float32")
+        if self.clip:
+            x0 = ops.clip(x0, -1.0, 1.0)
+            eps = (x - signal * x0) / noise
+        return x0, eps
+
+    def step(self, denoise, x, state, row, noise):
+        """One step of the linear rule `x_prev = a·x + b·x0_hat + c·eps_hat + d·z`.
+
+        Args:
+            denoise: callable `(x_t, t) -> (x0_hat, eps_hat)`.
+            x: the current images, float32.
+            state: the carried tuple (`initial_state()`'s structure).
+            row: dict of scalar tensors, this step's entries of `tables()`
+                (without `"d"` when d is zero at every step: then the loop
+                draws no noise at all).
+            noise: callable `shape -> z`, N(0, I) draws from the loop's seed.
+
+        Returns:
+            `(x_prev, state)`.
+        """
+        x0, eps = self.predict(denoise, x, row["t"], row["signal"], row["noise"])
+        x_prev = row["a"] * x + row["b"] * x0 + row["c"] * eps
+        if "d" in row:
+            x_prev = x_prev + row["d"] * noise(ops.shape(x))
+        return x_prev, state
+
     def sample(
         self,
         denoise_fn,
@@ -223,8 +356,9 @@ class Sampler(ConfigEquality):
             initial_noise: tensor `(B, ...)`, x at the first visited timestep.
             schedule: the `NoiseSchedule` the denoiser was trained with.
             steps: int or None, number of steps (see `timesteps()`).
-            seed: int, or an int tensor of shape `(2,)` (a seed state), for the
-                noise drawn at each step.
+            seed: int (read as `noise_seed_state(seed)`), or a seed state: an
+                int array or tensor of shape `(2,)` from `noise_seed_state`,
+                for the noise drawn at each step.
             start: int or None, first timestep (see `timesteps()`).
             return_trajectory: bool, also return x after every step.
 
@@ -234,32 +368,32 @@ class Sampler(ConfigEquality):
         """
         tables = self.tables(schedule, steps, start)
         num_steps = len(tables["t"])
-        stochastic = bool(np.any(tables["d"] != 0))
+        if "d" in tables and not np.any(tables["d"]):
+            del tables["d"]  # deterministic: no noise is drawn
         tables = {k: ops.convert_to_tensor(v) for k, v in tables.items()}
         x = ops.cast(ops.convert_to_tensor(initial_noise), "float32")
         rank = len(x.shape)
         generator = noise_seed_generator()
         if isinstance(seed, (int, np.integer)):
-            seed = ops.convert_to_tensor([int(seed), 0], dtype=generator.state.dtype)
+            seed = noise_seed_state(seed)
+        seed = ops.convert_to_tensor(seed, dtype=generator.state.dtype)
 
-        def step(i, x, seed_state):
-            take = {k: ops.take(v, i) for k, v in tables.items()}
-            x0, eps = denoise_fn(x, take["t"])
-            x0 = ops.cast(x0, "float32")
-            eps = ops.cast(eps, "float32")
-            if self.clip:
-                x0 = ops.clip(x0, -1.0, 1.0)
-                eps = (x - take["signal"] * x0) / take["noise"]
-            x = take["a"] * x + take["b"] * x0 + take["c"] * eps
-            if stochastic:
+        def advance(i, x, seed_state, state):
+            row = {k: ops.take(v, i) for k, v in tables.items()}
+            current = [seed_state]
+
+            def noise(shape):
                 with keras.StatelessScope(
-                    state_mapping=[(generator.state, seed_state)]
+                    state_mapping=[(generator.state, current[0])]
                 ) as scope:
-                    z = keras.random.normal(ops.shape(x), seed=generator)
-                seed_state = scope.get_current_value(generator.state)
-                x = x + take["d"] * z
-            return x, seed_state
+                    z = keras.random.normal(shape, seed=generator)
+                current[0] = scope.get_current_value(generator.state)
+                return z
 
+            x, state = self.step(denoise_fn, x, tuple(state), row, noise)
+            return ops.cast(x, "float32"), current[0], tuple(state)
+
+        carry = (x, seed, tuple(self.initial_state(x)))
         if return_trajectory:
             trajectory = ops.zeros(
                 (num_steps + 1,) + tuple(ops.shape(x)), dtype="float32"
@@ -267,19 +401,21 @@ class Sampler(ConfigEquality):
             trajectory = ops.slice_update(trajectory, (0,) * (rank + 1), x[None])
 
             def body(i, carry):
-                x, seed_state, trajectory = carry
-                x, seed_state = step(i, x, seed_state)
+                *carry, trajectory = carry
+                x, seed_state, state = advance(i, *carry)
                 start_index = (i + 1,) + (0,) * rank
-                return x, seed_state, ops.slice_update(trajectory, start_index, x[None])
+                trajectory = ops.slice_update(trajectory, start_index, x[None])
+                return x, seed_state, state, trajectory
 
-            x, _, trajectory = ops.fori_loop(0, num_steps, body, (x, seed, trajectory))
+            x, _, _, trajectory = ops.fori_loop(
+                0, num_steps, body, carry + (trajectory,)
+            )
             return x, trajectory
 
         def body(i, carry):
-            return step(i, *carry)
+            return advance(i, *carry)
 
-        x, _ = ops.fori_loop(0, num_steps, body, (x, seed))
-        return x
+        return ops.fori_loop(0, num_steps, body, carry)[0]
 
     def get_config(self):
         return {

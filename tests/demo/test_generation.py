@@ -13,6 +13,7 @@ from keras_ddpm.demo import (
     reconstruct_picture,
     save_animation,
 )
+from keras_ddpm.models import sampling
 
 SIZE, SCALE = 8, 16  # 8×8 images are shown 16× larger (128 px tiles)
 
@@ -70,15 +71,22 @@ def test_grid_fills_in_batch_by_batch_and_matches_generate(model):
     np.testing.assert_allclose(trajectory[-1], reference, atol=1e-4)
 
 
+def record_chunks(monkeypatch):
+    """Record the padded image chunks the sampling module hands to its program."""
+    shapes = []
+    original = sampling.padded_chunks
+
+    def recording(arrays, batch_size):
+        for begin, size, parts in original(arrays, batch_size):
+            shapes.append(parts[0].shape)
+            yield begin, size, parts
+
+    monkeypatch.setattr(sampling, "padded_chunks", recording)
+    return shapes
+
+
 def test_stopping_between_batches_stops_the_work(model, monkeypatch):
-    calls = []
-    generate = model.generate
-
-    def counting_generate(*args, **kwargs):
-        calls.append(kwargs["initial_noise"].shape)
-        return generate(*args, **kwargs)
-
-    monkeypatch.setattr(model, "generate", counting_generate)
+    calls = record_chunks(monkeypatch)
     updates = generate_progressively(model, 6, steps=2, seed=0, batch_size=2)
     done, _, _ = next(updates)
     updates.close()  # what cancelling a request does to the generator
@@ -87,16 +95,17 @@ def test_stopping_between_batches_stops_the_work(model, monkeypatch):
 
 
 def test_last_batch_is_padded_to_reuse_one_compiled_loop(model, monkeypatch):
-    shapes = []
-    generate = model.generate
-
-    def recording_generate(*args, **kwargs):
-        shapes.append(kwargs["initial_noise"].shape[0])
-        return generate(*args, **kwargs)
-
-    monkeypatch.setattr(model, "generate", recording_generate)
+    shapes = record_chunks(monkeypatch)
     list(generate_progressively(model, 5, steps=2, seed=0, batch_size=4))
-    assert shapes == [4, 4]
+    assert [shape[0] for shape in shapes] == [4, 4]
+
+
+def test_stochastic_grid_equals_generate_with_the_same_batches(model):
+    *_, (_, grid, _) = generate_progressively(
+        model, 5, sampler="ddpm", steps=3, seed=4, batch_size=2
+    )
+    reference = model.generate(5, sampler="ddpm", steps=3, seed=4, batch_size=2)
+    assert np.abs(grid.astype(int) - enlarged_grid(reference, 2, 3).astype(int)).max() <= 1
 
 
 def test_frames_are_capped_evenly(model):

@@ -4,46 +4,12 @@ import pytest
 from keras import ops
 
 import keras_ddpm as kd
-from tests.gaussian import MU, SHAPE, S, assert_moments, exact_moments
+from tests.gaussian import SHAPE, assert_moments, exact_moments, oracle_model
 
 BACKEND = keras.backend.backend()
 compiled_backends_only = pytest.mark.skipif(
     BACKEND == "torch", reason="Keras runs torch eagerly: there is no trace to count"
 )
-
-
-class GaussianOracle(keras.layers.Layer):
-    """The exact E[prediction | x_t] for data x0 ~ N(MU, S²), as a 'network'."""
-
-    def __init__(self, alphas_cumprod, prediction, **kwargs):
-        super().__init__(**kwargs)
-        self.table = np.asarray(alphas_cumprod, "float32")
-        self.prediction = prediction
-
-    def call(self, inputs):
-        x, t = inputs
-        ab = ops.reshape(
-            ops.take(ops.convert_to_tensor(self.table), ops.cast(t, "int32")),
-            (-1, 1, 1, 1),
-        )
-        x0 = MU + ops.sqrt(ab) * S**2 * (x - ops.sqrt(ab) * MU) / (ab * S**2 + 1 - ab)
-        eps = (x - ops.sqrt(ab) * x0) / ops.sqrt(1 - ab)
-        return {
-            "epsilon": eps,
-            "x0": x0,
-            "v": ops.sqrt(ab) * eps - ops.sqrt(1 - ab) * x0,
-        }[self.prediction]
-
-
-def oracle_model(prediction, schedule):
-    images = keras.Input(SHAPE[1:])
-    timesteps = keras.Input(())
-    outputs = GaussianOracle(schedule.alphas_cumprod, prediction)([images, timesteps])
-    return kd.DiffusionModel(
-        keras.Model([images, timesteps], outputs),
-        schedule=schedule,
-        prediction=prediction,
-    )
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "x0", "v"])
@@ -177,18 +143,35 @@ def test_generate_uses_ema_unless_told(trained):
     assert np.abs(ema - raw).max() > 1e-4
 
 
+def count_calls(monkeypatch, obj, name):
+    """Wrap `obj.name` to count its calls; inside a compiled step, a call is a trace."""
+    calls = [0]
+    original = getattr(obj, name)
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, counted)
+    return calls
+
+
 @compiled_backends_only
-def test_train_step_and_sampling_loop_compile_once(trained):
-    traces = trained._train_step_traces
+def test_train_step_and_sampling_loop_compile_once(trained, monkeypatch):
+    traces = count_calls(monkeypatch, trained, "compute_training_loss")
     trained.fit(images(16), batch_size=8, epochs=2, verbose=0)
-    assert trained._train_step_traces == traces
-    trained.generate(4, sampler="ddim", steps=4, seed=0)
-    sampling = trained._sampling_traces
-    trained.generate(4, sampler="ddim", steps=4, seed=1)
+    assert traces[0] == 0
+    trained.make_train_function(force=True)  # a new trace is counted
+    trained.fit(images(16), batch_size=8, epochs=1, verbose=0)
+    assert traces[0] == 1
+    sampling = count_calls(monkeypatch, trained, "denoise")
+    trained.generate(4, sampler="ddim", steps=3, seed=0)
+    assert sampling[0] == 1
+    trained.generate(4, sampler="ddim", steps=3, seed=1)
     trained.generate(
-        7, sampler="ddim", steps=4, seed=2, batch_size=4
+        7, sampler="ddim", steps=3, seed=2, batch_size=4
     )  # padded last batch
-    assert trained._sampling_traces == sampling
+    assert sampling[0] == 1
 
 
 def test_save_and_load_restore_everything(trained, tmp_path):

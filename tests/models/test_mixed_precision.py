@@ -48,7 +48,7 @@ def test_trains_samples_and_round_trips(policy, tmp_path):
     assert all(np.isfinite(ops.convert_to_numpy(v)).all() for v in model.ema_weights)
 
     # The sampler's arithmetic stays float32 whatever the network computes in.
-    weights = model._sampling_weights(use_ema=True)
+    weights = model.sampling_weights(use_ema=True)
     non_trainable = [v.value for v in model.network.non_trainable_variables]
     x0, eps = model.denoise(weights, non_trainable, ops.convert_to_tensor(IMAGES), 30)
     assert {keras.backend.standardize_dtype(x.dtype) for x in (x0, eps)} == {"float32"}

@@ -1,5 +1,10 @@
 """Per-backend gradient plumbing for `DiffusionModel`; the maths lives in the model.
 
+The trainers call only the model's narrow training interface:
+`compute_training_loss(data, replica)`, `compute_validation_loss(data)`,
+`update_ema()` and its `loss_tracker`, the way Keras' own trainers call
+`compute_loss`.
+
 Each module exposes `train_step`, `test_step` (with the signature Keras expects on
 that backend) and `compile_sampling(fn, jit_compile)`, which turns a whole sampling
 loop into one program.

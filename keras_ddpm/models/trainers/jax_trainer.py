@@ -39,12 +39,10 @@ def _stateful(
 
 def train_step(model, state, data):
     trainable, non_trainable, optimizer_values, metrics_values = state
-    images = model._prepare_batch(data)
-    model._train_step_traces += 1
 
     def loss_fn(trainable_values):
         def scaled_loss():
-            loss = model._training_loss(images)
+            loss = model.compute_training_loss(data)
             return model.optimizer.scale_loss(loss), loss
 
         (scaled, loss), new_non_trainable, _ = _stateful(
@@ -62,25 +60,26 @@ def train_step(model, state, data):
     trainable, optimizer_values = model.optimizer.stateless_apply(
         optimizer_values, gradients, trainable
     )
+    def finish():
+        model.update_ema()
+        model.loss_tracker.update_state(loss)
+        return model.get_metrics_result()
+
     logs, non_trainable, metrics_values = _stateful(
-        model,
-        lambda: model._after_train_step(loss),
-        trainable,
-        non_trainable,
-        metrics_values,
+        model, finish, trainable, non_trainable, metrics_values
     )
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)
 
 
 def test_step(model, state, data):
     trainable, non_trainable, metrics_values = state
-    images = model._prepare_batch(data)
+
+    def validate():
+        model.loss_tracker.update_state(model.compute_validation_loss(data))
+        return model.get_metrics_result()
+
     logs, non_trainable, metrics_values = _stateful(
-        model,
-        lambda: model._validation_logs(images),
-        trainable,
-        non_trainable,
-        metrics_values,
+        model, validate, trainable, non_trainable, metrics_values
     )
     return logs, (trainable, non_trainable, metrics_values)
 

@@ -11,11 +11,9 @@ def _replica():
 
 
 def train_step(model, data):
-    images = model._prepare_batch(data)
-    model._train_step_traces += 1
     replica = _replica()
     with tf.GradientTape() as tape:
-        loss = model._training_loss(images, replica)
+        loss = model.compute_training_loss(data, replica)
         # The optimizer sums the replicas' gradients: each contributes its share
         # of the global mean, as Keras' own train step does.
         share = loss if replica is None else loss / replica[0]
@@ -23,11 +21,14 @@ def train_step(model, data):
     variables = model.trainable_variables
     gradients = tape.gradient(scaled_loss, variables)
     model.optimizer.apply(gradients, variables)
-    return model._after_train_step(loss)
+    model.update_ema()
+    model.loss_tracker.update_state(loss)
+    return model.get_metrics_result()
 
 
 def test_step(model, data):
-    return model._validation_logs(model._prepare_batch(data))
+    model.loss_tracker.update_state(model.compute_validation_loss(data))
+    return model.get_metrics_result()
 
 
 def compile_sampling(fn, jit_compile):

@@ -2,21 +2,22 @@ import torch
 
 
 def train_step(model, data):
-    images = model._prepare_batch(data)
-    model._train_step_traces += 1
     model.zero_grad()
-    loss = model._training_loss(images)
+    loss = model.compute_training_loss(data)
     model.optimizer.scale_loss(loss).backward()
     variables = model.trainable_variables
     gradients = [v.value.grad for v in variables]
     with torch.no_grad():
         model.optimizer.apply(gradients, variables)
-        return model._after_train_step(loss.detach())
+        model.update_ema()
+        model.loss_tracker.update_state(loss.detach())
+        return model.get_metrics_result()
 
 
 def test_step(model, data):
     with torch.no_grad():
-        return model._validation_logs(model._prepare_batch(data))
+        model.loss_tracker.update_state(model.compute_validation_loss(data))
+        return model.get_metrics_result()
 
 
 def compile_sampling(fn, jit_compile):

@@ -1,0 +1,181 @@
+"""Checks and preparation of what users hand to `DiffusionModel`: batches, seeds, noise.
+
+Each check raises a one-line `ValueError` that says what was expected.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_ddpm.ops import PREDICTION_TYPES, q_sample
+
+LOSSES = ("mse", "mae")
+
+
+def _shape_text(image_shape):
+    return ", ".join(map(str, image_shape))
+
+
+def positive_int(name, value):
+    """`value` as a Python int, if it is an int >= 1 (bools are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    return int(value)
+
+
+def check_choice(name, value, choices):
+    """`value`, if it is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
+    return value
+
+
+def check_finite(name, array):
+    """Refuse NaN and infinite values in a numpy array."""
+    if not np.isfinite(array).all():
+        raise ValueError(f"`{name}` must be finite, got NaN or infinite values.")
+
+
+def seed_or_random(seed):
+    """`seed` as an int >= 0, or a fresh random one for None."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2**31)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int or None, got {seed!r}.")
+    return int(seed)
+
+
+def check_model_arguments(
+    network, prediction, loss, ema_momentum, ema_inv_gamma, ema_power, min_snr_gamma
+):
+    """The checks of `DiffusionModel`'s constructor arguments."""
+    if not isinstance(network, keras.layers.Layer):
+        raise ValueError(
+            f"`network` must be a Keras model or layer, got {type(network).__name__}."
+        )
+    check_choice("prediction", prediction, PREDICTION_TYPES)
+    check_choice("loss", loss, LOSSES)
+    if ema_momentum is not None and not (
+        isinstance(ema_momentum, (int, float)) and 0.0 <= ema_momentum < 1.0
+    ):
+        raise ValueError(
+            f"`ema_momentum` must be a float in [0, 1) or None, got {ema_momentum!r}."
+        )
+    for name, value in (
+        ("ema_inv_gamma", ema_inv_gamma),
+        ("ema_power", ema_power),
+        ("min_snr_gamma", 1.0 if min_snr_gamma is None else min_snr_gamma),
+    ):
+        if not (isinstance(value, (int, float)) and value > 0):
+            none = " or None" if name == "min_snr_gamma" else ""
+            raise ValueError(f"`{name}` must be a number > 0{none}, got {value!r}.")
+
+
+def network_image_shape(network):
+    """`(H, W, C)` of a network's image input, which must be known."""
+    try:
+        shape = network.input_shape[0]
+    except (AttributeError, ValueError, IndexError, TypeError):
+        shape = None
+    if shape is None or len(shape) != 4 or None in shape[1:]:
+        raise ValueError(
+            "`network` must be built with a known input shape "
+            "[images (B, H, W, C), timesteps (B,)], e.g. from kd.models.build_unet; "
+            f"got input shape {shape}."
+        )
+    return tuple(int(s) for s in shape[1:])
+
+
+def image_batch(data, image_shape, cast=True):
+    """The images of a training batch (a tensor, or a tuple led by one), checked.
+
+    Works on tensors and on their specs (`tf.TensorSpec`, symbolic shapes), so
+    that `fit` can check a `tf.data` pipeline before training starts.
+    """
+    images = data[0] if isinstance(data, (tuple, list)) else data
+    if isinstance(images, dict):
+        raise ValueError(
+            "DiffusionModel expects batches of images (B, H, W, C) or "
+            f"(images, labels) tuples, got a dict with keys {sorted(images)}."
+        )
+    shape = tuple(images.shape)
+    if len(shape) != 4:
+        raise ValueError(
+            "Expected image batches of rank 4 (B, H, W, C) = "
+            f"(B, {_shape_text(image_shape)}), got shape {shape}."
+        )
+    if any(s is not None and s != e for s, e in zip(shape[1:], image_shape)):
+        raise ValueError(
+            f"Expected images of shape (B, {_shape_text(image_shape)}), got {shape}."
+        )
+    dtype = keras.backend.standardize_dtype(
+        str(getattr(images.dtype, "name", images.dtype))
+    )
+    if "float" not in dtype:
+        raise ValueError(
+            f"Expected float images scaled to [-1, 1], got dtype {dtype}; convert "
+            "uint8 images with x / 127.5 - 1."
+        )
+    return ops.cast(images, "float32") if cast else images
+
+
+def check_data(data, image_shape):
+    """Check arrays and `tf.data` element specs up front, before `fit` or `evaluate` runs."""
+    spec = getattr(data, "element_spec", None)
+    if spec is not None:
+        data = spec
+    if isinstance(data, (tuple, list)) and data:
+        data = data[0]
+    if hasattr(data, "shape") and hasattr(data, "dtype"):
+        image_batch(data, image_shape, cast=False)
+        if isinstance(data, np.ndarray):
+            check_finite("images", data)
+
+
+def initial_noise(image_shape, num_images, seed, noise=None):
+    """The starting noise of `generate`: drawn from `seed`, or the user's, checked."""
+    if noise is None:
+        num_images = positive_int("num_images", num_images)
+        return np.random.default_rng(seed).standard_normal(
+            (num_images,) + tuple(image_shape), dtype=np.float32
+        )
+    x = np.asarray(noise, dtype=np.float32)
+    if x.shape[1:] != tuple(image_shape) or (
+        num_images is not None and x.shape[0] != num_images
+    ):
+        raise ValueError(
+            f"`initial_noise` must have shape ({num_images}, {_shape_text(image_shape)}), "
+            f"got {x.shape}."
+        )
+    check_finite("initial_noise", x)
+    return x
+
+
+def noised_images(images, t, seed, schedule, image_shape):
+    """Real images noised to timestep `t` with q(x_t | x_0), noise drawn from `seed`."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != tuple(image_shape):
+        raise ValueError(
+            f"`images` must have shape (N, {_shape_text(image_shape)}), got {images.shape}."
+        )
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(
+            f"`images` must be float in [-1, 1], got dtype {images.dtype}."
+        )
+    check_finite("images", images)
+    if (
+        isinstance(t, bool)
+        or not isinstance(t, (int, np.integer))
+        or not 0 <= t < schedule.timesteps
+    ):
+        raise ValueError(
+            f"`t` must be an int in [0, {schedule.timesteps - 1}], got {t!r}."
+        )
+    noise = np.random.default_rng(seed).standard_normal(images.shape, dtype=np.float32)
+    x_t = q_sample(
+        images.astype(np.float64),
+        noise,
+        schedule.signal_rates[t],
+        schedule.noise_rates[t],
+    )
+    return x_t.astype(np.float32)

@@ -1,0 +1,266 @@
+"""Sampling orchestration: one compiled program per setting, run chunk by chunk.
+
+`DiffusionModel.generate`, `reconstruct` and `evaluate_nll`, the web demo and
+the metrics' encoders all go through here, so that the compile cache, the
+padding of the last chunk, the per-chunk noise seeds and the progress bar exist
+once:
+
+- `compiled(model, key, build)`: the cache of compiled programs, keyed by
+  everything that changes the program (sampler, steps, start, trajectory, jit);
+- `padded_chunks(arrays, batch_size)`: fixed-size chunks, the last one padded,
+  so that one compiled program serves every chunk;
+- `sample_chunks(model, x, ...)`: the reverse process over `x`, a chunk at a
+  time, each chunk with its own noise stream (`noise_seed_state(seed, chunk)`);
+- `sample(model, x, ...)`: the same, gathered into arrays.
+
+Conditioning travels as a dict of tensors that the compiled program takes as an
+argument, so that new values (labels, a guidance scale, a mask) reuse it. Its
+arrays with a leading dimension of `len(x)` are split into chunks with the
+images; scalars are passed whole.
+"""
+
+import weakref
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_ddpm import samplers as samplers_lib
+from keras_ddpm.models.trainers import get_trainer
+from keras_ddpm.samplers.sampler import noise_seed_generator, noise_seed_state
+
+DEFAULT_BATCH_SIZE = 64
+_programs = weakref.WeakKeyDictionary()  # model -> {key: compiled program}
+
+
+def use_jit(model):
+    """Whether a model's sampling programs compile with XLA.
+
+    Always on JAX (`jax.jit`); on TensorFlow when the model was compiled with
+    `jit_compile=True` (else a `tf.function` graph, faster on CPUs); PyTorch
+    runs eagerly.
+
+    Args:
+        model: a compiled or uncompiled `keras.Model`.
+
+    Returns:
+        bool.
+    """
+    if keras.backend.backend() == "jax":
+        return True
+    # Read without resolving Keras' "auto", which would mean XLA on a TF CPU.
+    return bool(getattr(model, "_jit_compile", None))
+
+
+def compiled(model, key, build):
+    """The program cached under `key` for `model`, built by `build()` the first time.
+
+    The cache lives as long as the model does.
+
+    Args:
+        model: the model the program belongs to.
+        key: hashable, everything that changes the program.
+        build: callable returning the compiled program.
+
+    Returns:
+        The cached program.
+    """
+    programs = _programs.setdefault(model, {})
+    if key not in programs:
+        programs[key] = build()
+    return programs[key]
+
+
+def padded_chunks(arrays, batch_size):
+    """Split arrays along their first axis into chunks of exactly `batch_size` rows.
+
+    The last chunk is padded with zeros, so that every chunk has one shape and
+    a compiled program traced once serves them all.
+
+    Args:
+        arrays: a list of numpy arrays sharing their first dimension N.
+        batch_size: int >= 1 (larger than N: one chunk of N rows, unpadded).
+
+    Yields:
+        `(begin, size, parts)`: the first row, the number of real rows and the
+        list of padded chunks, one per array.
+    """
+    num = len(arrays[0])
+    batch_size = min(batch_size, num)
+    for begin in range(0, num, batch_size):
+        parts = []
+        for array in arrays:
+            part = array[begin : begin + batch_size]
+            if len(part) < batch_size:
+                pad = np.zeros((batch_size - len(part),) + part.shape[1:], part.dtype)
+                part = np.concatenate([part, pad])
+            parts.append(part)
+        yield begin, min(batch_size, num - begin), parts
+
+
+def _sampling_program(model, sampler, steps, start, return_trajectory, names):
+    jit = use_jit(model)
+
+    def run(weights, non_trainable, x, seed_state, conditioning):
+        def denoise(x_t, t):
+            return model.denoise(weights, non_trainable, x_t, t, conditioning)
+
+        return sampler.sample(
+            denoise,
+            x,
+            model.schedule,
+            steps=steps,
+            seed=seed_state,
+            start=start,
+            return_trajectory=return_trajectory,
+        )
+
+    key = ("sample", sampler, steps, start, return_trajectory, names, jit)
+    return compiled(model, key, lambda: get_trainer().compile_sampling(run, jit))
+
+
+def _split_conditioning(conditioning, num):
+    per_image, shared = {}, {}
+    for name, value in (conditioning or {}).items():
+        value = np.asarray(value)
+        if value.ndim == 0:
+            shared[name] = value
+        elif value.shape[0] == num:
+            per_image[name] = value
+        else:
+            raise ValueError(
+                f"Conditioning `{name}` must be a scalar or have {num} rows (one per "
+                f"image), got shape {value.shape}."
+            )
+    return per_image, shared
+
+
+def sample_chunks(
+    model,
+    x,
+    sampler=None,
+    steps=None,
+    start=None,
+    seed=0,
+    return_trajectory=False,
+    use_ema=True,
+    batch_size=None,
+    conditioning=None,
+    progress=False,
+):
+    """Run the reverse process from `x`, one compiled call per chunk.
+
+    Chunk `c` draws its noise from `noise_seed_state(seed, c)`, so chunks
+    never share noise, and the images of a call depend on `batch_size` only
+    through which chunk they fall in.
+
+    Args:
+        model: a `DiffusionModel`.
+        x: float32 numpy array `(N, H, W, C)`, x at the first visited timestep.
+        sampler: a sampler name, config or instance; None: the model's default.
+        steps: int or None, as in `Sampler.timesteps`.
+        start: int or None, the first timestep (None: T − 1).
+        seed: int >= 0, the call's noise seed.
+        return_trajectory: bool, also yield every intermediate x.
+        use_ema: bool, sample with the EMA weights. Defaults to True.
+        batch_size: int or None, images per compiled call (None: up to 64).
+        conditioning: dict of arrays passed to `model.denoise` (see the module).
+        progress: bool, show a progress bar over the images.
+
+    Yields:
+        `(begin, images, trajectory)` per chunk: the first image's index, the
+        chunk's float32 images (unclipped, padding removed) and its trajectory
+        `(steps + 1, size, H, W, C)` or None.
+
+    Raises:
+        ValueError: for bad `steps`, `start`, `batch_size` or conditioning.
+    """
+    sampler = model.sampler if sampler is None else samplers_lib.get(sampler)
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1
+    ):
+        raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
+    if batch_size is None:
+        batch_size = DEFAULT_BATCH_SIZE
+    elif (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+    steps = None if steps is None else int(steps)
+    sampler.timesteps(model.schedule, steps, start)  # validates before compiling
+    per_image, shared = _split_conditioning(conditioning, len(x))
+    names = (tuple(sorted(per_image)), tuple(sorted(shared)))
+    noise_seed_generator()  # created eagerly, never inside the compiled loop
+    program = _sampling_program(model, sampler, steps, start, return_trajectory, names)
+    weights = model.sampling_weights(use_ema)
+    non_trainable = [v.value for v in model.network.non_trainable_variables]
+    seed_dtype = noise_seed_generator().state.dtype
+    shared = {k: ops.convert_to_tensor(v) for k, v in shared.items()}
+    bar = keras.utils.Progbar(len(x), unit_name="image") if progress else None
+    arrays = [x] + [per_image[name] for name in names[0]]
+    for chunk, (begin, size, parts) in enumerate(padded_chunks(arrays, batch_size)):
+        conditioning = dict(shared)
+        conditioning.update(
+            {k: ops.convert_to_tensor(v) for k, v in zip(names[0], parts[1:])}
+        )
+        state = ops.convert_to_tensor(noise_seed_state(seed, chunk), dtype=seed_dtype)
+        result = program(
+            weights, non_trainable, ops.convert_to_tensor(parts[0]), state, conditioning
+        )
+        trajectory = None
+        if return_trajectory:
+            result, trajectory = result
+            trajectory = ops.convert_to_numpy(trajectory)[:, :size]
+        if bar is not None:
+            bar.add(size)
+        yield begin, ops.convert_to_numpy(result)[:size], trajectory
+
+
+def sample(model, x, return_trajectory=False, **kwargs):
+    """`sample_chunks` gathered: float32 images clipped to [-1, 1] (and the trajectory).
+
+    Args:
+        model: a `DiffusionModel`.
+        x: float32 numpy array `(N, H, W, C)`.
+        return_trajectory: bool, also return every intermediate x, `(steps + 1, N, ...)`.
+        **kwargs: the other arguments of `sample_chunks`.
+
+    Returns:
+        The images, or `(images, trajectory)`.
+    """
+    images, trajectories = [], []
+    for _, part, trajectory in sample_chunks(
+        model, x, return_trajectory=return_trajectory, **kwargs
+    ):
+        images.append(part)
+        trajectories.append(trajectory)
+    images = np.clip(np.concatenate(images), -1.0, 1.0).astype("float32")
+    if not return_trajectory:
+        return images
+    trajectory = np.concatenate(trajectories, axis=1)
+    return images, np.clip(trajectory, -1.0, 1.0).astype("float32")
+
+
+def x0_predictor(model, use_ema=True):
+    """A compiled `(x_t, t) -> x0_hat` with per-image timesteps, for the likelihood.
+
+    Args:
+        model: a `DiffusionModel`.
+        use_ema: bool, use the EMA weights. Defaults to True.
+
+    Returns:
+        A callable over tensors `(B, H, W, C)` and `(B,)`.
+    """
+    jit = use_jit(model)
+    program = compiled(
+        model,
+        ("x0_prediction", jit),
+        lambda: get_trainer().compile_sampling(
+            lambda w, n, x, t: model.denoise(w, n, x, t)[0], jit
+        ),
+    )
+    weights = model.sampling_weights(use_ema)
+    non_trainable = [v.value for v in model.network.non_trainable_variables]
+    return lambda x_t, t: program(weights, non_trainable, x_t, t)
