@@ -105,7 +105,9 @@ def test_stochastic_grid_equals_generate_with_the_same_batches(model):
         model, 5, sampler="ddpm", steps=3, seed=4, batch_size=2
     )
     reference = model.generate(5, sampler="ddpm", steps=3, seed=4, batch_size=2)
-    assert np.abs(grid.astype(int) - enlarged_grid(reference, 2, 3).astype(int)).max() <= 1
+    assert (
+        np.abs(grid.astype(int) - enlarged_grid(reference, 2, 3).astype(int)).max() <= 1
+    )
 
 
 def test_frames_are_capped_evenly(model):

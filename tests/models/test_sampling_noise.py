@@ -67,9 +67,7 @@ def test_exact_gaussian_moments_with_many_chunks(kind, steps, kwargs):
     mean, std = exact_moments(
         kind, SCHEDULE, sampler.timesteps(SCHEDULE, steps), **kwargs
     )
-    images = model.generate(
-        2048, sampler=sampler, steps=steps, seed=5, batch_size=256
-    )
+    images = model.generate(2048, sampler=sampler, steps=steps, seed=5, batch_size=256)
     assert_moments(images, mean, std)
 
 
@@ -78,9 +76,12 @@ def test_seed_states_never_share_a_draw_within_a_call():
     # key on the pair; PyTorch on the pair's sum modulo 2**32.
     draws = 10_000
     for seed in range(20):
-        states = np.array(
-            [kd.samplers.noise_seed_state(seed, c) for c in range(64)]
-        ).astype(np.int64) % 2**32
+        states = (
+            np.array([kd.samplers.noise_seed_state(seed, c) for c in range(64)]).astype(
+                np.int64
+            )
+            % 2**32
+        )
         sums = np.sort((states[:, 0] + states[:, 1]) % 2**32)
         assert np.diff(sums).min() >= draws
         assert len({tuple(s) for s in states}) == 64
@@ -92,9 +93,12 @@ def test_seed_states_never_share_a_draw_within_a_call():
 
 def test_nearby_seeds_start_far_apart():
     # Seeds differing by one must not start streams that are shifted copies.
-    starts = np.array(
-        [kd.samplers.noise_seed_state(seed)[0] for seed in range(100)]
-    ).astype(np.int64) % 2**32
+    starts = (
+        np.array([kd.samplers.noise_seed_state(seed)[0] for seed in range(100)]).astype(
+            np.int64
+        )
+        % 2**32
+    )
     assert np.diff(np.sort(starts)).min() > 10_000
 
 

@@ -60,6 +60,7 @@ def train_step(model, state, data):
     trainable, optimizer_values = model.optimizer.stateless_apply(
         optimizer_values, gradients, trainable
     )
+
     def finish():
         model.update_ema()
         model.loss_tracker.update_state(loss)
