@@ -13,6 +13,8 @@ import contextlib
 
 import keras
 
+from keras_ddpm.utils import check_int
+
 __all__ = ["device_scope", "unet_layout_map"]
 
 # Residual-block convolutions hold most of a U-Net's weights. The patterns also
@@ -76,7 +78,7 @@ def _tensorflow_strategy(count):
     if gpus:
         if len(gpus) < count:
             raise ValueError(
-                f"--devices {count} asks for more GPUs than the {len(gpus)} TensorFlow sees."
+                f"`count={count}` asks for more GPUs than the {len(gpus)} TensorFlow sees."
             )
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(count)])
     # No GPU: split the CPU into `count` logical devices (a test and debug set-up).
@@ -90,7 +92,7 @@ def _tensorflow_strategy(count):
     cpus = tf.config.list_logical_devices("CPU")
     if len(cpus) < count:
         raise ValueError(
-            f"--devices {count}: TensorFlow was initialised with {len(cpus)} CPU "
+            f"`count={count}`: TensorFlow was initialised with {len(cpus)} CPU "
             "device(s) and no GPU."
         )
     return tf.distribute.MirroredStrategy([d.name for d in cpus[:count]])
@@ -123,8 +125,7 @@ def device_scope(count):
         net = kd.models.build_unet(image_size=8, widths=(8, 16), block_depth=1)
     ```
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"`count` must be a positive int, got {count!r}.")
+    count = check_int("count", count, low=1)
     if count == 1:
         return contextlib.nullcontext()
     backend = keras.backend.backend()
@@ -134,7 +135,7 @@ def device_scope(count):
         devices = keras.distribution.list_devices()
         if len(devices) < count:
             raise ValueError(
-                f"--devices {count} asks for more devices than the {len(devices)} JAX "
+                f"`count={count}` asks for more devices than the {len(devices)} JAX "
                 f"sees (on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count={count})."
             )
         return keras.distribution.DataParallel(devices=devices[:count]).scope()

@@ -1,11 +1,216 @@
-"""Small helpers shared by the file-writing parts of the library."""
+"""Small helpers shared across the library: argument checks and file writing."""
 
 import contextlib
+import math
 import os
 import shutil
 import tempfile
 
 import numpy as np
+
+
+def _shown(value):
+    """`repr` of `value` on one line, numpy scalars shown as the Python number they hold."""
+    return " ".join(
+        repr(value.item() if isinstance(value, np.generic) else value).split()
+    )
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_int(name, value, low=None, high=None, allow_none=False):
+    """Return `value` as a Python int, or raise a one-line error naming `name`.
+
+    Python and numpy integers are ints; bools, floats (even whole ones) and
+    strings are not.
+
+    Args:
+        name: str, the argument's name, as the error shows it.
+        value: the value to check.
+        low: int or None, the smallest value allowed. Defaults to None (no bound).
+        high: int or None, the largest value allowed. Defaults to None (no bound).
+        allow_none: bool, let None through (returned as is). Defaults to False.
+
+    Returns:
+        `value` as an `int`, or None when it is None and `allow_none` is set.
+
+    Raises:
+        ValueError: if `value` is not an int in [`low`, `high`], e.g.
+            "`steps` must be an int in [1, 1000], got 0."
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_ddpm.utils import check_int
+
+    check_int("steps", np.int64(50), low=1, high=1000)  # 50
+    check_int("batch_size", None, low=1, allow_none=True)  # None
+    ```
+    """
+    if value is None and allow_none:
+        return None
+    if (
+        not _is_int(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        if low is not None and high is not None:
+            expected = f"an int in [{low}, {high}]"
+        elif low == 1:
+            expected = "a positive int"
+        elif low is not None:
+            expected = f"an int >= {low}"
+        elif high is not None:
+            expected = f"an int <= {high}"
+        else:
+            expected = "an int"
+        if allow_none:
+            expected += " or None"
+        raise ValueError(f"`{name}` must be {expected}, got {_shown(value)}.")
+    return int(value)
+
+
+def check_float(
+    name,
+    value,
+    low=None,
+    high=None,
+    low_inclusive=True,
+    high_inclusive=True,
+    allow_none=False,
+):
+    """Return `value` as a finite Python float, or raise a one-line error naming `name`.
+
+    Python and numpy ints and floats are numbers; bools and strings are not,
+    and NaN and infinities are refused.
+
+    Args:
+        name: str, the argument's name, as the error shows it.
+        value: the value to check.
+        low: float or None, the lower bound. Defaults to None (no bound).
+        high: float or None, the upper bound. Defaults to None (no bound).
+        low_inclusive: bool, whether `low` itself is allowed. Defaults to True.
+        high_inclusive: bool, whether `high` itself is allowed. Defaults to True.
+        allow_none: bool, let None through (returned as is). Defaults to False.
+
+    Returns:
+        `value` as a `float`, or None when it is None and `allow_none` is set.
+
+    Raises:
+        ValueError: if `value` is not a number, is not finite, or lies outside
+            the bounds, e.g. "`dropout` must lie in [0, 1), got 1.0."
+
+    Example:
+
+    ```python
+    from keras_ddpm.utils import check_float
+
+    check_float("dropout", 0, low=0.0, high=1.0, high_inclusive=False)  # 0.0
+    check_float("tau", 0.5, low=0.0, low_inclusive=False)  # 0.5
+    ```
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        expected = "a number or None" if allow_none else "a number"
+        raise ValueError(f"`{name}` must be {expected}, got {_shown(value)}.")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"`{name}` must be finite, got {number}.")
+    below = low is not None and (number < low if low_inclusive else number <= low)
+    above = high is not None and (number > high if high_inclusive else number >= high)
+    if below or above:
+        if low is not None and high is not None:
+            opening, closing = (
+                "[" if low_inclusive else "(",
+                "]" if high_inclusive else ")",
+            )
+            expected = f"lie in {opening}{low:g}, {high:g}{closing}"
+        elif low is not None:
+            expected = f"be {'>=' if low_inclusive else '>'} {low:g}"
+        else:
+            expected = f"be {'<=' if high_inclusive else '<'} {high:g}"
+        raise ValueError(f"`{name}` must {expected}, got {_shown(value)}.")
+    return number
+
+
+def check_choice(name, value, choices):
+    """Return `value` if it is one of `choices`, or raise a one-line error naming `name`.
+
+    Args:
+        name: str, the argument's name, as the error shows it.
+        value: the value to check.
+        choices: the allowed values, in the order the error lists them.
+
+    Returns:
+        `value`, unchanged.
+
+    Raises:
+        ValueError: if `value` is none of `choices`, e.g.
+            "`split` must be one of 'train', 'validation' or 'all', got 'test'."
+
+    Example:
+
+    ```python
+    from keras_ddpm.utils import check_choice
+
+    check_choice("split", "train", ("train", "validation", "all"))  # 'train'
+    ```
+    """
+    choices = tuple(choices)
+    try:
+        allowed = any(
+            value == choice and isinstance(value, bool) == isinstance(choice, bool)
+            for choice in choices
+        )
+    except (TypeError, ValueError):  # arrays compare element-wise
+        allowed = False
+    if not allowed:
+        shown = [repr(choice) for choice in choices]
+        if len(shown) == 1:
+            expected = shown[0]
+        elif len(shown) == 2:
+            expected = " or ".join(shown)
+        else:
+            expected = f"one of {', '.join(shown[:-1])} or {shown[-1]}"
+        raise ValueError(f"`{name}` must be {expected}, got {_shown(value)}.")
+    return value
+
+
+def check_image_size(value, name="image_size"):
+    """Return an image size given as an int or a `(height, width)` pair as `(h, w)`.
+
+    Args:
+        value: a positive int (a square) or a pair of positive ints.
+        name: str, the argument's name, as the error shows it. Defaults to
+            `"image_size"`.
+
+    Returns:
+        A tuple `(height, width)` of Python ints.
+
+    Raises:
+        ValueError: if `value` is neither a positive int nor a pair of them.
+
+    Example:
+
+    ```python
+    from keras_ddpm.utils import check_image_size
+
+    check_image_size(64)  # (64, 64)
+    check_image_size([48, 64])  # (48, 64)
+    ```
+    """
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(
+                f"`{name}` must be a positive int or a (height, width) pair, got {value!r}."
+            )
+        return tuple(check_int(f"{name}[{i}]", s, low=1) for i, s in enumerate(value))
+    size = check_int(name, value, low=1)
+    return size, size
 
 
 @contextlib.contextmanager

@@ -1,9 +1,17 @@
 import os
 import stat
 
+import numpy as np
 import pytest
 
-from keras_ddpm.utils import atomic_path, check_writable_folder
+from keras_ddpm.utils import (
+    atomic_path,
+    check_choice,
+    check_float,
+    check_image_size,
+    check_int,
+    check_writable_folder,
+)
 
 
 def test_atomic_path_moves_into_place_only_on_success(tmp_path):
@@ -36,3 +44,103 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError, match="Cannot write to output folder"):
         check_writable_folder(str(blocker / "sub"))
+
+
+@pytest.mark.parametrize(
+    "kwargs,value,message",
+    [
+        (
+            dict(low=1, high=1000),
+            0,
+            r"^`steps` must be an int in \[1, 1000\], got 0\.$",
+        ),
+        (dict(low=1, high=1000), 1001, r"in \[1, 1000\], got 1001\.$"),
+        (dict(low=1), 0, r"^`steps` must be a positive int, got 0\.$"),
+        (dict(low=2), 1, r"^`steps` must be an int >= 2, got 1\.$"),
+        (dict(high=5), 6, r"^`steps` must be an int <= 5, got 6\.$"),
+        (dict(), "3", r"^`steps` must be an int, got '3'\.$"),
+        (dict(low=1), True, r"positive int, got True\.$"),
+        (dict(low=1), 2.0, r"positive int, got 2\.0\.$"),
+        (dict(low=1), np.int64(-4), r"positive int, got -4\.$"),
+        (dict(low=1, allow_none=True), 0, r"a positive int or None, got 0\.$"),
+        (dict(), None, r"an int, got None\.$"),
+    ],
+)
+def test_check_int_refuses_with_one_line(kwargs, value, message):
+    with pytest.raises(ValueError, match=message):
+        check_int("steps", value, **kwargs)
+
+
+def test_check_int_returns_python_ints():
+    for value in (np.int32(7), np.uint8(7), 7):
+        result = check_int("steps", value, low=1, high=7)
+        assert result == 7 and type(result) is int
+    assert check_int("batch_size", None, low=1, allow_none=True) is None
+    assert check_int("offset", -3) == -3
+
+
+@pytest.mark.parametrize(
+    "kwargs,value,message",
+    [
+        (
+            dict(low=0.0, high=1.0, high_inclusive=False),
+            1.0,
+            r"^`x` must lie in \[0, 1\), got 1\.0\.$",
+        ),
+        (
+            dict(low=0, high=1, low_inclusive=False, high_inclusive=False),
+            0,
+            r"lie in \(0, 1\), got 0\.$",
+        ),
+        (dict(low=0, high=1), -0.5, r"lie in \[0, 1\], got -0\.5\.$"),
+        (dict(low=0.0, low_inclusive=False), 0.0, r"^`x` must be > 0, got 0\.0\.$"),
+        (dict(low=1e-4), 0.0, r"^`x` must be >= 0\.0001, got 0\.0\.$"),
+        (dict(high=2, high_inclusive=False), 2, r"^`x` must be < 2, got 2\.$"),
+        (dict(), float("nan"), r"^`x` must be finite, got nan\.$"),
+        (dict(low=0.0, high=1.0), float("nan"), r"must be finite, got nan\.$"),
+        (dict(), -np.inf, r"must be finite, got -inf\.$"),
+        (dict(), True, r"^`x` must be a number, got True\.$"),
+        (dict(), "0.5", r"^`x` must be a number, got '0\.5'\.$"),
+        (dict(allow_none=True), "a", r"a number or None, got 'a'\.$"),
+        (dict(high=1.0), np.float32(1.5), r"must be <= 1, got 1\.5\.$"),
+    ],
+)
+def test_check_float_refuses_with_one_line(kwargs, value, message):
+    with pytest.raises(ValueError, match=message):
+        check_float("x", value, **kwargs)
+
+
+def test_check_float_returns_python_floats_and_keeps_bounds():
+    for value in (np.float32(0.5), np.int64(0), 1):
+        result = check_float("x", value, low=0.0, high=1.0)
+        assert type(result) is float
+    assert check_float("x", 0.0, low=0.0) == 0.0
+    assert check_float("x", 1.0, high=1.0) == 1.0
+    assert check_float("x", None, allow_none=True) is None
+
+
+def test_check_choice():
+    assert check_choice("split", "all", ("train", "validation", "all")) == "all"
+    with pytest.raises(
+        ValueError,
+        match=r"^`split` must be one of 'train', 'validation' or 'all', got 'test'\.$",
+    ):
+        check_choice("split", "test", ("train", "validation", "all"))
+    with pytest.raises(ValueError, match=r"^`channels` must be 1 or 3, got True\.$"):
+        check_choice("channels", True, (1, 3))
+    with pytest.raises(ValueError, match=r"^`mode` must be 'a', got 'b'\.$"):
+        check_choice("mode", "b", ["a"])
+    with pytest.raises(ValueError, match=r"got array\(\[0\., 0\.\]\)\.$"):
+        check_choice("channels", np.zeros(2), (1, 3))
+    assert check_choice("channels", np.int64(3), (1, 3)) == 3
+
+
+def test_check_image_size():
+    assert check_image_size(np.int64(8)) == (8, 8)
+    assert check_image_size([16, 32]) == (16, 32)
+    with pytest.raises(ValueError, match=r"^`image_size\[1\]` must be a positive int"):
+        check_image_size((8, 0))
+    with pytest.raises(ValueError, match=r"a positive int or a \(height, width\) pair"):
+        check_image_size((8, 8, 8))
+    with pytest.raises(ValueError, match=r"^`size` must be a positive int, got True"):
+        check_image_size(True, name="size")

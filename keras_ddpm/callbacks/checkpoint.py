@@ -5,7 +5,7 @@ import re
 import keras
 import numpy as np
 
-from keras_ddpm.utils import atomic_path
+from keras_ddpm.utils import atomic_path, check_int
 
 _NAME = re.compile(r"^ckpt-epoch(\d+)-step(\d+)\.keras$")
 _TEMPORARY = re.compile(r"^\.ckpt-epoch\d+-step\d+\..*\.tmp\.keras$")
@@ -80,15 +80,9 @@ class Checkpoint(keras.callbacks.Callback):
 
     def __init__(self, directory, every_n_epochs=1, keep=2):
         super().__init__()
-        if not (isinstance(every_n_epochs, int) and every_n_epochs >= 1):
-            raise ValueError(
-                f"`every_n_epochs` must be a positive int, got {every_n_epochs!r}."
-            )
-        if not (isinstance(keep, int) and keep >= 1):
-            raise ValueError(f"`keep` must be a positive int, got {keep!r}.")
+        self.every_n_epochs = check_int("every_n_epochs", every_n_epochs, low=1)
+        self.keep = check_int("keep", keep, low=1)
         self.directory = os.fspath(directory)
-        self.every_n_epochs = every_n_epochs
-        self.keep = keep
         self.stop_requested = False
         self.last_path = None
 

@@ -2,6 +2,7 @@ import os
 
 import keras
 
+from keras_ddpm.utils import check_int
 from keras_ddpm.viz import save_grid
 
 
@@ -46,12 +47,8 @@ class SampleGrid(keras.callbacks.Callback):
         scale=1,
     ):
         super().__init__()
-        if not (isinstance(every_n_epochs, int) and every_n_epochs >= 1):
-            raise ValueError(
-                f"`every_n_epochs` must be a positive int, got {every_n_epochs!r}."
-            )
         self.directory = os.fspath(directory)
-        self.every_n_epochs = every_n_epochs
+        self.every_n_epochs = check_int("every_n_epochs", every_n_epochs, low=1)
         self.rows, self.cols = rows, cols
         self.sampler, self.steps, self.seed, self.scale = sampler, steps, seed, scale
         self.last_path = None

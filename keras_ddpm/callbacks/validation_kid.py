@@ -1,6 +1,7 @@
 import keras
 
 from keras_ddpm.metrics import KernelInceptionDistance
+from keras_ddpm.utils import check_int
 
 
 class ValidationKID(keras.callbacks.Callback):
@@ -78,14 +79,8 @@ class ValidationKID(keras.callbacks.Callback):
         name="val_kid",
     ):
         super().__init__()
-        for arg, value in (
-            ("every_n_epochs", every_n_epochs),
-            ("num_images", num_images),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be a positive int, got {value!r}.")
-        if num_images < 2:
-            raise ValueError(f"`num_images` must be at least 2, got {num_images}.")
+        every_n_epochs = check_int("every_n_epochs", every_n_epochs, low=1)
+        num_images = check_int("num_images", num_images, low=2)
         self.validation_data = validation_data
         self.metric = KernelInceptionDistance() if metric is None else metric
         if not hasattr(self.metric, "set_reference"):

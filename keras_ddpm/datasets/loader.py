@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 
 from keras_ddpm.datasets.synthetic_flowers import synthetic_flowers
+from keras_ddpm.utils import check_choice, check_float, check_image_size, check_int
 
 SPLITS = ("train", "validation", "all")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -25,51 +26,25 @@ def _tf():
     return tf
 
 
-def _size(image_size):
-    if (
-        isinstance(image_size, (int, np.integer))
-        and not isinstance(image_size, bool)
-        and image_size > 0
-    ):
-        return int(image_size), int(image_size)
-    if (
-        isinstance(image_size, (tuple, list))
-        and len(image_size) == 2
-        and all(isinstance(s, (int, np.integer)) and s > 0 for s in image_size)
-    ):
-        return int(image_size[0]), int(image_size[1])
-    raise ValueError(
-        f"`image_size` must be a positive int or (height, width), got {image_size!r}."
-    )
-
-
 def _split_range(count, split, validation_fraction):
     cut = int(round(count * (1.0 - validation_fraction)))
     return {"train": (0, cut), "validation": (cut, count), "all": (0, count)}[split]
 
 
 def _check_arguments(split, validation_fraction, batch_size, channels):
-    if split not in SPLITS:
-        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
-    if not (
-        isinstance(validation_fraction, (int, float))
-        and 0.0 <= validation_fraction < 1.0
-    ):
-        raise ValueError(
-            f"`validation_fraction` must lie in [0, 1), got {validation_fraction!r}."
-        )
+    """Return `validation_fraction` and `batch_size` as Python numbers, checked."""
+    check_choice("split", split, SPLITS)
+    validation_fraction = check_float(
+        "validation_fraction", validation_fraction, 0.0, 1.0, high_inclusive=False
+    )
     if split == "validation" and validation_fraction == 0:
         raise ValueError("split='validation' needs `validation_fraction` > 0.")
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
-    if channels not in (1, 3):
+    batch_size = check_int("batch_size", batch_size, low=1)
+    if channels not in (1, 3) or isinstance(channels, bool):
         raise ValueError(
             f"`channels` must be 1 (grayscale) or 3 (RGB), got {channels!r}."
         )
+    return validation_fraction, batch_size
 
 
 def preprocess(image, image_size, channels=3):
@@ -304,16 +279,11 @@ def load(
     ```
     """
     tf = _tf()
-    size = _size(image_size)
-    _check_arguments(split, validation_fraction, batch_size, channels)
-    if num_images is not None and (
-        isinstance(num_images, bool)
-        or not isinstance(num_images, (int, np.integer))
-        or num_images < 1
-    ):
-        raise ValueError(
-            f"`num_images` must be a positive int or None, got {num_images!r}."
-        )
+    size = check_image_size(image_size)
+    validation_fraction, batch_size = _check_arguments(
+        split, validation_fraction, batch_size, channels
+    )
+    num_images = check_int("num_images", num_images, low=1, allow_none=True)
 
     if isinstance(source, np.ndarray):
         array = _images_from_array(source)

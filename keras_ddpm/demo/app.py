@@ -10,8 +10,9 @@ from keras_ddpm.demo.generation import (
     reconstruct_picture,
     save_animation,
 )
-from keras_ddpm.demo.limits import DemoLimits
+from keras_ddpm.demo.limits import DemoLimits, sampler_choices
 from keras_ddpm.demo.uploads import read_upload
+from keras_ddpm.utils import check_int
 
 CSS = """
 .pixelated img { image-rendering: pixelated; }
@@ -39,12 +40,15 @@ def _summary_markdown(summary):
 
 
 def _sampling_controls(gr, max_steps, steps_label, eta_label, prefix):
-    """Sampler, steps, η and seed inputs of one tab; η shows only for DDIM.
+    """Sampler, steps, η and seed inputs of one tab; η shows only for samplers with one.
 
+    The samplers are those of `kd.samplers.names()`, DDIM first when there.
     Element ids are `prefix` + `sampler`, `steps`, `eta` and `seed`.
     """
+    takes_eta = sampler_choices()
+    default = "DDIM" if "DDIM" in takes_eta else next(iter(takes_eta))
     sampler = gr.Radio(
-        ["DDIM", "DDPM"], value="DDIM", label="Sampler", elem_id=f"{prefix}sampler"
+        list(takes_eta), value=default, label="Sampler", elem_id=f"{prefix}sampler"
     )
     steps = gr.Slider(
         1,
@@ -55,7 +59,13 @@ def _sampling_controls(gr, max_steps, steps_label, eta_label, prefix):
         elem_id=f"{prefix}steps",
     )
     eta = gr.Slider(
-        0.0, 1.0, value=0.0, step=0.05, label=eta_label, elem_id=f"{prefix}eta"
+        0.0,
+        1.0,
+        value=0.0,
+        step=0.05,
+        label=eta_label,
+        visible=takes_eta[default],
+        elem_id=f"{prefix}eta",
     )
     seed = gr.Number(
         value=0,
@@ -67,7 +77,7 @@ def _sampling_controls(gr, max_steps, steps_label, eta_label, prefix):
     )
 
     def show_eta(name):
-        return gr.update(visible=str(name).lower() == "ddim")
+        return gr.update(visible=takes_eta.get(str(name).upper(), False))
 
     sampler.change(show_eta, sampler, eta, queue=False)
     return sampler, steps, eta, seed
@@ -85,9 +95,10 @@ def build_demo(
 ):
     """Build the web demo of a diffusion model as a Gradio app (not yet launched).
 
-    Two tabs. *Generate*: number of images, sampler (DDIM or DDPM), steps, seed
-    and η; the grid fills in batch by batch while a progress bar runs, a Stop
-    button cancels between batches, and a GIF shows the denoising afterwards.
+    Two tabs. *Generate*: number of images, sampler (each of
+    `kd.samplers.names()`: DDIM, DDPM, ...), steps, seed and η; the grid fills
+    in batch by batch while a progress bar runs, a Stop button cancels between
+    batches, and a GIF shows the denoising afterwards.
     *Reconstruct*: an uploaded picture is cropped and resized to the model's
     size, noised to a chosen step t and denoised back. A panel lists the
     model's metadata. Requests wait in one queue (one model call at a time,
@@ -130,9 +141,8 @@ def build_demo(
     from gradio.utils import get_upload_folder
 
     limits = DemoLimits(model.schedule.timesteps, max_images, max_steps)
-    for name, value in (("batch_size", batch_size), ("max_queue", max_queue)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    batch_size = check_int("batch_size", batch_size, low=1)
+    max_queue = check_int("max_queue", max_queue, low=1)
     timesteps = model.schedule.timesteps
     image_mode = "L" if model.image_shape[-1] == 1 else "RGB"
     upload_folder = get_upload_folder()

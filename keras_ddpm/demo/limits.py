@@ -2,8 +2,22 @@ import math
 
 import numpy as np
 
-SAMPLERS = ("ddim", "ddpm")
+from keras_ddpm import samplers
+from keras_ddpm.utils import check_float, check_int
+
 MAX_SEED = 2**31 - 1
+
+
+def sampler_choices():
+    """The demo's sampler labels, upper-case registry names, and whether each takes η.
+
+    Read from `kd.samplers.names()`, so a newly registered sampler is offered
+    by itself; it takes η when its config has an `eta` entry.
+    """
+    return {
+        name.upper(): "eta" in samplers.get(name).get_config()
+        for name in samplers.names()
+    }
 
 
 def _whole_number(label, value, low, high):
@@ -24,19 +38,19 @@ def _whole_number(label, value, low, high):
 
 
 def _check_sampler(sampler, eta):
-    name = str(sampler).strip().lower() if isinstance(sampler, str) else None
-    if name not in SAMPLERS:
-        raise ValueError(f"Sampler must be 'DDIM' or 'DDPM', got {sampler!r}.")
-    if name == "ddpm":
-        return {"name": "ddpm"}
-    if (
-        isinstance(eta, bool)
-        or not isinstance(eta, (int, float, np.integer, np.floating))
-        or not math.isfinite(eta)
-        or not 0.0 <= eta <= 1.0
-    ):
-        raise ValueError(f"η must be a number in [0, 1], got {eta!r}.")
-    return {"name": "ddim", "eta": float(eta)}
+    choices = sampler_choices()
+    label = str(sampler).strip().upper() if isinstance(sampler, str) else None
+    if label not in choices:
+        shown = [repr(choice) for choice in choices]
+        listed = " or ".join(filter(None, [", ".join(shown[:-1]), shown[-1]]))
+        raise ValueError(f"Sampler must be {listed}, got {sampler!r}.")
+    if not choices[label]:
+        return {"name": label.lower()}
+    try:
+        eta = check_float("eta", eta, 0.0, 1.0)
+    except ValueError:
+        raise ValueError(f"η must be a number in [0, 1], got {eta!r}.") from None
+    return {"name": label.lower(), "eta": eta}
 
 
 def _check_seed(seed):
@@ -73,30 +87,20 @@ class DemoLimits:
     """
 
     def __init__(self, timesteps, max_images=16, max_steps=250):
-        for name, value in (
-            ("timesteps", timesteps),
-            ("max_images", max_images),
-            ("max_steps", max_steps),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, np.integer))
-                or value < 1
-            ):
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-        self.timesteps = int(timesteps)
-        self.max_images = int(max_images)
-        self.max_steps = min(int(max_steps), self.timesteps)
+        self.timesteps = check_int("timesteps", timesteps, low=1)
+        self.max_images = check_int("max_images", max_images, low=1)
+        self.max_steps = min(check_int("max_steps", max_steps, low=1), self.timesteps)
 
     def check_generate(self, num_images, sampler, steps, seed=None, eta=0.0):
         """Validate a generation request.
 
         Args:
             num_images: whole number in [1, max_images].
-            sampler: `"DDIM"` or `"DDPM"` (any case).
+            sampler: a name from `kd.samplers.names()`, any case (`"DDIM"`,
+                `"DDPM"`, ...).
             steps: whole number in [1, max_steps].
             seed: whole number in [0, 2³¹ − 1], or None / blank for a random one.
-            eta: number in [0, 1], DDIM's η (ignored by DDPM).
+            eta: number in [0, 1], DDIM's η (ignored by samplers without one).
 
         Returns:
             A dict with `num_images`, `sampler` (a sampler config dict),
@@ -119,7 +123,7 @@ class DemoLimits:
 
         Args:
             t: whole number in [0, timesteps − 1], the step to noise to.
-            sampler: `"DDIM"` or `"DDPM"`.
+            sampler: as in `check_generate`.
             steps: whole number in [1, min(max_steps, t + 1)].
             seed: as in `check_generate`.
             eta: as in `check_generate`.

@@ -3,6 +3,7 @@ from keras import layers, ops
 
 from keras_ddpm.layers.group_normalization import GroupNormalization
 from keras_ddpm.layers.residual_block import check_groups
+from keras_ddpm.utils import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -46,15 +47,8 @@ class AttentionBlock(keras.layers.Layer):
 
     def __init__(self, num_heads=1, groups=8, **kwargs):
         super().__init__(**kwargs)
-        if (
-            isinstance(num_heads, bool)
-            or not isinstance(num_heads, int)
-            or num_heads < 1
-        ):
-            raise ValueError(f"`num_heads` must be a positive int, got {num_heads!r}.")
-        check_groups(groups, 1, what="groups")
-        self.num_heads = num_heads
-        self.groups = groups
+        self.num_heads = check_int("num_heads", num_heads, low=1)
+        self.groups = groups = check_int("groups", groups, low=1)
         self.norm = GroupNormalization(
             groups, epsilon=1e-5, dtype=self.dtype_policy, name="norm"
         )

@@ -2,18 +2,19 @@ import keras
 from keras import layers, ops
 
 from keras_ddpm.layers.group_normalization import GroupNormalization
+from keras_ddpm.utils import check_float, check_int
 
 
 def check_groups(filters, groups, what="filters"):
-    if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-        raise ValueError(f"`{what}` must be a positive int, got {filters!r}.")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"`groups` must be a positive int, got {groups!r}.")
+    """Return `(filters, groups)` as ints, checked positive and divisible."""
+    filters = check_int(what, filters, low=1)
+    groups = check_int("groups", groups, low=1)
     if filters % groups:
         raise ValueError(
             f"`{what}` ({filters}) must be divisible by `groups` ({groups}) for "
             "group normalization."
         )
+    return filters, groups
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -63,12 +64,9 @@ class ResidualBlock(keras.layers.Layer):
 
     def __init__(self, filters, groups=8, dropout=0.0, activation="swish", **kwargs):
         super().__init__(**kwargs)
-        check_groups(filters, groups)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must lie in [0, 1), got {dropout!r}.")
-        self.filters = filters
-        self.groups = groups
-        self.dropout = dropout
+        filters, groups = check_groups(filters, groups)
+        self.filters, self.groups = filters, groups
+        self.dropout = check_float("dropout", dropout, 0.0, 1.0, high_inclusive=False)
         self.activation = keras.activations.get(activation)
         policy = self.dtype_policy
         self.norm1 = GroupNormalization(
@@ -83,7 +81,7 @@ class ResidualBlock(keras.layers.Layer):
         self.norm2 = GroupNormalization(
             groups, epsilon=1e-5, dtype=policy, name="norm2"
         )
-        self.dropout_layer = layers.Dropout(dropout, dtype=policy, name="dropout")
+        self.dropout_layer = layers.Dropout(self.dropout, dtype=policy, name="dropout")
         self.conv2 = layers.Conv2D(
             filters, 3, padding="same", dtype=policy, name="conv2"
         )

@@ -3,6 +3,8 @@ import math
 import keras
 from keras import ops
 
+from keras_ddpm.utils import check_float, check_int
+
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
 class SinusoidalEmbedding(keras.layers.Layer):
@@ -44,12 +46,12 @@ class SinusoidalEmbedding(keras.layers.Layer):
 
     def __init__(self, dim, max_period=10000, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
+        self.dim = check_int("dim", dim, low=2)
+        if self.dim % 2:
             raise ValueError(f"`dim` must be an even int >= 2, got {dim!r}.")
-        if not max_period > 1:
-            raise ValueError(f"`max_period` must be > 1, got {max_period!r}.")
-        self.dim = dim
-        self.max_period = max_period
+        self.max_period = check_float(
+            "max_period", max_period, low=1, low_inclusive=False
+        )
         self.built = True
 
     def call(self, inputs):

@@ -2,6 +2,7 @@ import keras
 
 from keras_ddpm.layers.attention_block import AttentionBlock
 from keras_ddpm.layers.residual_block import ResidualBlock, check_groups
+from keras_ddpm.utils import check_int
 
 
 class UNetLevel(keras.layers.Layer):
@@ -22,17 +23,10 @@ class UNetLevel(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_groups(filters, groups)
-        if (
-            isinstance(block_depth, bool)
-            or not isinstance(block_depth, int)
-            or block_depth < 1
-        ):
-            raise ValueError(f"`block_depth` must be an int >= 1, got {block_depth!r}.")
-        self.filters = filters
-        self.block_depth = block_depth
+        filters, groups = check_groups(filters, groups)
+        block_depth = check_int("block_depth", block_depth, low=1)
+        self.filters, self.groups, self.block_depth = filters, groups, block_depth
         self.attention = bool(attention)
-        self.groups = groups
         self.dropout = dropout
         self.activation = keras.activations.get(activation)
         self.num_heads = num_heads

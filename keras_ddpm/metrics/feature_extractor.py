@@ -5,7 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm.metrics.feature_statistics import FeatureStatistics
-from keras_ddpm.utils import check_images, iterate_images
+from keras_ddpm.utils import check_images, check_int, iterate_images
 
 # The no-top InceptionV3 weights that `keras.applications.InceptionV3` downloads.
 INCEPTION_WEIGHTS_URL = (
@@ -87,19 +87,12 @@ def build_inception(image_size=299, weights="imagenet"):
     References:
         - [Szegedy et al., 2016. Rethinking the Inception Architecture](https://arxiv.org/abs/1512.00567)
     """
-    if (
-        isinstance(image_size, bool)
-        or not isinstance(image_size, (int, np.integer))
-        or image_size < INCEPTION_MIN_SIZE
-    ):
-        raise ValueError(
-            f"InceptionV3 needs an int `image_size` >= {INCEPTION_MIN_SIZE}, got {image_size!r}."
-        )
+    image_size = check_int("image_size", image_size, low=INCEPTION_MIN_SIZE)
     path = _inception_weights_path(weights)
     model = keras.applications.InceptionV3(
         include_top=False,
         weights=None,
-        input_shape=(int(image_size), int(image_size), 3),
+        input_shape=(image_size, image_size, 3),
         pooling="avg",
     )
     if path is not None:
@@ -161,23 +154,8 @@ class FeatureExtractor:
     def __init__(
         self, feature_extractor=None, image_size=299, weights="imagenet", batch_size=64
     ):
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or batch_size < 1
-        ):
-            raise ValueError(
-                f"`batch_size` must be a positive int, got {batch_size!r}."
-            )
-        if image_size is not None and (
-            isinstance(image_size, bool)
-            or not isinstance(image_size, (int, np.integer))
-            or image_size < 1
-        ):
-            raise ValueError(
-                f"`image_size` must be a positive int or None, got {image_size!r}."
-            )
-        self.batch_size = int(batch_size)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        image_size = check_int("image_size", image_size, low=1, allow_none=True)
         self.inception = feature_extractor is None
         if self.inception:
             self.model = build_inception(image_size, weights)

@@ -3,12 +3,7 @@ import numpy as np
 
 from keras_ddpm.metrics.feature_distance import FeatureDistance
 from keras_ddpm.metrics.feature_statistics import check_features
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-    return int(value)
+from keras_ddpm.utils import check_int
 
 
 def polynomial_mmd2(x, y):
@@ -88,8 +83,8 @@ def kernel_distance(real, generated, subset_size=1000, num_subsets=100, seed=0):
     """
     real = check_features(real, what="real features")
     generated = check_features(generated, real.shape[1], what="generated features")
-    subset_size = _positive_int("subset_size", subset_size)
-    num_subsets = _positive_int("num_subsets", num_subsets)
+    subset_size = check_int("subset_size", subset_size, low=1)
+    num_subsets = check_int("num_subsets", num_subsets, low=1)
     size = min(subset_size, len(real), len(generated))
     if size < 2:
         raise ValueError(
@@ -174,8 +169,8 @@ class KernelInceptionDistance(FeatureDistance):
         name="kid",
         **kwargs,
     ):
-        self.subset_size = _positive_int("subset_size", subset_size)
-        self.num_subsets = _positive_int("num_subsets", num_subsets)
+        self.subset_size = check_int("subset_size", subset_size, low=1)
+        self.num_subsets = check_int("num_subsets", num_subsets, low=1)
         self.seed = seed
         super().__init__(
             image_size,

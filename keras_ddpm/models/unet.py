@@ -10,20 +10,7 @@ from keras_ddpm.layers import (
     UpBlock,
 )
 from keras_ddpm.layers.residual_block import check_groups
-
-
-def _image_size(image_size):
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
-        size = (image_size, image_size)
-    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
-        size = tuple(image_size)
-    else:
-        raise ValueError(
-            f"`image_size` must be an int or a (height, width) pair, got {image_size!r}."
-        )
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
-        raise ValueError(f"`image_size` must hold positive ints, got {image_size!r}.")
-    return size
+from keras_ddpm.utils import check_image_size, check_int
 
 
 def _check_divisible(size, factor, levels):
@@ -100,12 +87,10 @@ def build_unet(
         - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
         - [Ronneberger et al., 2015. U-Net](https://arxiv.org/abs/1505.04597)
     """
-    height, width = _image_size(image_size)
-    widths = tuple(widths)
+    height, width = check_image_size(image_size)
+    widths = tuple(check_groups(w, groups, what="each width")[0] for w in widths)
     if not widths:
         raise ValueError("`widths` must hold at least one level width.")
-    for w in widths:
-        check_groups(w, groups, what="each width")
     levels = len(widths)
     _check_divisible((height, width), 2 ** (levels - 1), levels)
     attention_levels = tuple(attention_levels)
@@ -114,8 +99,7 @@ def build_unet(
             raise ValueError(
                 f"`attention_levels` must hold level indices in [0, {levels}), got {attention_levels}."
             )
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"`channels` must be a positive int, got {channels!r}.")
+    channels = check_int("channels", channels, low=1)
     embedding_dim = embedding_dim or 4 * widths[0]
     common = dict(groups=groups, dropout=dropout, activation=activation)
 

@@ -73,6 +73,26 @@ def get(identifier):
     return _REGISTRY.get(identifier)
 
 
+def names():
+    """Return the sampler names that `get` takes, sorted.
+
+    Read from the registry, so a newly registered sampler is listed too; the
+    command line and the web demo build their choices from it.
+
+    Returns:
+        A tuple of str.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    kd.samplers.names()  # ('ddim', 'ddpm')
+    ```
+    """
+    return tuple(sorted(_REGISTRY.names))
+
+
 __all__ = [
     "Sampler",
     "DDPMSampler",
@@ -82,4 +102,5 @@ __all__ = [
     "get",
     "serialize",
     "deserialize",
+    "names",
 ]

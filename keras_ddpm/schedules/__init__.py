@@ -80,6 +80,26 @@ def get(identifier):
     return _REGISTRY.get(identifier)
 
 
+def names():
+    """Return the schedule names that `get` takes, sorted.
+
+    Read from the registry, so a newly registered schedule is listed too; the
+    command line and the web demo build their choices from it.
+
+    Returns:
+        A tuple of str.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    kd.schedules.names()  # ('cosine', 'linear', 'sigmoid')
+    ```
+    """
+    return tuple(sorted(_REGISTRY.names))
+
+
 __all__ = [
     "NoiseSchedule",
     "LinearSchedule",
@@ -88,4 +108,5 @@ __all__ = [
     "get",
     "serialize",
     "deserialize",
+    "names",
 ]

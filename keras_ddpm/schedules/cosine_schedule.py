@@ -5,8 +5,9 @@ import keras
 from keras_ddpm.schedules.noise_schedule import (
     NoiseSchedule,
     betas_from_alpha_bar,
-    check_finite,
+    check_open_unit,
 )
+from keras_ddpm.utils import check_float
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -41,12 +42,8 @@ class CosineSchedule(NoiseSchedule):
 
     def __init__(self, timesteps=1000, s=0.008, max_beta=0.999):
         super().__init__(timesteps)
-        self.s = check_finite("s", s)
-        if self.s < 0:
-            raise ValueError(f"`s` must be >= 0, got {self.s}.")
-        self.max_beta = check_finite("max_beta", max_beta)
-        if not 0.0 < self.max_beta < 1.0:
-            raise ValueError(f"`max_beta` must lie in (0, 1), got {self.max_beta}.")
+        self.s = check_float("s", s, low=0.0)
+        self.max_beta = check_open_unit("max_beta", max_beta)
 
     def alpha_bar(self, tau):
         """The continuous f(τ) for τ in [0, 1] (not normalised by f(0)).

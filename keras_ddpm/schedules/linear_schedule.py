@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 
-from keras_ddpm.schedules.noise_schedule import NoiseSchedule, check_finite
+from keras_ddpm.schedules.noise_schedule import NoiseSchedule, check_open_unit
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -35,14 +35,8 @@ class LinearSchedule(NoiseSchedule):
 
     def __init__(self, timesteps=1000, beta_start=1e-4, beta_end=0.02):
         super().__init__(timesteps)
-        self.beta_start = check_finite("beta_start", beta_start)
-        self.beta_end = check_finite("beta_end", beta_end)
-        for name, value in (
-            ("beta_start", self.beta_start),
-            ("beta_end", self.beta_end),
-        ):
-            if not 0.0 < value < 1.0:
-                raise ValueError(f"`{name}` must lie in (0, 1), got {value}.")
+        self.beta_start = check_open_unit("beta_start", beta_start)
+        self.beta_end = check_open_unit("beta_end", beta_end)
         if self.beta_end < self.beta_start:
             raise ValueError(
                 f"`beta_end` ({self.beta_end}) must be >= `beta_start` ({self.beta_start})."

@@ -1,10 +1,9 @@
 import functools
-import math
 
 import keras
 import numpy as np
 
-from keras_ddpm.utils import ConfigEquality
+from keras_ddpm.utils import ConfigEquality, check_float, check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -42,11 +41,7 @@ class NoiseSchedule(ConfigEquality):
     """
 
     def __init__(self, timesteps=1000):
-        if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)):
-            raise ValueError(f"`timesteps` must be an int >= 2, got {timesteps!r}.")
-        if timesteps < 2:
-            raise ValueError(f"`timesteps` must be an int >= 2, got {timesteps}.")
-        self.timesteps = int(timesteps)
+        self.timesteps = check_int("timesteps", timesteps, low=2)
 
     def compute_betas(self):
         """Return the betas β_0 … β_{T-1} as an array of length `timesteps`.
@@ -152,16 +147,12 @@ def betas_from_alpha_bar(alpha_bar, timesteps, max_beta):
     β_t = min(1 − ᾱ((t+1)/T) / ᾱ(t/T), max_beta) (Nichol & Dhariwal 2021, eq. 17),
     so that ᾱ_t = ᾱ((t+1)/T) / ᾱ(0) wherever no beta was clipped.
     """
-    if not 0.0 < max_beta < 1.0:
-        raise ValueError(f"`max_beta` must lie in (0, 1), got {max_beta}.")
+    check_open_unit("max_beta", max_beta)
     tau = np.arange(timesteps + 1, dtype=np.float64) / timesteps
     values = np.asarray([alpha_bar(x) for x in tau], dtype=np.float64)
     return np.minimum(1.0 - values[1:] / values[:-1], max_beta)
 
 
-def check_finite(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"`{name}` must be a number, got {value!r}.")
-    if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be finite, got {value}.")
-    return float(value)
+def check_open_unit(name, value):
+    """`value` as a float in (0, 1), the range of a beta and of `max_beta`."""
+    return check_float(name, value, 0.0, 1.0, low_inclusive=False, high_inclusive=False)

@@ -5,8 +5,9 @@ import keras
 from keras_ddpm.schedules.noise_schedule import (
     NoiseSchedule,
     betas_from_alpha_bar,
-    check_finite,
+    check_open_unit,
 )
+from keras_ddpm.utils import check_float
 
 
 def _sigmoid(x):
@@ -49,16 +50,12 @@ class SigmoidSchedule(NoiseSchedule):
 
     def __init__(self, timesteps=1000, start=-3.0, end=3.0, tau=1.0, max_beta=0.999):
         super().__init__(timesteps)
-        self.start = check_finite("start", start)
-        self.end = check_finite("end", end)
-        self.tau = check_finite("tau", tau)
-        self.max_beta = check_finite("max_beta", max_beta)
+        self.start = check_float("start", start)
+        self.end = check_float("end", end)
         if self.end <= self.start:
             raise ValueError(f"`end` ({self.end}) must be > `start` ({self.start}).")
-        if self.tau <= 0:
-            raise ValueError(f"`tau` must be > 0, got {self.tau}.")
-        if not 0.0 < self.max_beta < 1.0:
-            raise ValueError(f"`max_beta` must lie in (0, 1), got {self.max_beta}.")
+        self.tau = check_float("tau", tau, low=0.0, low_inclusive=False)
+        self.max_beta = check_open_unit("max_beta", max_beta)
 
     def alpha_bar(self, tau):
         """The continuous γ(τ) for τ in [0, 1]; γ(0) = 1, γ(1) = 0.

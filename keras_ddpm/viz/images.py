@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from keras_ddpm.utils import atomic_path
+from keras_ddpm.utils import atomic_path, check_int
 
 
 def to_uint8(images):
@@ -79,13 +79,7 @@ def image_grid(images, rows, cols, padding=2, pad_value=255):
     ```
     """
     images = to_uint8(_check_batch(images))
-    for name, value in (("rows", rows), ("cols", cols)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, np.integer))
-            or value < 1
-        ):
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    rows, cols = check_int("rows", rows, low=1), check_int("cols", cols, low=1)
     if len(images) > rows * cols:
         raise ValueError(
             f"Got {len(images)} images for a {rows}×{cols} grid of {rows * cols} cells."
@@ -207,8 +201,7 @@ def save_gif(
     import imageio.v3 as iio
 
     trajectory = _frames(trajectory)
-    if not (isinstance(max_frames, int) and max_frames >= 2):
-        raise ValueError(f"`max_frames` must be an int >= 2, got {max_frames!r}.")
+    max_frames = check_int("max_frames", max_frames, low=2)
     keep = np.unique(
         np.round(
             np.linspace(0, len(trajectory) - 1, min(max_frames, len(trajectory)))
@@ -256,8 +249,7 @@ def save_strip(trajectory, path, frames=6, num_images=None, scale=1):
     ```
     """
     trajectory = _frames(trajectory)
-    if not (isinstance(frames, int) and frames >= 2):
-        raise ValueError(f"`frames` must be an int >= 2, got {frames!r}.")
+    frames = check_int("frames", frames, low=2)
     n = (
         trajectory.shape[1]
         if num_images is None

@@ -3,6 +3,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 from PIL import Image
 
@@ -121,3 +122,16 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     assert all(
         np.isfinite(ops.convert_to_numpy(v)).all() for v in restored.trainable_variables
     )
+
+
+@pytest.mark.parametrize(
+    "factory,message",
+    [
+        (lambda d: kd.callbacks.SampleGrid(d, every_n_epochs=True), "`every_n_epochs`"),
+        (lambda d: kd.callbacks.Checkpoint(d, every_n_epochs=0), "`every_n_epochs`"),
+        (lambda d: kd.callbacks.Checkpoint(d, keep=1.0), "`keep`"),
+    ],
+)
+def test_bad_counts_are_one_line_errors(tmp_path, factory, message):
+    with pytest.raises(ValueError, match=f"^{message} must be a positive int"):
+        factory(str(tmp_path))

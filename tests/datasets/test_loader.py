@@ -164,6 +164,11 @@ def test_folder_errors(tmp_path):
         ({"channels": 4}, "`channels` must be 1"),
         ({"image_size": (8,)}, "`image_size` must be"),
         ({"num_images": 0}, "`num_images` must be"),
+        ({"num_images": 2.0}, "`num_images` must be a positive int or None, got 2.0"),
+        ({"batch_size": True}, "`batch_size` must be a positive int, got True"),
+        ({"validation_fraction": float("nan")}, "`validation_fraction` must be finite"),
+        ({"image_size": (8, 0)}, r"`image_size\[1\]` must be a positive int, got 0"),
+        ({"channels": True}, "`channels` must be 1"),
     ],
 )
 def test_bad_arguments(kwargs, message):

@@ -4,7 +4,9 @@ import math
 
 import pytest
 
+import keras_ddpm as kd
 from keras_ddpm.demo import DemoLimits
+from keras_ddpm.demo.limits import sampler_choices
 
 LIMITS = DemoLimits(timesteps=100, max_images=8, max_steps=40)
 
@@ -97,9 +99,33 @@ def test_reconstruction_steps_are_bounded_by_t():
 
 
 @pytest.mark.parametrize("field", ["timesteps", "max_images", "max_steps"])
-@pytest.mark.parametrize("value", [0, -3, 2.0, True, None])
+@pytest.mark.parametrize("value", [0, -3, 2.0, True, None, "4"])
 def test_bounds_must_be_positive_ints(field, value):
     kwargs = dict(timesteps=10, max_images=2, max_steps=5)
     kwargs[field] = value
     with pytest.raises(ValueError, match=f"`{field}` must be a positive int"):
         DemoLimits(**kwargs)
+
+
+def test_samplers_come_from_the_registry(monkeypatch):
+    # A sampler registered under a new name is offered by itself; it takes η
+    # when its config has one.
+    monkeypatch.setitem(kd.samplers._REGISTRY.names, "toy", kd.samplers.DDPMSampler)
+    monkeypatch.setitem(kd.samplers._REGISTRY.names, "toyeta", kd.samplers.DDIMSampler)
+    assert kd.samplers.names() == ("ddim", "ddpm", "toy", "toyeta")
+    assert sampler_choices() == {
+        "DDIM": True,
+        "DDPM": False,
+        "TOY": False,
+        "TOYETA": True,
+    }
+    assert generate(sampler="Toy", eta=math.nan)["sampler"] == {"name": "toy"}
+    assert generate(sampler="TOYETA", eta=1)["sampler"] == {
+        "name": "toyeta",
+        "eta": 1.0,
+    }
+    with pytest.raises(
+        ValueError,
+        match=r"^Sampler must be 'DDIM', 'DDPM', 'TOY' or 'TOYETA', got 'x'\.$",
+    ):
+        generate(sampler="x")

@@ -176,3 +176,14 @@ def test_layout_map_names_a_mesh_axis():
     mesh = keras.distribution.DeviceMesh((1,), ("batch",), devices)
     with pytest.raises(ValueError, match="must be one of the mesh axes"):
         kd.distribute.unet_layout_map(mesh)
+
+
+@pytest.mark.skipif(
+    BACKEND != "jax", reason="JAX lists its devices without side effects"
+)
+def test_too_many_devices_names_the_argument():
+    with pytest.raises(
+        ValueError, match=r"^`count=100000` asks for more devices"
+    ) as error:
+        kd.distribute.device_scope(100_000)
+    assert "--devices" not in str(error.value)

@@ -43,6 +43,12 @@ def test_matches_numpy_self_attention():
     np.testing.assert_allclose(out, x + projected.reshape(x.shape), atol=1e-4)
 
 
+@pytest.mark.parametrize("num_heads", [0, True, 1.0])
+def test_num_heads_must_be_a_positive_int(num_heads):
+    with pytest.raises(ValueError, match="`num_heads` must be a positive int"):
+        kd.layers.AttentionBlock(num_heads=num_heads)
+
+
 def test_heads_must_divide_channels():
     with pytest.raises(ValueError, match=r"divisible by `num_heads` \(3\)"):
         kd.layers.AttentionBlock(num_heads=3, groups=4)(

@@ -77,5 +77,5 @@ def test_wrong_skip_count_and_size_are_clear_errors():
         kd.layers.UpBlock(8, block_depth=1)(
             [np.zeros((1, 2, 2, 8), "float32"), e, [np.zeros((1, 2, 2, 8), "float32")]]
         )
-    with pytest.raises(ValueError, match="`block_depth` must be an int >= 1"):
+    with pytest.raises(ValueError, match="`block_depth` must be a positive int"):
         kd.layers.DownBlock(8, block_depth=0)

@@ -83,6 +83,26 @@ def test_bad_groups_are_clear_errors():
         block([np.zeros((1, 4, 4, 6), "float32"), np.zeros((1, 3), "float32")])
 
 
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(filters=True), "`filters` must be a positive int, got True"),
+        (dict(filters=0), "`filters` must be a positive int, got 0"),
+        (dict(groups=2.0), "`groups` must be a positive int, got 2.0"),
+        (dict(dropout=1.0), r"`dropout` must lie in \[0, 1\), got 1.0"),
+        (dict(dropout=float("nan")), "`dropout` must be finite"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kd.layers.ResidualBlock(**{"filters": 8, "groups": 4, **kwargs})
+
+
+def test_numpy_ints_become_python_ints_in_the_config():
+    config = kd.layers.ResidualBlock(np.int64(8), groups=np.int32(4)).get_config()
+    assert type(config["filters"]) is int and type(config["groups"]) is int
+
+
 def test_dropout_only_in_training():
     block = kd.layers.ResidualBlock(8, groups=2, dropout=0.5)
     x = np.random.default_rng(2).standard_normal((2, 4, 4, 8)).astype("float32")

@@ -26,7 +26,15 @@ def test_integer_timesteps_and_custom_period():
     )
 
 
-@pytest.mark.parametrize("dim", [7, 0, -2, 2.0])
+@pytest.mark.parametrize("dim", [7, 0, -2, 2.0, True])
 def test_bad_dim_is_a_clear_error(dim):
-    with pytest.raises(ValueError, match="`dim` must be an even int"):
+    with pytest.raises(ValueError, match=r"`dim` must be an (even )?int >= 2"):
         kd.layers.SinusoidalEmbedding(dim)
+
+
+def test_numpy_ints_are_kept_as_python_ints():
+    layer = kd.layers.SinusoidalEmbedding(np.int64(8), max_period=np.float32(100))
+    config = layer.get_config()
+    assert type(config["dim"]) is int and type(config["max_period"]) is float
+    with pytest.raises(ValueError, match=r"`max_period` must be > 1, got 1"):
+        kd.layers.SinusoidalEmbedding(8, max_period=1)

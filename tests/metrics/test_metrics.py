@@ -150,8 +150,12 @@ def test_bad_arguments(encoder):
         kd.metrics.KernelInceptionDistance(weights="missing_inception.h5")
     with pytest.raises(ValueError, match="`weights` must be"):
         kd.metrics.KernelInceptionDistance(weights=3)
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(ValueError, match="`image_size` must be an int >= 75, got 32"):
         kd.metrics.build_inception(image_size=32, weights=None)
+    with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
+        kd.metrics.FeatureExtractor(encoder, batch_size=True)
+    with pytest.raises(ValueError, match="`num_subsets` must be a positive int"):
+        kd.metrics.KernelInceptionDistance(feature_extractor=encoder, num_subsets=0)
 
 
 def test_failed_download_says_how_to_pass_a_local_file(monkeypatch):

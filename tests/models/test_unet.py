@@ -66,6 +66,10 @@ def test_bad_image_size_names_nearest_valid_sizes():
         kd.models.build_unet(image_size=32, widths=(8, 16), attention_levels=(2,))
     with pytest.raises(ValueError, match="each width"):
         kd.models.build_unet(image_size=32, widths=(12, 16))
+    with pytest.raises(ValueError, match=r"`image_size\[0\]` must be a positive int"):
+        kd.models.build_unet(image_size=(True, 8), widths=(8,))
+    with pytest.raises(ValueError, match="`channels` must be a positive int, got 0"):
+        kd.models.build_unet(image_size=8, widths=(8,), channels=0)
 
 
 def test_mixed_precision_unet():

@@ -96,6 +96,19 @@ def test_sigmoid_matches_closed_form():
             lambda: kd.schedules.LinearSchedule(beta_start=float("nan")),
             "must be finite",
         ),
+        (
+            lambda: kd.schedules.LinearSchedule(timesteps=True),
+            "`timesteps` must be an int >= 2, got True",
+        ),
+        (
+            lambda: kd.schedules.LinearSchedule(beta_end="0.02"),
+            "`beta_end` must be a number, got '0.02'",
+        ),
+        (lambda: kd.schedules.CosineSchedule(s=-0.5), "`s` must be >= 0, got -0.5"),
+        (
+            lambda: kd.schedules.SigmoidSchedule(max_beta=1),
+            r"`max_beta` must lie in \(0, 1\), got 1\.",
+        ),
     ],
 )
 def test_invalid_settings_are_clear_errors(factory, message):
@@ -171,3 +184,17 @@ def test_float32_rates_are_consistent():
     np.testing.assert_allclose(
         schedule.signal_rates**2 + schedule.noise_rates**2, 1.0, atol=1e-6
     )
+
+
+def test_numpy_settings_become_python_numbers():
+    schedule = kd.schedules.LinearSchedule(
+        timesteps=np.int64(10), beta_start=np.float32(1e-3)
+    )
+    config = schedule.get_config()
+    assert type(config["timesteps"]) is int and type(config["beta_start"]) is float
+
+
+def test_names_lists_what_get_takes():
+    assert kd.schedules.names() == ("cosine", "linear", "sigmoid")
+    for name in kd.schedules.names():
+        assert isinstance(kd.schedules.get(name), kd.schedules.NoiseSchedule)

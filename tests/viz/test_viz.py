@@ -24,6 +24,9 @@ def test_image_grid_places_cells_row_by_row():
         kd.viz.image_grid(images, rows=2, cols=2)
     with pytest.raises(ValueError, match=r"Expected images of shape \(N, H, W, C\)"):
         kd.viz.image_grid(np.zeros((2, 2)), rows=1, cols=2)
+    with pytest.raises(ValueError, match="`cols` must be a positive int, got True"):
+        kd.viz.image_grid(images, rows=5, cols=True)
+    assert kd.viz.image_grid(images, np.int64(2), 3, padding=1).shape == grid.shape
 
 
 def test_save_grid_png(tmp_path):
