@@ -12,6 +12,8 @@ Notation follows Ho et al. (2020) and Salimans & Ho (2022): `alpha = sqrt(ᾱ_t)
 import numpy as np
 from keras import ops
 
+from keras_ddpm.utils import check_choice
+
 PREDICTION_TYPES = ("epsilon", "x0", "v")
 POSTERIOR_VARIANCES = ("fixed_small", "fixed_large")
 
@@ -129,10 +131,7 @@ def q_posterior(alpha_bar, alpha_bar_prev, variance="fixed_small"):
         - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
         - [Nichol & Dhariwal, 2021. Improved Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2102.09672)
     """
-    if variance not in POSTERIOR_VARIANCES:
-        raise ValueError(
-            f"`variance` must be one of {POSTERIOR_VARIANCES}, got {variance!r}."
-        )
+    check_choice("variance", variance, POSTERIOR_VARIANCES)
     alpha_bar = np.asarray(alpha_bar, np.float64)
     alpha_bar_prev = np.asarray(alpha_bar_prev, np.float64)
     beta = 1.0 - alpha_bar / alpha_bar_prev

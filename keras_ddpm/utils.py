@@ -396,3 +396,44 @@ def iterate_images(data, limit=None):
         yield batch
         if limit is not None and seen >= limit:
             return
+
+
+def padded_chunks(arrays, batch_size, always_full=False):
+    """Split arrays along their first axis into chunks of exactly one size.
+
+    The last chunk is padded with zeros, so that every chunk has one shape and
+    a compiled program traced once serves them all.
+
+    Args:
+        arrays: a list of numpy arrays sharing their first dimension N.
+        batch_size: int >= 1, rows per chunk.
+        always_full: bool. With False, fewer than `batch_size` rows make one
+            unpadded chunk of N rows; with True, every chunk has `batch_size`
+            rows, even then (one traced shape whatever N). Defaults to False.
+
+    Yields:
+        `(begin, size, parts)`: the first row, the number of real rows and the
+        list of chunks, one per array.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_ddpm.utils import padded_chunks
+
+    [(b, n, p[0].shape) for b, n, p in padded_chunks([np.ones((5, 2))], 4)]
+    # [(0, 4, (4, 2)), (4, 1, (4, 2))]
+    ```
+    """
+    num = len(arrays[0])
+    if not always_full:
+        batch_size = min(batch_size, num)
+    for begin in range(0, num, batch_size):
+        parts = []
+        for array in arrays:
+            part = array[begin : begin + batch_size]
+            if len(part) < batch_size:
+                pad = np.zeros((batch_size - len(part),) + part.shape[1:], part.dtype)
+                part = np.concatenate([part, pad])
+            parts.append(part)
+        yield begin, min(batch_size, num - begin), parts

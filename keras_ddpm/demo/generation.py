@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from keras_ddpm.models import sampling
+from keras_ddpm.utils import check_int
 from keras_ddpm.viz.images import _grid_shape, image_grid, save_gif
 
 # Tiles are enlarged (nearest neighbour) to about this many pixels on screen.
@@ -133,18 +134,9 @@ def generate_progressively(
         print(done, grid.shape)  # 2 (352, 352, 3), then 3 (352, 352, 3)
     ```
     """
-    if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)):
-        raise ValueError(f"`num_images` must be a positive int, got {num_images!r}.")
-    if num_images < 1:
-        raise ValueError(f"`num_images` must be a positive int, got {num_images!r}.")
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}.")
+    num_images = check_int("num_images", num_images, low=1)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    seed = check_int("seed", seed, low=0)
     shape = model.image_shape
     scale = display_scale(shape)
     rows, cols = _grid_shape(num_images, None, None)

@@ -5,7 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm.metrics.feature_statistics import FeatureStatistics
-from keras_ddpm.utils import check_images, check_int, iterate_images
+from keras_ddpm.utils import check_images, check_int, iterate_images, padded_chunks
 
 # The no-top InceptionV3 weights that `keras.applications.InceptionV3` downloads.
 INCEPTION_WEIGHTS_URL = (
@@ -210,14 +210,9 @@ class FeatureExtractor:
         """Features of `images` `(B, H, W, C)` in [-1, 1], as float64 numpy `(B, d)`."""
         images = check_images(images)
         outputs = []
-        for begin in range(0, len(images), self.batch_size):
-            chunk = images[begin : begin + self.batch_size]
-            size = len(chunk)
-            if size < self.batch_size:  # pad: one traced shape per extractor
-                padding = np.zeros(
-                    (self.batch_size - size,) + chunk.shape[1:], np.float32
-                )
-                chunk = np.concatenate([chunk, padding])
+        # Always full chunks: one traced shape per extractor.
+        chunks = padded_chunks([images], self.batch_size, always_full=True)
+        for _, size, (chunk,) in chunks:
             features = self.model.predict_on_batch(self._prepare(chunk))
             features = np.asarray(ops.convert_to_numpy(features))
             if features.ndim != 2:

@@ -8,6 +8,7 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm.ops import PREDICTION_TYPES, q_sample
+from keras_ddpm.utils import check_choice, check_float, check_int
 
 LOSSES = ("mse", "mae")
 
@@ -16,33 +17,17 @@ def _shape_text(image_shape):
     return ", ".join(map(str, image_shape))
 
 
-def positive_int(name, value):
-    """`value` as a Python int, if it is an int >= 1 (bools are not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-    return int(value)
-
-
-def check_choice(name, value, choices):
-    """`value`, if it is one of `choices`."""
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
-    return value
+def seed_or_random(seed):
+    """`seed` as an int >= 0, or a fresh random one for None."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2**31)
+    return check_int("seed", seed, low=0, allow_none=True)
 
 
 def check_finite(name, array):
     """Refuse NaN and infinite values in a numpy array."""
     if not np.isfinite(array).all():
         raise ValueError(f"`{name}` must be finite, got NaN or infinite values.")
-
-
-def seed_or_random(seed):
-    """`seed` as an int >= 0, or a fresh random one for None."""
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % 2**31)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int or None, got {seed!r}.")
-    return int(seed)
 
 
 def check_model_arguments(
@@ -61,14 +46,11 @@ def check_model_arguments(
         raise ValueError(
             f"`ema_momentum` must be a float in [0, 1) or None, got {ema_momentum!r}."
         )
-    for name, value in (
-        ("ema_inv_gamma", ema_inv_gamma),
-        ("ema_power", ema_power),
-        ("min_snr_gamma", 1.0 if min_snr_gamma is None else min_snr_gamma),
-    ):
-        if not (isinstance(value, (int, float)) and value > 0):
-            none = " or None" if name == "min_snr_gamma" else ""
-            raise ValueError(f"`{name}` must be a number > 0{none}, got {value!r}.")
+    check_float("ema_inv_gamma", ema_inv_gamma, low=0.0, low_inclusive=False)
+    check_float("ema_power", ema_power, low=0.0, low_inclusive=False)
+    check_float(
+        "min_snr_gamma", min_snr_gamma, low=0.0, low_inclusive=False, allow_none=True
+    )
 
 
 def network_image_shape(network):
@@ -135,7 +117,7 @@ def check_data(data, image_shape):
 def initial_noise(image_shape, num_images, seed, noise=None):
     """The starting noise of `generate`: drawn from `seed`, or the user's, checked."""
     if noise is None:
-        num_images = positive_int("num_images", num_images)
+        num_images = check_int("num_images", num_images, low=1)
         return np.random.default_rng(seed).standard_normal(
             (num_images,) + tuple(image_shape), dtype=np.float32
         )
@@ -163,14 +145,7 @@ def noised_images(images, t, seed, schedule, image_shape):
             f"`images` must be float in [-1, 1], got dtype {images.dtype}."
         )
     check_finite("images", images)
-    if (
-        isinstance(t, bool)
-        or not isinstance(t, (int, np.integer))
-        or not 0 <= t < schedule.timesteps
-    ):
-        raise ValueError(
-            f"`t` must be an int in [0, {schedule.timesteps - 1}], got {t!r}."
-        )
+    t = check_int("t", t, low=0, high=schedule.timesteps - 1)
     noise = np.random.default_rng(seed).standard_normal(images.shape, dtype=np.float32)
     x_t = q_sample(
         images.astype(np.float64),

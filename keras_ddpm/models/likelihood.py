@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm.ops import POSTERIOR_VARIANCES, q_posterior, q_sample
-from keras_ddpm.utils import iterate_images
+from keras_ddpm.utils import check_choice, iterate_images
 
 BIN = 1.0 / 255.0  # half the width of one of 256 levels over [-1, 1]
 _erfc = np.frompyfunc(math.erfc, 1, 1)
@@ -90,10 +90,7 @@ def _model_variances(schedule, variance):
 
 
 def _check_variance(variance):
-    if variance not in POSTERIOR_VARIANCES:
-        raise ValueError(
-            f"`variance` must be one of {POSTERIOR_VARIANCES}, got {variance!r}."
-        )
+    check_choice("variance", variance, POSTERIOR_VARIANCES)
 
 
 def _predict_x0(denoise, x_t, t, clip):

@@ -7,8 +7,8 @@ once:
 
 - `compiled(model, key, build)`: the cache of compiled programs, keyed by
   everything that changes the program (sampler, steps, start, trajectory, jit);
-- `padded_chunks(arrays, batch_size)`: fixed-size chunks, the last one padded,
-  so that one compiled program serves every chunk;
+- `keras_ddpm.utils.padded_chunks(arrays, batch_size)`: fixed-size chunks, the
+  last one padded, so that one compiled program serves every chunk;
 - `sample_chunks(model, x, ...)`: the reverse process over `x`, a chunk at a
   time, each chunk with its own noise stream (`noise_seed_state(seed, chunk)`);
 - `sample(model, x, ...)`: the same, gathered into arrays.
@@ -28,6 +28,7 @@ from keras import ops
 from keras_ddpm import samplers as samplers_lib
 from keras_ddpm.models.trainers import get_trainer
 from keras_ddpm.samplers.sampler import noise_seed_generator, noise_seed_state
+from keras_ddpm.utils import check_int, padded_chunks
 
 DEFAULT_BATCH_SIZE = 64
 _programs = weakref.WeakKeyDictionary()  # model -> {key: compiled program}
@@ -69,33 +70,6 @@ def compiled(model, key, build):
     if key not in programs:
         programs[key] = build()
     return programs[key]
-
-
-def padded_chunks(arrays, batch_size):
-    """Split arrays along their first axis into chunks of exactly `batch_size` rows.
-
-    The last chunk is padded with zeros, so that every chunk has one shape and
-    a compiled program traced once serves them all.
-
-    Args:
-        arrays: a list of numpy arrays sharing their first dimension N.
-        batch_size: int >= 1 (larger than N: one chunk of N rows, unpadded).
-
-    Yields:
-        `(begin, size, parts)`: the first row, the number of real rows and the
-        list of padded chunks, one per array.
-    """
-    num = len(arrays[0])
-    batch_size = min(batch_size, num)
-    for begin in range(0, num, batch_size):
-        parts = []
-        for array in arrays:
-            part = array[begin : begin + batch_size]
-            if len(part) < batch_size:
-                pad = np.zeros((batch_size - len(part),) + part.shape[1:], part.dtype)
-                part = np.concatenate([part, pad])
-            parts.append(part)
-        yield begin, min(batch_size, num - begin), parts
 
 
 def _sampling_program(model, sampler, steps, start, return_trajectory, names):
@@ -176,19 +150,9 @@ def sample_chunks(
         ValueError: for bad `steps`, `start`, `batch_size` or conditioning.
     """
     sampler = model.sampler if sampler is None else samplers_lib.get(sampler)
-    if steps is not None and (
-        isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1
-    ):
-        raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
-    if batch_size is None:
-        batch_size = DEFAULT_BATCH_SIZE
-    elif (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
-    steps = None if steps is None else int(steps)
+    steps = check_int("steps", steps, low=1, allow_none=True)
+    batch_size = check_int("batch_size", batch_size, low=1, allow_none=True)
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     sampler.timesteps(model.schedule, steps, start)  # validates before compiling
     per_image, shared = _split_conditioning(conditioning, len(x))
     names = (tuple(sorted(per_image)), tuple(sorted(shared)))

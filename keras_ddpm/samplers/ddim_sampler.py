@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from keras_ddpm.samplers.sampler import Sampler
+from keras_ddpm.utils import check_float
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -39,15 +40,7 @@ class DDIMSampler(Sampler):
 
     def __init__(self, eta=0.0, clip=True, spacing="trailing", default_steps=50):
         super().__init__(spacing=spacing, clip=clip, default_steps=default_steps)
-        if (
-            isinstance(eta, bool)
-            or not isinstance(eta, (int, float))
-            or not np.isfinite(eta)
-        ):
-            raise ValueError(f"`eta` must be a finite number >= 0, got {eta!r}.")
-        if eta < 0:
-            raise ValueError(f"`eta` must be >= 0, got {eta}.")
-        self.eta = float(eta)
+        self.eta = check_float("eta", eta, low=0.0)
 
     def coefficients(self, alpha_bar, alpha_bar_prev):
         sigma = (

@@ -3,6 +3,7 @@ import numpy as np
 
 from keras_ddpm.ops import POSTERIOR_VARIANCES, q_posterior
 from keras_ddpm.samplers.sampler import Sampler
+from keras_ddpm.utils import check_choice
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -45,11 +46,7 @@ class DDPMSampler(Sampler):
         self, variance="fixed_small", clip=True, spacing="trailing", default_steps=None
     ):
         super().__init__(spacing=spacing, clip=clip, default_steps=default_steps)
-        if variance not in POSTERIOR_VARIANCES:
-            raise ValueError(
-                f"`variance` must be one of {POSTERIOR_VARIANCES}, got {variance!r}."
-            )
-        self.variance = variance
+        self.variance = check_choice("variance", variance, POSTERIOR_VARIANCES)
 
     def coefficients(self, alpha_bar, alpha_bar_prev):
         # Ho et al. eq. 7 on the (possibly respaced) process: the posterior mean

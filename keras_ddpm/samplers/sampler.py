@@ -2,7 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ddpm.utils import ConfigEquality
+from keras_ddpm.utils import ConfigEquality, check_choice, check_int
 
 SPACINGS = ("leading", "trailing", "linspace")
 
@@ -53,7 +53,7 @@ def noise_seed_state(seed, chunk=0):
         `seed=` to `Sampler.sample`.
 
     Raises:
-        ValueError: if `seed` or `chunk` is not a non-negative int.
+        ValueError: if `seed` or `chunk` is not an int >= 0.
 
     Example:
 
@@ -64,15 +64,9 @@ def noise_seed_state(seed, chunk=0):
     second = kd.samplers.noise_seed_state(7, chunk=1)  # 2**20 draws further on
     ```
     """
-    for name, value in (("seed", seed), ("chunk", chunk)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, np.integer))
-            or value < 0
-        ):
-            raise ValueError(f"`{name}` must be a non-negative int, got {value!r}.")
-    base = int(np.random.SeedSequence(int(seed)).generate_state(1, np.uint32)[0])
-    low, high = divmod(int(chunk), _CHUNKS_PER_SEED)[::-1]
+    seed, chunk = check_int("seed", seed, low=0), check_int("chunk", chunk, low=0)
+    base = int(np.random.SeedSequence(seed).generate_state(1, np.uint32)[0])
+    low, high = divmod(chunk, _CHUNKS_PER_SEED)[::-1]
     state = np.array(
         [(base + low * DRAWS_PER_CHUNK) % 2**32, (high * DRAWS_PER_CHUNK) % 2**32],
         dtype=np.uint64,
@@ -113,10 +107,8 @@ def spaced_timesteps(num_train_timesteps, steps, spacing):
     References:
         - [Lin et al., 2024. Common Diffusion Noise Schedules and Sample Steps are Flawed](https://arxiv.org/abs/2305.08891)
     """
-    if spacing not in SPACINGS:
-        raise ValueError(f"`spacing` must be one of {SPACINGS}, got {spacing!r}.")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-        raise ValueError(f"`steps` must be an int, got {steps!r}.")
+    check_choice("spacing", spacing, SPACINGS)
+    steps = check_int("steps", steps)
     if not 1 <= steps <= num_train_timesteps:
         raise ValueError(
             f"`steps` must lie in [1, {num_train_timesteps}] (the schedule's timesteps), "
@@ -194,19 +186,11 @@ class Sampler(ConfigEquality):
     """
 
     def __init__(self, spacing="trailing", clip=True, default_steps=None):
-        if spacing not in SPACINGS:
-            raise ValueError(f"`spacing` must be one of {SPACINGS}, got {spacing!r}.")
-        if default_steps is not None and (
-            isinstance(default_steps, bool)
-            or not isinstance(default_steps, int)
-            or default_steps < 1
-        ):
-            raise ValueError(
-                f"`default_steps` must be a positive int or None, got {default_steps!r}."
-            )
-        self.spacing = spacing
+        self.spacing = check_choice("spacing", spacing, SPACINGS)
         self.clip = bool(clip)
-        self.default_steps = default_steps
+        self.default_steps = check_int(
+            "default_steps", default_steps, low=1, allow_none=True
+        )
 
     def coefficients(self, alpha_bar, alpha_bar_prev):
         """Return `(a, b, c, d)` of the linear step rule, as float64 arrays.

@@ -76,8 +76,8 @@ def record_chunks(monkeypatch):
     shapes = []
     original = sampling.padded_chunks
 
-    def recording(arrays, batch_size):
-        for begin, size, parts in original(arrays, batch_size):
+    def recording(arrays, batch_size, **kwargs):
+        for begin, size, parts in original(arrays, batch_size, **kwargs):
             shapes.append(parts[0].shape)
             yield begin, size, parts
 

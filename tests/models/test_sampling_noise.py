@@ -107,7 +107,7 @@ def test_seed_state_dtype_and_bad_input():
     assert state.shape == (2,)
     expected = {"jax": "uint32", "tensorflow": "int64", "torch": "int32"}
     assert str(state.dtype) == expected[keras.backend.backend()]
-    with pytest.raises(ValueError, match="`seed` must be a non-negative int"):
+    with pytest.raises(ValueError, match="`seed` must be an int >= 0"):
         kd.samplers.noise_seed_state(-1)
-    with pytest.raises(ValueError, match="`chunk` must be a non-negative int"):
+    with pytest.raises(ValueError, match="`chunk` must be an int >= 0"):
         kd.samplers.noise_seed_state(0, True)
