@@ -30,6 +30,8 @@ from keras_ddpm.models.trainers import get_trainer
 from keras_ddpm.samplers.sampler import noise_seed_generator, noise_seed_state
 from keras_ddpm.utils import check_int, padded_chunks
 
+__all__ = ["use_jit", "sample_chunks", "sample", "x0_predictor"]
+
 DEFAULT_BATCH_SIZE = 64
 _programs = weakref.WeakKeyDictionary()  # model -> {key: compiled program}
 
