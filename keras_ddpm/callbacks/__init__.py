@@ -1,9 +1,10 @@
 """Training callbacks: sample grids, resumable checkpoints, a history file,
-validation KID, a stop on a non-finite loss."""
+validation KID, a stop on a non-finite loss, a wall-clock budget."""
 
 from keras_ddpm.callbacks.checkpoint import Checkpoint, HistoryFile, list_checkpoints
 from keras_ddpm.callbacks.sample_grid import SampleGrid
 from keras_ddpm.callbacks.terminate_on_non_finite import TerminateOnNonFinite
+from keras_ddpm.callbacks.time_limit import TimeLimit
 from keras_ddpm.callbacks.validation_kid import ValidationKID
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "Checkpoint",
     "HistoryFile",
     "TerminateOnNonFinite",
+    "TimeLimit",
     "ValidationKID",
     "list_checkpoints",
 ]
