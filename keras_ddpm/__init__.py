@@ -10,6 +10,7 @@ from keras_ddpm import (
     ops,
     samplers,
     schedules,
+    training,
     viz,
 )
 from keras_ddpm.models.diffusion_model import DiffusionModel
@@ -26,6 +27,7 @@ __all__ = [
     "ops",
     "samplers",
     "schedules",
+    "training",
     "viz",
     "__version__",
 ]

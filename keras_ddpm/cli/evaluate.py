@@ -2,15 +2,14 @@
 
 import os
 
-import numpy as np
-
-from keras_ddpm.cli.main import (
+from keras_ddpm import datasets, metrics
+from keras_ddpm.cli.options import (
     UsageError,
-    _add_backend,
-    _add_sampling_arguments,
-    _generate,
-    _load_model,
-    _positive,
+    add_backend,
+    add_sampling_arguments,
+    generate,
+    load_model,
+    positive,
 )
 
 BOOTSTRAP_ROUNDS = 10
@@ -43,12 +42,12 @@ def add_parser(commands):
     )
     evaluate.add_argument(
         "--num-images",
-        type=_positive(int),
+        type=positive(int),
         help="size of synthetic_flowers (default: 4096), or a cap on other datasets",
     )
     evaluate.add_argument(
         "--image-size",
-        type=_positive(int),
+        type=positive(int),
         help="dataset image size when no --model gives it (default: 64)",
     )
     evaluate.add_argument(
@@ -56,11 +55,11 @@ def add_parser(commands):
     )
     evaluate.add_argument(
         "--num",
-        type=_positive(int),
+        type=positive(int),
         default=1000,
         help="images generated, and real images used (default: 1000)",
     )
-    _add_sampling_arguments(evaluate)
+    add_sampling_arguments(evaluate)
     evaluate.add_argument(
         "--raw-weights",
         action="store_true",
@@ -87,36 +86,34 @@ def add_parser(commands):
     )
     evaluate.add_argument(
         "--encoder-size",
-        type=_positive(int),
+        type=positive(int),
         help="encoder input size (default: 75 for kid, 299 for fid)",
     )
     evaluate.add_argument(
         "--subset-size",
-        type=_positive(int),
+        type=positive(int),
         default=1000,
         help="KID subset size (default: 1000)",
     )
     evaluate.add_argument(
         "--num-subsets",
-        type=_positive(int),
+        type=positive(int),
         default=100,
         help="KID subsets (default: 100)",
     )
     evaluate.add_argument(
         "--batch-size",
-        type=_positive(int),
+        type=positive(int),
         default=64,
         help="images per network call (default: 64)",
     )
-    _add_backend(evaluate)
+    add_backend(evaluate)
     evaluate.set_defaults(handler=run)
     return evaluate
 
 
 def _metric(args):
-    import keras_ddpm as kd
-
-    extractor = _load_model(args.feature_extractor) if args.feature_extractor else None
+    extractor = load_model(args.feature_extractor) if args.feature_extractor else None
     weights = None if args.weights.lower() == "none" else args.weights
     size = args.encoder_size or (75 if args.metric == "kid" else 299)
     common = dict(
@@ -126,20 +123,18 @@ def _metric(args):
         batch_size=args.batch_size,
     )
     if args.metric == "kid":
-        return kd.metrics.KernelInceptionDistance(
+        return metrics.KernelInceptionDistance(
             subset_size=args.subset_size,
             num_subsets=args.num_subsets,
             seed=args.seed,
             **common,
         )
-    return kd.metrics.FrechetInceptionDistance(**common)
+    return metrics.FrechetInceptionDistance(keep_generated_features=True, **common)
 
 
 def _real_images(args, image_shape):
-    import keras_ddpm as kd
-
     height, width, channels = image_shape
-    return kd.datasets.load(
+    return datasets.load(
         args.dataset,
         image_size=(height, width),
         channels=channels,
@@ -172,9 +167,8 @@ def run(args):
     if args.reference and not os.path.isfile(args.reference):
         raise UsageError(f"reference statistics not found: {args.reference}")
 
-    model = _load_model(args.model) if args.model else None
+    model = load_model(args.model) if args.model else None
     metric = _metric(args)
-    import keras_ddpm as kd
 
     if args.reference:
         metric.set_reference(args.reference)
@@ -200,9 +194,8 @@ def run(args):
     if model is None:
         return 0
 
-    images = _generate(model, args, batch_size=args.batch_size)
-    features = metric.extractor(images)
-    metric.update_features(generated=features)
+    images = generate(model, args, batch_size=args.batch_size)
+    metric.update_state(generated=images)
     what = (
         f"{args.num} generated images ({args.sampler}, {args.steps} steps) vs {source}"
     )
@@ -213,20 +206,9 @@ def run(args):
             f"KID {mean:.6f} ± {std:.6f} (mean ± std over {args.num_subsets} subsets of {size}; {what})"
         )
         return 0
-    value = metric.result()
-    reference = metric.real_statistics
-    rng = np.random.default_rng(args.seed)
-    resampled = []
-    for _ in range(BOOTSTRAP_ROUNDS):
-        sample = kd.metrics.FeatureStatistics(keep_features=False)
-        sample.update(features[rng.integers(0, len(features), len(features))])
-        resampled.append(
-            kd.metrics.frechet_distance(
-                reference.mean, reference.covariance, sample.mean, sample.covariance
-            )
-        )
+    value, std = metric.result_and_std(num_bootstrap=BOOTSTRAP_ROUNDS, seed=args.seed)
     print(
-        f"FID {value:.4f} ± {np.std(resampled):.4f} (± bootstrap std over "
+        f"FID {value:.4f} ± {std:.4f} (± bootstrap std over "
         f"{BOOTSTRAP_ROUNDS} resamples of the generated images; {what})"
     )
     return 0

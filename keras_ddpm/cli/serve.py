@@ -1,6 +1,6 @@
 """`keras-ddpm serve`: the web demo of a saved model."""
 
-from keras_ddpm.cli.main import _add_backend, _load_model, _positive
+from keras_ddpm.cli.options import add_backend, load_model, positive
 
 
 def add_parser(commands):
@@ -24,33 +24,33 @@ def add_parser(commands):
         "0.0.0.0 opens it to the network)",
     )
     serve.add_argument(
-        "--port", type=_positive(int), default=7860, help="(default: 7860)"
+        "--port", type=positive(int), default=7860, help="(default: 7860)"
     )
     serve.add_argument(
         "--max-images",
-        type=_positive(int),
+        type=positive(int),
         default=16,
         help="most images per request (default: 16)",
     )
     serve.add_argument(
         "--max-steps",
-        type=_positive(int),
+        type=positive(int),
         default=250,
         help="most denoising steps per request, capped at the schedule's T (default: 250)",
     )
     serve.add_argument(
         "--batch-size",
-        type=_positive(int),
+        type=positive(int),
         default=4,
         help="images per compiled sampling call; the grid updates after each (default: 4)",
     )
     serve.add_argument(
         "--max-queue",
-        type=_positive(int),
+        type=positive(int),
         default=32,
         help="most requests waiting for the model; more are turned away (default: 32)",
     )
-    _add_backend(serve)
+    add_backend(serve)
     serve.set_defaults(handler=run)
     return serve
 
@@ -62,7 +62,7 @@ def run(args):
     from keras_ddpm.demo.app import _gradio, build_demo, launch_demo
 
     _gradio()  # fail on a missing extra before spending time loading the model
-    model = _load_model(args.model)
+    model = load_model(args.model)
     demo = build_demo(
         model,
         max_images=args.max_images,

@@ -1,0 +1,117 @@
+"""What the `keras-ddpm` subcommands share: the parser class, option types, common options.
+
+Every subcommand module imports from here and from nowhere else in `cli/`.
+"""
+
+import argparse
+import inspect
+import math
+import os
+import sys
+
+import keras
+
+from keras_ddpm import ops, samplers
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, not argparse's usage block: the usage is one --help away.
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def names(module):
+    """The names a registry module's `get` takes (`kd.samplers`, `kd.schedules`), in order.
+
+    Read when a parser is built, so a newly registered sampler or schedule is
+    offered by every command without being listed again.
+    """
+    return tuple(module._REGISTRY.names)
+
+
+PREDICTIONS = tuple(ops.PREDICTION_TYPES)
+
+
+def positive(kind):
+    """An argparse `type=`: a number of `kind` above 0 (and finite), else one line."""
+    expected = (
+        "a positive int" if kind is int else f"a positive, finite {kind.__name__}"
+    )
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or (kind is float and math.isinf(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+def add_backend(parser):
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="Keras backend (default: $KERAS_BACKEND, else Keras' default)",
+    )
+
+
+def add_sampling_arguments(parser):
+    """`--sampler`, `--steps`, `--eta` and `--seed`, read back by `generate`."""
+    parser.add_argument(
+        "--sampler", choices=names(samplers), default="ddim", help="(default: ddim)"
+    )
+    parser.add_argument("--steps", type=positive(int), default=50, help="(default: 50)")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+
+
+def sampler_config(args):
+    """The sampler config of `--sampler`, with `--eta` for a sampler that takes one."""
+    sampler = type(samplers.get(args.sampler))
+    takes_eta = "eta" in inspect.signature(sampler).parameters
+    return {"name": args.sampler, **({"eta": args.eta} if takes_eta else {})}
+
+
+def generate(model, args, **options):
+    """`args.num` images from `model` as the sampling arguments and `--raw-weights` say."""
+    return model.generate(
+        args.num,
+        sampler=sampler_config(args),
+        steps=args.steps,
+        seed=args.seed,
+        use_ema=not args.raw_weights,
+        progress=True,
+        **options,
+    )
+
+
+def load_model(path):
+    """The model saved at `path`, or a `UsageError` that says why it cannot be read."""
+    if not os.path.isfile(path):
+        raise UsageError(f"model file not found: {path}")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:
+        message = (
+            str(error).strip().splitlines()[0]
+            if str(error).strip()
+            else error.__class__.__name__
+        )
+        raise UsageError(f"could not load model {path}: {message}") from None
+
+
+def select_backend(args, argv):
+    """Make Keras use `--backend`: Keras is loaded by now, so re-execute once with it."""
+    wanted = getattr(args, "backend", None)
+    if wanted and keras.backend.backend() != wanted:
+        os.environ["KERAS_BACKEND"] = wanted
+        os.execv(sys.executable, [sys.executable, "-m", "keras_ddpm.cli", *argv])

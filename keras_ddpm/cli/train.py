@@ -1,0 +1,213 @@
+"""`keras-ddpm train`: the command-line face of `keras_ddpm.training.train`.
+
+Flags, TOML keys and the library's arguments are one set of names: a flag is
+its argument's name with `-` for `_` (`batch_size` is `--batch-size`), except
+for the few renamed in `RENAMED`; a TOML key is the flag without `--` and with
+`_` for `-`. Defaults come from `training.DEFAULTS` only.
+"""
+
+import re
+import sys
+
+from keras_ddpm import samplers, schedules, training
+from keras_ddpm.cli.options import (
+    PREDICTIONS,
+    UsageError,
+    add_backend,
+    names,
+    positive,
+)
+
+# Arguments of `training.train` whose flag (and TOML key) has a shorter name.
+RENAMED = {"output_dir": "out", "ema_momentum": "ema"}
+# Arguments given only as flags, never from a --config file.
+FLAGS_ONLY = ("resume", "verbose", "devices")
+
+
+def flag(argument):
+    """The flag of an argument of `training.train`: `batch_size` → `--batch-size`."""
+    return "--" + RENAMED.get(argument, argument).replace("_", "-")
+
+
+def config_keys():
+    """`{TOML key: argument of training.train}` of what a --config file may set."""
+    return {
+        RENAMED.get(argument, argument): argument
+        for argument in training.DEFAULTS
+        if argument not in FLAGS_ONLY
+    }
+
+
+def in_flag_words(message):
+    """`message` with the arguments it quotes (`batch_size`) named as flags."""
+
+    def replace(match):
+        name = match.group(1)
+        return flag(name) if name in training.DEFAULTS else match.group(0)
+
+    return re.sub(r"`(\w+)`", replace, message)
+
+
+def add_parser(commands):
+    """Register `train` on the `keras-ddpm` subcommands."""
+    d = training.DEFAULTS
+    train = commands.add_parser(
+        "train",
+        help="train a diffusion model, then write samples.png and denoise.gif",
+        description=(
+            "Train a DDPM and write model.keras, samples.png (4x8), denoise.gif, "
+            "history.json and loss.png into --out. With no arguments it trains on "
+            "the built-in synthetic flowers. Ctrl-C stops after the current batch "
+            "and saves a checkpoint; --resume continues from the newest one."
+        ),
+    )
+    train.add_argument(
+        "--config",
+        help="TOML file of defaults for these options (keys as option names, e.g. image_size = 32)",
+    )
+    train.add_argument(
+        "--dataset",
+        help=f"'synthetic_flowers', a TFDS name (oxford_flowers102, oxford_iiit_pet, ...) or a folder of images (default: {d['dataset']})",
+    )
+    train.add_argument("--data-dir", help="TFDS data directory")
+    train.add_argument(
+        "--image-size",
+        type=positive(int),
+        help=f"image height and width (default: {d['image_size']})",
+    )
+    train.add_argument(
+        "--num-images",
+        type=positive(int),
+        help="size of synthetic_flowers (default: 4096), or a cap on other datasets (default: all)",
+    )
+    train.add_argument("--epochs", type=positive(int), help=f"(default: {d['epochs']})")
+    train.add_argument(
+        "--batch-size", type=positive(int), help=f"(default: {d['batch_size']})"
+    )
+    train.add_argument(
+        "--widths",
+        type=positive(int),
+        nargs="+",
+        help=f"U-Net level widths (default: {' '.join(map(str, d['widths']))})",
+    )
+    train.add_argument(
+        "--block-depth",
+        type=positive(int),
+        help=f"residual blocks per level (default: {d['block_depth']})",
+    )
+    train.add_argument(
+        "--attention-levels",
+        type=int,
+        nargs="*",
+        help="levels with self-attention, 0 = full resolution; give none for no attention "
+        "(default: the lowest-resolution level)",
+    )
+    train.add_argument(
+        "--schedule", choices=names(schedules), help=f"(default: {d['schedule']})"
+    )
+    train.add_argument(
+        "--timesteps",
+        type=positive(int),
+        help=f"diffusion steps T (default: {d['timesteps']})",
+    )
+    train.add_argument(
+        "--prediction", choices=PREDICTIONS, help=f"(default: {d['prediction']})"
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=positive(float),
+        help=f"AdamW learning rate (default: {d['learning_rate']})",
+    )
+    train.add_argument(
+        "--ema",
+        dest="ema_momentum",
+        metavar="EMA",
+        type=float,
+        help=f"EMA momentum, with warmup (default: {d['ema_momentum']})",
+    )
+    train.add_argument(
+        "--out",
+        dest="output_dir",
+        metavar="OUT",
+        help=f"run folder (default: {d['output_dir']})",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in OUT/checkpoints",
+    )
+    train.add_argument(
+        "--sampler",
+        choices=names(samplers),
+        help=f"sampler of the final grid and GIF (default: {d['sampler']})",
+    )
+    train.add_argument(
+        "--sample-steps", type=positive(int), help=f"(default: {d['sample_steps']})"
+    )
+    train.add_argument(
+        "--grid-every",
+        type=int,
+        help="write a sample grid every N epochs into OUT/samples "
+        f"(default: {d['grid_every']}, never)",
+    )
+    train.add_argument("--seed", type=int, help=f"(default: {d['seed']})")
+    train.add_argument(
+        "--devices",
+        type=positive(int),
+        help="data-parallel devices: tf.distribute.MirroredStrategy on TensorFlow, "
+        f"keras.distribution.DataParallel on JAX (default: {d['devices']})",
+    )
+    train.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        help=f"Keras fit verbosity (default: {d['verbose']}, progress bars)",
+    )
+    add_backend(train)
+    train.set_defaults(handler=run)
+    return train
+
+
+def read_config(path):
+    """`{argument: value}` of a TOML file of `train` settings."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as file:
+            config = tomllib.load(file)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"config file {path} is not valid TOML: {error}") from None
+    keys = config_keys()
+    unknown = sorted(set(config) - set(keys))
+    if unknown:
+        raise UsageError(f"unknown keys in {path}: {', '.join(unknown)}")
+    return {keys[key]: value for key, value in config.items()}
+
+
+def settings(args):
+    """The arguments of `training.train` given by `--config` and the flags (flags win)."""
+    given = read_config(args.config) if args.config else {}
+    for argument in training.DEFAULTS:
+        value = getattr(args, argument, None)
+        if value is not None:
+            given[argument] = value
+    return given
+
+
+def run(args):
+    """Train as the flags say; returns the exit status (1: non-finite loss, 130: Ctrl-C)."""
+    try:
+        result = training.train(**settings(args))
+    except ValueError as error:
+        raise UsageError(in_flag_words(str(error))) from None
+    if result.status == "non_finite":
+        print(f"keras-ddpm train: error: {result.message}", file=sys.stderr)
+        return 1
+    if result.status == "interrupted":
+        print(f"Saved {result.checkpoint}; run again with --resume to continue.")
+        return 130
+    return 0

@@ -1,0 +1,147 @@
+"""How the command line is put together: one module per command, defaults from the library."""
+
+import ast
+import pathlib
+
+import pytest
+
+import keras_ddpm as kd
+from keras_ddpm.cli import build_parser, main
+from keras_ddpm.cli import train as train_command
+
+CLI = pathlib.Path(kd.__file__).parent / "cli"
+
+
+def cli_imports(path):
+    """`(module, at top level)` for each `keras_ddpm.cli` module `path` imports."""
+    tree = ast.parse(path.read_text())
+    top = set(map(id, tree.body))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        else:
+            continue
+        for module in modules:
+            if (
+                module.startswith("keras_ddpm.cli.")
+                and (CLI / (module.split(".")[2] + ".py")).is_file()
+            ):
+                found.append((module.split(".")[2], id(node) in top))
+    return found
+
+
+def test_cli_modules_import_each_other_without_a_cycle_and_only_at_top_level():
+    graph = {}
+    for path in sorted(CLI.glob("*.py")):
+        imports = cli_imports(path)
+        assert all(top for _, top in imports), f"{path.name} imports cli modules late"
+        graph[path.stem] = {name for name, _ in imports}
+
+    done, active = set(), []
+
+    def visit(name):
+        assert name not in active, f"import cycle: {' -> '.join(active + [name])}"
+        if name in done:
+            return
+        active.append(name)
+        for other in graph.get(name, ()):
+            visit(other)
+        active.pop()
+        done.add(name)
+
+    for name in graph:
+        visit(name)
+    assert graph["options"] == set()
+    for command in ("train", "sample", "reconstruct", "evaluate", "serve", "info"):
+        assert graph[command] <= {"options"}, command
+
+
+def subcommand(name):
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    return commands.choices[name]
+
+
+def test_every_train_flag_is_an_argument_of_the_library_function_and_back():
+    dests = {
+        action.dest
+        for action in subcommand("train")._actions
+        if action.dest not in ("help", "config", "backend")
+    }
+    assert dests == set(kd.training.DEFAULTS)
+
+
+def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_train(**kwargs):
+        calls.append(kwargs)
+        return kd.training.TrainingResult(None, {}, kwargs.get("output_dir"))
+
+    monkeypatch.setattr(kd.training, "train", fake_train)
+    assert main(["train"]) == 0
+    assert calls[-1] == {"resume": False}  # every other value: the library's default
+
+    config = tmp_path / "run.toml"
+    config.write_text('out = "from_file"\nema = 0.9\nepochs = 3\ndata_dir = "d"\n')
+    args = ["train", "--config", str(config), "--epochs", "5", "--widths", "8", "16"]
+    assert main(args + ["--out", "flag", "--devices", "2"]) == 0
+    assert calls[-1] == {
+        "output_dir": "flag",
+        "ema_momentum": 0.9,
+        "epochs": 5,
+        "data_dir": "d",
+        "widths": [8, 16],
+        "devices": 2,
+        "resume": False,
+    }
+
+
+@pytest.mark.parametrize(
+    "status,code,stream,text",
+    [
+        ("non_finite", 1, "err", "keras-ddpm train: error: loss became nan"),
+        ("interrupted", 130, "out", "Saved ck.keras; run again with --resume"),
+    ],
+)
+def test_train_exit_status(monkeypatch, capsys, status, code, stream, text):
+    result = kd.training.TrainingResult(
+        None, {}, "x", status=status, message="loss became nan", checkpoint="ck.keras"
+    )
+    monkeypatch.setattr(kd.training, "train", lambda **kwargs: result)
+    assert main(["train"]) == code
+    assert text in getattr(capsys.readouterr(), stream)
+
+
+def test_unknown_config_keys_and_flag_only_settings_are_refused(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text("output_dir = 'x'\nresume = true\n")
+    assert main(["train", "--config", str(config)]) == 2
+    assert f"unknown keys in {config}: output_dir, resume" in capsys.readouterr().err
+
+
+def test_library_errors_are_translated_to_flags():
+    translate = train_command.in_flag_words
+    assert (
+        translate("`batch_size` 8 must be a multiple of `devices` 3.")
+        == "--batch-size 8 must be a multiple of --devices 3."
+    )
+    assert translate("`output_dir` and `ema_momentum`") == "--out and --ema"
+    assert translate("use fewer `widths`; `count` is fine") == (
+        "use fewer --widths; `count` is fine"
+    )
+
+
+def test_choice_lists_come_from_the_registries(monkeypatch):
+    monkeypatch.setitem(kd.samplers._REGISTRY.names, "toy", kd.samplers.DDIMSampler)
+    monkeypatch.setitem(
+        kd.schedules._REGISTRY.names, "toy", kd.schedules.LinearSchedule
+    )
+    for command in ("train", "sample", "reconstruct", "evaluate"):
+        help_text = subcommand(command).format_help()
+        assert "ddpm,ddim,toy" in help_text, command
+    assert "linear,cosine,sigmoid,toy" in subcommand("train").format_help()
+    assert "{epsilon,x0,v}" in subcommand("train").format_help()

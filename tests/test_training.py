@@ -1,0 +1,83 @@
+"""`kd.training.train`: the recipe of `keras-ddpm train`, called from Python."""
+
+import inspect
+import json
+import os
+
+import pytest
+
+import keras_ddpm as kd
+
+TINY = dict(
+    image_size=8,
+    num_images=40,
+    batch_size=8,
+    widths=(8, 16),
+    block_depth=1,
+    timesteps=50,
+    sample_steps=3,
+    verbose=0,
+)
+
+
+def test_defaults_are_the_signature_and_read_only():
+    signature = inspect.signature(kd.training.train).parameters
+    assert dict(kd.training.DEFAULTS) == {
+        name: parameter.default for name, parameter in signature.items()
+    }
+    with pytest.raises(TypeError):
+        kd.training.DEFAULTS["epochs"] = 1
+
+
+def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    result = kd.training.train(out, epochs=1, **TINY)
+    assert result.status == "completed" and result.completed and result.message is None
+    assert isinstance(result.model, kd.DiffusionModel)
+    assert len(result.history["loss"]) == 1 and "val_loss" in result.history
+    names = {os.path.basename(path) for path in result.files}
+    assert names == {
+        "model.keras",
+        "samples.png",
+        "denoise.gif",
+        "denoise_strip.png",
+        "history.json",
+        "loss.png",
+    }
+    assert all(os.path.isfile(path) for path in result.files)
+    assert result.checkpoint.endswith("ckpt-epoch00001-step000000004.keras")
+    assert "epochs=1" in repr(result)
+
+    result = kd.training.train(out, epochs=2, resume=True, **TINY)
+    assert "(1 epochs done)" in capsys.readouterr().out
+    assert result.completed and len(result.history["loss"]) == 2
+    with open(out / "history.json") as file:
+        assert json.load(file)["loss"] == result.history["loss"]
+    assert int(result.model.optimizer.iterations.numpy()) == 8
+
+
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        ({"epochs": 0}, "`epochs` must be at least 1, got 0."),
+        ({"epochs": 2.0}, "`epochs` must be an int, got 2.0."),
+        ({"grid_every": -1}, "`grid_every` must be at least 0"),
+        ({"learning_rate": float("nan")}, "`learning_rate` must be a positive"),
+        (
+            {"batch_size": 8, "devices": 3},
+            "`batch_size` 8 must be a multiple of `devices` 3.",
+        ),
+        ({"dataset": "no_such_dataset_xyz"}, "Unknown dataset"),
+    ],
+)
+def test_errors_name_arguments_not_flags(tmp_path, arguments, message):
+    with pytest.raises(ValueError) as error:
+        kd.training.train(tmp_path, **arguments)
+    assert message in str(error.value) and "--" not in str(error.value)
+
+
+def test_an_unwritable_folder_fails_before_loading_data(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError, match="Cannot write to output folder"):
+        kd.training.train(blocker / "run", dataset="no_such_dataset_xyz")
