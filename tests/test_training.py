@@ -59,10 +59,11 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
 @pytest.mark.parametrize(
     "arguments,message",
     [
-        ({"epochs": 0}, "`epochs` must be at least 1, got 0."),
-        ({"epochs": 2.0}, "`epochs` must be an int, got 2.0."),
-        ({"grid_every": -1}, "`grid_every` must be at least 0"),
-        ({"learning_rate": float("nan")}, "`learning_rate` must be a positive"),
+        ({"epochs": 0}, "`epochs` must be a positive int, got 0."),
+        ({"epochs": 2.0}, "`epochs` must be a positive int, got 2.0."),
+        ({"grid_every": -1}, "`grid_every` must be an int >= 0"),
+        ({"learning_rate": float("nan")}, "`learning_rate` must be finite"),
+        ({"learning_rate": 0.0}, "`learning_rate` must be > 0"),
         (
             {"batch_size": 8, "devices": 3},
             "`batch_size` 8 must be a multiple of `devices` 3.",

@@ -32,7 +32,7 @@ def names(module):
     Read when a parser is built, so a newly registered sampler or schedule is
     offered by every command without being listed again.
     """
-    return tuple(module._REGISTRY.names)
+    return tuple(module.names())
 
 
 PREDICTIONS = tuple(ops.PREDICTION_TYPES)

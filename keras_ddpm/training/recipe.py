@@ -1,7 +1,5 @@
 import contextlib
 import inspect
-import math
-import numbers
 import os
 import signal
 import sys
@@ -13,7 +11,13 @@ import keras
 from keras_ddpm import callbacks, datasets, distribute, models, viz
 from keras_ddpm.models.diffusion_model import DiffusionModel
 from keras_ddpm.training.training_result import TrainingResult
-from keras_ddpm.utils import atomic_path, check_free_space, check_writable_folder
+from keras_ddpm.utils import (
+    atomic_path,
+    check_float,
+    check_free_space,
+    check_int,
+    check_writable_folder,
+)
 
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
 GRID_IMAGES = 32
@@ -131,25 +135,21 @@ def train(
         - [Ho et al., 2020. Denoising Diffusion Probabilistic
           Models](https://arxiv.org/abs/2006.11239)
     """
-    _check_int("epochs", epochs, 1)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("grid_every", grid_every, 0)
-    _check_int("devices", devices, 1)
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, numbers.Real)
-        or not 0 < learning_rate < math.inf
-    ):
-        raise ValueError(
-            f"`learning_rate` must be a positive, finite float, got {learning_rate!r}."
-        )
+    check_int("epochs", epochs, low=1)
+    check_int("batch_size", batch_size, low=1)
+    check_int("grid_every", grid_every, low=0)
+    check_int("devices", devices, low=1)
+    check_float("learning_rate", learning_rate, low=0.0, low_inclusive=False)
     if batch_size % devices:
         raise ValueError(
             f"`batch_size` {batch_size} must be a multiple of `devices` {devices}."
         )
     output_dir = os.fspath(output_dir)
     check_writable_folder(output_dir)
-    scope = distribute.device_scope(devices)
+    try:
+        scope = distribute.device_scope(devices)
+    except ValueError as error:  # name this function's argument, not device_scope's
+        raise ValueError(str(error).replace("`count=", "`devices`=")) from None
     data = dict(
         image_size=image_size,
         batch_size=batch_size,
@@ -247,13 +247,6 @@ DEFAULTS = types.MappingProxyType(
     }
 )
 """The defaults of `train`, read from its signature (also those of `keras-ddpm train`)."""
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"`{name}` must be an int, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be at least {minimum}, got {value}.")
 
 
 def _new_model(
