@@ -6,8 +6,9 @@ Reproducible: fixed seeds, fixed image counts and epochs, TensorFlow with
 deterministic ops and a fixed number of threads. Trains on
 `synthetic_flowers(8000, 32, seed=1)`, reports the petal-count accuracy and
 R² of the attributes on `synthetic_flowers(1000, 32, seed=12345)` (held out),
-and writes the weights (0.5 MB). About 5 minutes on 2 CPU cores shared with
-other work (3.4 CPU-minutes: rendering 1.5, training 1.9).
+and writes the weights (0.5 MB). About 3 minutes on 2 idle CPU cores (5 when
+they are shared); on one TensorFlow build and CPU it reproduces the weights
+bit for bit.
 """
 
 import argparse

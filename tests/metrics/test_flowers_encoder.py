@@ -179,7 +179,7 @@ def test_bad_arguments_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_the_script_retrains_the_shipped_weights(tmp_path):
-    """Retrain (about 5 minutes on 2 cores) and compare with the shipped weights."""
+    """Retrain (3–5 minutes on 2 cores) and compare with the shipped weights."""
     output = tmp_path / "retrained.weights.h5"
     env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=str(ROOT))
     subprocess.run(
