@@ -23,14 +23,22 @@ def _background(rng, y, x):
     angle = rng.uniform(0, 2 * np.pi)
     ramp = np.clip(0.5 + 0.5 * (np.cos(angle) * y + np.sin(angle) * x), 0, 1)[..., None]
     image = top * (1 - ramp) + bottom * ramp
-    for _ in range(rng.integers(0, 4)):
+    blotches = int(rng.integers(0, 4))
+    for _ in range(blotches):
         cy, cx, r = rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0.2, 0.6)
         blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r**2))[..., None]
         shade = _hsv(
             hue + rng.uniform(-0.1, 0.1), rng.uniform(0.2, 0.7), rng.uniform(0.1, 0.7)
         )
         image = image * (1 - 0.5 * blob) + shade * 0.5 * blob
-    return image
+    attributes = {
+        "background_hue": hue,
+        "background_top": top,
+        "background_bottom": bottom,
+        "background_angle": angle,
+        "blotches": blotches,
+    }
+    return image, attributes
 
 
 def _flower(rng, image, y, x):
@@ -51,13 +59,13 @@ def _flower(rng, image, y, x):
     theta = np.arctan2(dy, dx)
 
     layers = [(size, 0.0, petal_colour, tip_colour)]
+    inner_size, inner_colour = 0.0, np.full(3, np.nan)
     if rng.random() < 0.5:  # a second, inner ring of petals between the outer ones
         inner_colour = _hsv(
             hue + rng.uniform(-0.15, 0.15), rng.uniform(0.4, 1.0), rng.uniform(0.6, 1.0)
         )
-        layers.append(
-            (size * rng.uniform(0.5, 0.75), np.pi / petals, inner_colour, petal_colour)
-        )
+        inner_size = size * rng.uniform(0.5, 0.75)
+        layers.append((inner_size, np.pi / petals, inner_colour, petal_colour))
     for extent, offset, colour, tip in layers:
         profile = np.abs(np.cos(petals * (theta - rotation - offset) / 2)) ** sharpness
         edge = extent * (base + (1 - base) * profile)
@@ -78,7 +86,40 @@ def _flower(rng, image, y, x):
     image = np.where(
         disc, centre_colour * dots * (1 - 0.4 * radius[..., None] / centre), image
     )
-    return image
+    attributes = {
+        "petals": petals,
+        "size": size,
+        "position_y": cy,
+        "position_x": cx,
+        "rotation": rotation,
+        "sharpness": sharpness,
+        "base": base,
+        "hue": hue,
+        "petal_colour": petal_colour,
+        "tip_colour": tip_colour,
+        "inner_ring": inner_size > 0,
+        "inner_size": inner_size,
+        "inner_colour": inner_colour,
+        "disc_radius": centre,
+        "disc_colour": centre_colour,
+    }
+    return image, attributes
+
+
+def _render(seed, image_size):
+    """One flower image and the parameters it was drawn with."""
+    height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
+    rng = np.random.default_rng(seed)
+    s = _SUPERSAMPLE
+    y, x = np.meshgrid(
+        (np.arange(height * s) + 0.5) / (height * s) * 2 - 1,
+        (np.arange(width * s) + 0.5) / (width * s) * 2 - 1,
+        indexing="ij",
+    )
+    background, background_attributes = _background(rng, y, x)
+    image, attributes = _flower(rng, background, y, x)
+    image = image.reshape(height, s, width, s, 3).mean(axis=(1, 3))  # antialiasing
+    return np.clip(image, 0, 1).astype(np.float32), attributes | background_attributes
 
 
 def render_flower(seed, image_size=64):
@@ -99,33 +140,54 @@ def render_flower(seed, image_size=64):
     kd.datasets.render_flower(seed=7, image_size=(48, 64)).shape  # (48, 64, 3)
     ```
     """
-    height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
-    rng = np.random.default_rng(seed)
-    s = _SUPERSAMPLE
-    y, x = np.meshgrid(
-        (np.arange(height * s) + 0.5) / (height * s) * 2 - 1,
-        (np.arange(width * s) + 0.5) / (width * s) * 2 - 1,
-        indexing="ij",
-    )
-    image = _flower(rng, _background(rng, y, x), y, x)
-    image = image.reshape(height, s, width, s, 3).mean(axis=(1, 3))  # antialiasing
-    return np.clip(image, 0, 1).astype(np.float32)
+    return _render(seed, image_size)[0]
 
 
-def synthetic_flowers(num_images, image_size=64, seed=0):
+# Attributes that are integers or booleans; all others are float32.
+_INTEGER_ATTRIBUTES = {"petals": np.int32, "blotches": np.int32, "inner_ring": bool}
+
+
+def synthetic_flowers(num_images, image_size=64, seed=0, return_attributes=False):
     """Render `num_images` procedural flowers as a float32 array in [0, 1].
 
     Each flower is radially symmetric, with a random petal count (4–12), petal
     shape, colours, size, rotation, centre, optional inner ring and a background
     gradient. Image `i` depends only on `(seed, i)`, at any resolution.
 
+    With `return_attributes=True` the parameters each image was drawn with
+    come too (the same draws: the images are identical either way), as a dict
+    of arrays with one row per image. Positions and lengths are in image
+    coordinates, [-1, 1] from top to bottom and left to right; angles in
+    radians; colours RGB in [0, 1]; hues in [0, 1).
+
+    - `petals` (int32): petal count, 4–12.
+    - `size`: the petals' outer radius, 0.55–0.95.
+    - `position_y`, `position_x`: the flower's centre, each in [-0.25, 0.25].
+    - `rotation`: the petals' angle, in [0, 2π) (the flower repeats every
+      2π/petals).
+    - `sharpness`: the petal profile's exponent, 0.3–3 (below 1 round petals,
+      above 1 thin pointed ones).
+    - `base`: how far petals merge near the centre, 0–0.35 of `size`.
+    - `hue`: the petals' hue; `petal_colour`, `tip_colour` `(N, 3)`: the
+      colours at the base and at the tip of the outer petals.
+    - `inner_ring` (bool): whether an inner ring of petals, turned half a
+      petal, is drawn; `inner_size` its radius (0 without one) and
+      `inner_colour` `(N, 3)` its colour (NaN without one).
+    - `disc_radius`, `disc_colour` `(N, 3)`: the central disc.
+    - `background_hue`; `background_top`, `background_bottom` `(N, 3)`: the
+      gradient's two colours; `background_angle`: its direction;
+      `blotches` (int32): how many soft blotches are painted over it, 0–3.
+
     Args:
         num_images: int, how many images.
         image_size: int or `(height, width)`. Defaults to 64.
         seed: int, the dataset's seed. Defaults to 0.
+        return_attributes: bool, also return the parameters of each image.
+            Defaults to False.
 
     Returns:
-        float32 numpy array `(num_images, height, width, 3)` in [0, 1].
+        float32 numpy array `(num_images, height, width, 3)` in [0, 1]; with
+        `return_attributes=True`, the tuple `(images, attributes)`.
 
     Raises:
         ValueError: if `num_images` is not a positive int.
@@ -137,6 +199,11 @@ def synthetic_flowers(num_images, image_size=64, seed=0):
 
     flowers = kd.datasets.synthetic_flowers(8, image_size=32, seed=0)
     flowers.shape  # (8, 32, 32, 3)
+    flowers, attributes = kd.datasets.synthetic_flowers(
+        8, image_size=32, seed=0, return_attributes=True
+    )
+    attributes["petals"]  # int32 array (8,), values in 4..12
+    attributes["petal_colour"].shape  # (8, 3)
     ```
     """
     if (
@@ -146,4 +213,15 @@ def synthetic_flowers(num_images, image_size=64, seed=0):
     ):
         raise ValueError(f"`num_images` must be a positive int, got {num_images!r}.")
     seeds = np.random.SeedSequence(seed).spawn(int(num_images))
-    return np.stack([render_flower(s.generate_state(1)[0], image_size) for s in seeds])
+    rendered = [_render(s.generate_state(1)[0], image_size) for s in seeds]
+    images = np.stack([image for image, _ in rendered])
+    if not return_attributes:
+        return images
+    attributes = {
+        name: np.array(
+            [a[name] for _, a in rendered],
+            dtype=_INTEGER_ATTRIBUTES.get(name, np.float32),
+        )
+        for name in rendered[0][1]
+    }
+    return images, attributes

@@ -1,7 +1,15 @@
-"""Sample quality: KID and FID over a pluggable image encoder (InceptionV3 by default)."""
+"""Sample quality: KID and FID over a pluggable image encoder (InceptionV3 by default).
+
+`flowers_encoder` is a small encoder trained on `synthetic_flowers`, shipped
+with its weights: an offline feature space for those images.
+"""
 
 from keras_ddpm.metrics.feature_extractor import FeatureExtractor, build_inception
 from keras_ddpm.metrics.feature_statistics import FeatureStatistics
+from keras_ddpm.metrics.flowers_encoder import (
+    flowers_encoder,
+    flowers_encoder_targets,
+)
 from keras_ddpm.metrics.frechet_inception_distance import (
     FrechetInceptionDistance,
     frechet_distance,
@@ -18,6 +26,8 @@ __all__ = [
     "FeatureExtractor",
     "FeatureStatistics",
     "build_inception",
+    "flowers_encoder",
+    "flowers_encoder_targets",
     "frechet_distance",
     "kernel_distance",
     "polynomial_mmd2",
