@@ -81,8 +81,9 @@ def add_parser(commands):
     )
     evaluate.add_argument(
         "--feature-extractor",
-        metavar="PATH",
-        help="a saved .keras model mapping images to (B, d), used instead of InceptionV3",
+        metavar="PATH|flowers",
+        help="a saved .keras model mapping images to (B, d), used instead of InceptionV3; "
+        "'flowers' for the shipped synthetic_flowers encoder (offline)",
     )
     evaluate.add_argument(
         "--encoder-size",
@@ -112,8 +113,12 @@ def add_parser(commands):
     return evaluate
 
 
-def _metric(args):
-    extractor = load_model(args.feature_extractor) if args.feature_extractor else None
+def _metric(args, image_shape):
+    extractor = args.feature_extractor
+    if extractor == "flowers":
+        extractor = metrics.flowers_encoder(image_size=image_shape[0])
+    elif extractor:
+        extractor = load_model(extractor)
     weights = None if args.weights.lower() == "none" else args.weights
     size = args.encoder_size or (75 if args.metric == "kid" else 299)
     common = dict(
@@ -168,17 +173,17 @@ def run(args):
         raise UsageError(f"reference statistics not found: {args.reference}")
 
     model = load_model(args.model) if args.model else None
-    metric = _metric(args)
+    image_shape = (
+        model.image_shape
+        if model is not None
+        else (args.image_size or 64, args.image_size or 64, 3)
+    )
+    metric = _metric(args, image_shape)
 
     if args.reference:
         metric.set_reference(args.reference)
         source = args.reference
     else:
-        image_shape = (
-            model.image_shape
-            if model is not None
-            else (args.image_size or 64, args.image_size or 64, 3)
-        )
         stats = metric.extractor.statistics(
             _real_images(args, image_shape),
             max_images=args.num,

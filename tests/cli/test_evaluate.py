@@ -112,3 +112,27 @@ def test_errors_are_one_line_and_exit_2(files, capsys, args, message):
     assert status == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("keras-ddpm") and message in lines[0]
+
+
+def test_fid_under_the_shipped_flowers_encoder(files, capsys):
+    status = main(
+        [
+            "evaluate",
+            "--model",
+            str(files / "model.keras"),
+            "--feature-extractor",
+            "flowers",
+            "--metric",
+            "fid",
+            "--num",
+            "8",
+            "--steps",
+            "2",
+            *DATA,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    line = next(line for line in out.splitlines() if line.startswith("FID "))
+    # An untrained model's samples are far from flowers in the encoder's space.
+    assert float(line.split()[1]) > 10
