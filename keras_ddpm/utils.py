@@ -150,7 +150,7 @@ def check_choice(name, value, choices):
 
     Raises:
         ValueError: if `value` is none of `choices`, e.g.
-            "`split` must be one of 'train', 'validation' or 'all', got 'test'."
+            "`split` must be one of 'train', 'validation', 'all', got 'test'."
 
     Example:
 
@@ -170,12 +170,7 @@ def check_choice(name, value, choices):
         allowed = False
     if not allowed:
         shown = [repr(choice) for choice in choices]
-        if len(shown) == 1:
-            expected = shown[0]
-        elif len(shown) == 2:
-            expected = " or ".join(shown)
-        else:
-            expected = f"one of {', '.join(shown[:-1])} or {shown[-1]}"
+        expected = shown[0] if len(shown) == 1 else f"one of {', '.join(shown)}"
         raise ValueError(f"`{name}` must be {expected}, got {_shown(value)}.")
     return value
 

@@ -123,10 +123,12 @@ def test_check_choice():
     assert check_choice("split", "all", ("train", "validation", "all")) == "all"
     with pytest.raises(
         ValueError,
-        match=r"^`split` must be one of 'train', 'validation' or 'all', got 'test'\.$",
+        match=r"^`split` must be one of 'train', 'validation', 'all', got 'test'\.$",
     ):
         check_choice("split", "test", ("train", "validation", "all"))
-    with pytest.raises(ValueError, match=r"^`channels` must be 1 or 3, got True\.$"):
+    with pytest.raises(
+        ValueError, match=r"^`channels` must be one of 1, 3, got True\.$"
+    ):
         check_choice("channels", True, (1, 3))
     with pytest.raises(ValueError, match=r"^`mode` must be 'a', got 'b'\.$"):
         check_choice("mode", "b", ["a"])
