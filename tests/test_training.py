@@ -2,8 +2,10 @@
 
 import inspect
 import json
+import math
 import os
 
+import keras
 import pytest
 
 import keras_ddpm as kd
@@ -59,8 +61,8 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
 @pytest.mark.parametrize(
     "arguments,message",
     [
-        ({"epochs": 0}, "`epochs` must be a positive int, got 0."),
-        ({"epochs": 2.0}, "`epochs` must be a positive int, got 2.0."),
+        ({"epochs": 0}, "`epochs` must be a positive int or None, got 0."),
+        ({"epochs": 2.0}, "`epochs` must be a positive int or None, got 2.0."),
         ({"grid_every": -1}, "`grid_every` must be an int >= 0"),
         ({"learning_rate": float("nan")}, "`learning_rate` must be finite"),
         ({"learning_rate": 0.0}, "`learning_rate` must be > 0"),
@@ -82,3 +84,46 @@ def test_an_unwritable_folder_fails_before_loading_data(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError, match="Cannot write to output folder"):
         kd.training.train(blocker / "run", dataset="no_such_dataset_xyz")
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step(tmp_path):
+    result = kd.training.train(
+        tmp_path / "run",
+        epochs=2,
+        learning_rate=0.01,
+        learning_rate_schedule="cosine",
+        warmup_steps=2,
+        **TINY,
+    )
+    optimizer = result.model.optimizer
+    assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 8
+    schedule = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(optimizer._learning_rate)
+    )
+    rates = [
+        float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 1, 2, 5, 8)
+    ]
+    # Linear warmup 0 → 0.01 over 2 steps, then half a cosine over the other 6.
+    expected = [0.0, 0.005, 0.01, 0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 6)), 0.0]
+    assert rates == pytest.approx(expected, abs=1e-6)
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(
+        0.0, abs=1e-6
+    )
+
+
+def test_a_time_budget_sets_the_epochs_and_stops_training(tmp_path, capsys):
+    result = kd.training.train(tmp_path / "run", minutes=0.2, **TINY)
+    out = capsys.readouterr().out
+    assert result.completed, result.message
+    line = next(line for line in out.splitlines() if line.startswith("Time budget"))
+    assert line.startswith("Time budget: 0.2 min;")
+    planned = int(line.split("-> ")[1].split()[0])
+    # The derived epochs ran, unless the time limit stopped the run first.
+    assert 1 <= len(result.history["loss"]) <= planned
+    assert os.path.isfile(result.checkpoint)
+
+
+def test_resume_with_a_budget_continues_until_the_time_is_spent(tmp_path):
+    kd.training.train(tmp_path / "run", epochs=1, **TINY)
+    result = kd.training.train(tmp_path / "run", minutes=0.1, resume=True, **TINY)
+    assert result.completed and len(result.history["loss"]) >= 2

@@ -80,7 +80,17 @@ def add_parser(commands):
         type=positive(int),
         help="size of synthetic_flowers (default: 4096), or a cap on other datasets (default: all)",
     )
-    train.add_argument("--epochs", type=positive(int), help=f"(default: {d['epochs']})")
+    train.add_argument(
+        "--epochs",
+        type=positive(int),
+        help="total epochs; with --minutes a cap (default: 7, or with --minutes as many as fit)",
+    )
+    train.add_argument(
+        "--minutes",
+        type=positive(float),
+        help="wall-clock budget for training: the epochs that fit are derived from timed "
+        "steps, and training stops cleanly at the budget (default: none)",
+    )
     train.add_argument(
         "--batch-size", type=positive(int), help=f"(default: {d['batch_size']})"
     )
@@ -117,6 +127,22 @@ def add_parser(commands):
         "--learning-rate",
         type=positive(float),
         help=f"AdamW learning rate (default: {d['learning_rate']})",
+    )
+    train.add_argument(
+        "--learning-rate-schedule",
+        choices=("constant", "cosine"),
+        help="constant, or cosine: linear warmup, then cosine decay to 0 at the end of "
+        f"the run (default: {d['learning_rate_schedule']})",
+    )
+    train.add_argument(
+        "--warmup-steps",
+        type=int,
+        help=f"linear warmup steps of the cosine schedule (default: {d['warmup_steps']})",
+    )
+    train.add_argument(
+        "--min-snr-gamma",
+        type=positive(float),
+        help="min-SNR-gamma loss weighting (default: none)",
     )
     train.add_argument(
         "--ema",

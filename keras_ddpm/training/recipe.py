@@ -4,6 +4,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import types
 
 import keras
@@ -13,12 +14,14 @@ from keras_ddpm.models.diffusion_model import DiffusionModel
 from keras_ddpm.training.training_result import TrainingResult
 from keras_ddpm.utils import (
     atomic_path,
+    check_choice,
     check_float,
     check_free_space,
     check_int,
     check_writable_folder,
 )
 
+DEFAULT_EPOCHS = 7
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
 GRID_IMAGES = 32
 SAMPLE_BATCH = 8
@@ -31,7 +34,7 @@ def train(
     data_dir=None,
     image_size=32,
     num_images=None,
-    epochs=7,
+    epochs=None,
     batch_size=16,
     widths=(32, 64, 128),
     block_depth=2,
@@ -40,12 +43,16 @@ def train(
     timesteps=1000,
     prediction="v",
     learning_rate=1e-3,
+    learning_rate_schedule="constant",
+    warmup_steps=0,
+    min_snr_gamma=None,
     ema_momentum=0.999,
     sampler="ddim",
     sample_steps=50,
     seed=0,
     grid_every=0,
     devices=1,
+    minutes=None,
     resume=False,
     verbose=1,
 ):
@@ -77,8 +84,9 @@ def train(
         image_size: int, image height and width. Defaults to 32.
         num_images: int, the size of `synthetic_flowers` (None: 4096), or a cap
             on other datasets (None: all). Defaults to None.
-        epochs: int, the total number of epochs (a resumed run counts the ones
-            done before). Defaults to 7.
+        epochs: int or None, the total number of epochs (a resumed run counts
+            the ones done before); with `minutes`, a cap on them. Defaults to
+            None: 7, or with `minutes` as many as fit.
         batch_size: int, images per step, a multiple of `devices`. Defaults to 16.
         widths: sequence of int, the U-Net's level widths. Defaults to
             `(32, 64, 128)`.
@@ -90,7 +98,15 @@ def train(
         timesteps: int, the diffusion steps T. Defaults to 1000.
         prediction: str, what the network predicts: `"epsilon"`, `"x0"` or
             `"v"`. Defaults to `"v"`.
-        learning_rate: float, AdamW's learning rate. Defaults to 1e-3.
+        learning_rate: float, AdamW's (peak) learning rate. Defaults to 1e-3.
+        learning_rate_schedule: `"constant"`, or `"cosine"`: a linear warmup
+            over `warmup_steps`, then a cosine decay to 0 at the last step of
+            the run (the last of `epochs`, or of the `minutes` budget).
+            Defaults to `"constant"`.
+        warmup_steps: int >= 0, steps of linear warmup from 0 of the
+            `"cosine"` schedule. Defaults to 0.
+        min_snr_gamma: float > 0 or None, min-SNR-γ loss weighting (Hang et
+            al. 2023; see `DiffusionModel`). Defaults to None.
         ema_momentum: float, the EMA momentum (with warmup). Defaults to 0.999.
         sampler: str, a name of `kd.samplers`, for the final pictures and the
             model's default. Defaults to `"ddim"`.
@@ -102,6 +118,14 @@ def train(
             `output_dir/samples`; 0 never. Defaults to 0.
         devices: int, data-parallel devices (`kd.distribute.device_scope`).
             Defaults to 1.
+        minutes: float > 0 or None, a wall-clock budget for training. Before
+            training, a few steps of a copy of the model are timed (training
+            and validation steps), the number of steps that fit is derived
+            from them (it sets `epochs`, which then only caps the run, and the
+            length of the `"cosine"` schedule), and a `kd.callbacks.TimeLimit`
+            stops training cleanly at the budget, with a checkpoint, the
+            history and the final pictures as at any end. None trains for
+            `epochs`. Defaults to None.
         resume: bool, continue from the newest checkpoint of `output_dir`
             (a new run when there is none). Defaults to False.
         verbose: int, `fit`'s verbosity: 0, 1 (progress bars) or 2.
@@ -135,11 +159,17 @@ def train(
         - [Ho et al., 2020. Denoising Diffusion Probabilistic
           Models](https://arxiv.org/abs/2006.11239)
     """
-    check_int("epochs", epochs, low=1)
+    check_int("epochs", epochs, low=1, allow_none=True)
     check_int("batch_size", batch_size, low=1)
     check_int("grid_every", grid_every, low=0)
     check_int("devices", devices, low=1)
     check_float("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+    check_choice("learning_rate_schedule", learning_rate_schedule, LR_SCHEDULES)
+    check_int("warmup_steps", warmup_steps, low=0)
+    check_float("minutes", minutes, low=0.0, low_inclusive=False, allow_none=True)
+    started = time.monotonic()
+    if epochs is None and minutes is None:
+        epochs = DEFAULT_EPOCHS
     if batch_size % devices:
         raise ValueError(
             f"`batch_size` {batch_size} must be a multiple of `devices` {devices}."
@@ -165,24 +195,45 @@ def train(
         restored = callbacks.Checkpoint.restore(checkpoints) if resume else None
         if restored is not None:
             model, initial_epoch = restored
+            if epochs is None:  # a budget alone: the time limit ends the run
+                epochs = initial_epoch + 10**6
             newest = callbacks.list_checkpoints(checkpoints)[0][0]
             print(f"Resuming from {newest} ({initial_epoch} epochs done).")
         else:
             if resume:
                 print(f"No checkpoint in {checkpoints}: starting a new run.")
-            model = _new_model(
-                image_size,
+            architecture = dict(
                 widths=widths,
                 block_depth=block_depth,
                 attention_levels=attention_levels,
                 schedule=schedule,
                 timesteps=timesteps,
                 prediction=prediction,
-                learning_rate=learning_rate,
+                min_snr_gamma=min_snr_gamma,
                 ema_momentum=ema_momentum,
                 sampler=sampler,
                 seed=seed,
             )
+            steps_per_epoch = _count_batches(train_data)
+            if minutes is not None:
+                epochs = _epochs_in_budget(
+                    image_size,
+                    architecture,
+                    train_data,
+                    validation_data,
+                    steps_per_epoch,
+                    60.0 * minutes - (time.monotonic() - started),
+                    cap=epochs,
+                )
+            learning = learning_rate
+            if learning_rate_schedule == "cosine":
+                learning = keras.optimizers.schedules.CosineDecay(
+                    0.0,
+                    decay_steps=max(1, epochs * steps_per_epoch - warmup_steps),
+                    warmup_target=learning_rate,
+                    warmup_steps=warmup_steps,
+                )
+            model = _new_model(image_size, learning_rate=learning, **architecture)
             initial_epoch = 0
         parameters = model.network.count_params()
         # Two kept checkpoints, one being written and model.keras, each holding
@@ -197,6 +248,12 @@ def train(
         history = callbacks.HistoryFile(os.path.join(output_dir, "history.json"))
         non_finite = callbacks.TerminateOnNonFinite(verbose=False)
         run_callbacks = [non_finite, checkpoint, history]
+        if minutes is not None:
+            remaining = minutes - (time.monotonic() - started) / 60.0
+            # Before the checkpoint, so that the stopped epoch is saved.
+            run_callbacks.insert(
+                0, callbacks.TimeLimit(max(remaining, 1e-3), verbose=bool(verbose))
+            )
         if grid_every > 0:
             run_callbacks.append(
                 callbacks.SampleGrid(
@@ -240,6 +297,8 @@ def train(
     return result("completed", files=files)
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
 DEFAULTS = types.MappingProxyType(
     {
         name: parameter.default
@@ -259,6 +318,7 @@ def _new_model(
     timesteps,
     prediction,
     learning_rate,
+    min_snr_gamma,
     ema_momentum,
     sampler,
     seed,
@@ -277,6 +337,7 @@ def _new_model(
         network,
         schedule={"name": schedule, "timesteps": timesteps},
         prediction=prediction,
+        min_snr_gamma=min_snr_gamma,
         ema_momentum=ema_momentum,
         ema_warmup=True,
         sampler=sampler,
@@ -284,6 +345,52 @@ def _new_model(
     )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate))
     return model
+
+
+def _count_batches(dataset):
+    """Batches per epoch of a finite `tf.data` pipeline."""
+    count = int(dataset.cardinality())
+    return count if count > 0 else sum(1 for _ in dataset)
+
+
+def _epochs_in_budget(
+    image_size, architecture, train_data, validation_data, steps_per_epoch, seconds, cap
+):
+    """How many epochs fit in `seconds`, timed on a copy of the model.
+
+    The copy compiles and runs two training and two validation steps
+    untimed (tracing), then three of each timed; an epoch costs its training
+    steps plus its validation steps. At least one epoch, at most `cap`.
+    """
+    start = time.monotonic()
+    probe = _new_model(image_size, learning_rate=1e-9, **architecture)
+    train_batch = next(iter(train_data))
+    validation_batch = next(iter(validation_data))
+
+    def seconds_per(call, batch):
+        for _ in range(2):
+            call(batch)
+        begin = time.monotonic()
+        for _ in range(3):
+            call(batch)  # returns numbers: the step has finished
+        return (time.monotonic() - begin) / 3
+
+    train_seconds = seconds_per(probe.train_on_batch, train_batch)
+    validation_seconds = seconds_per(probe.test_on_batch, validation_batch)
+    del probe
+    epoch = (
+        steps_per_epoch * train_seconds
+        + _count_batches(validation_data) * validation_seconds
+    )
+    # The real model traces its steps again, as the probe did.
+    left = seconds - 2.0 * (time.monotonic() - start)
+    epochs = int(max(1, left // epoch))
+    epochs = epochs if cap is None else min(cap, epochs)
+    print(
+        f"Time budget: {seconds / 60:.1f} min; {train_seconds:.3f} s per training step, "
+        f"{epoch:.1f} s per epoch -> {epochs} epochs."
+    )
+    return epochs
 
 
 @contextlib.contextmanager
