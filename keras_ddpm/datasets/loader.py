@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from keras_ddpm.datasets.synthetic_flowers import synthetic_flowers
+from keras_ddpm.datasets.synthetic_flowers import _render_range
 from keras_ddpm.utils import check_choice, check_float, check_image_size, check_int
 
 SPLITS = ("train", "validation", "all")
@@ -292,7 +292,9 @@ def load(
     elif isinstance(source, (str, os.PathLike)) and str(source) == "synthetic_flowers":
         count = SYNTHETIC_SIZE if num_images is None else int(num_images)
         start, stop = _split_range(count, split, validation_fraction)
-        flowers = synthetic_flowers(count, size, seed=seed)[start:stop]
+        flowers = np.stack(
+            [image for image, _ in _render_range(count, size, seed, start, stop)]
+        )
         dataset = tf.data.Dataset.from_tensor_slices(
             np.round(flowers * 255).astype(np.uint8)
         )

@@ -4,6 +4,8 @@ import colorsys
 
 import numpy as np
 
+from keras_ddpm.utils import check_int
+
 _SUPERSAMPLE = 3
 
 
@@ -206,14 +208,8 @@ def synthetic_flowers(num_images, image_size=64, seed=0, return_attributes=False
     attributes["petal_colour"].shape  # (8, 3)
     ```
     """
-    if (
-        isinstance(num_images, bool)
-        or not isinstance(num_images, (int, np.integer))
-        or num_images < 1
-    ):
-        raise ValueError(f"`num_images` must be a positive int, got {num_images!r}.")
-    seeds = np.random.SeedSequence(seed).spawn(int(num_images))
-    rendered = [_render(s.generate_state(1)[0], image_size) for s in seeds]
+    num_images = check_int("num_images", num_images, low=1)
+    rendered = _render_range(num_images, image_size, seed, 0, num_images)
     images = np.stack([image for image, _ in rendered])
     if not return_attributes:
         return images
@@ -225,3 +221,12 @@ def synthetic_flowers(num_images, image_size=64, seed=0, return_attributes=False
         for name in rendered[0][1]
     }
     return images, attributes
+
+
+def _render_range(num_images, image_size, seed, start, stop):
+    """`(image, attributes)` of images `start`…`stop − 1` of `synthetic_flowers(num_images, ...)`.
+
+    Image i depends only on `(seed, i)`, so a split renders only its own images.
+    """
+    seeds = np.random.SeedSequence(seed).spawn(int(num_images))[start:stop]
+    return [_render(s.generate_state(1)[0], image_size) for s in seeds]

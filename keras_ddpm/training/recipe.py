@@ -22,6 +22,8 @@ from keras_ddpm.utils import (
 )
 
 DEFAULT_EPOCHS = 7
+# With a time budget, each epoch's validation loss is taken on this many batches.
+BUDGET_VALIDATION_BATCHES = 8
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
 GRID_IMAGES = 32
 SAMPLE_BATCH = 8
@@ -124,8 +126,10 @@ def train(
             from them (it sets `epochs`, which then only caps the run, and the
             length of the `"cosine"` schedule), and a `kd.callbacks.TimeLimit`
             stops training cleanly at the budget, with a checkpoint, the
-            history and the final pictures as at any end. None trains for
-            `epochs`. Defaults to None.
+            history and the final pictures as at any end. The budget starts
+            after the data are loaded and does not include the final
+            pictures; each epoch's validation loss is then taken on its first
+            8 batches. None trains for `epochs`. Defaults to None.
         resume: bool, continue from the newest checkpoint of `output_dir`
             (a new run when there is none). Defaults to False.
         verbose: int, `fit`'s verbosity: 0, 1 (progress bars) or 2.
@@ -167,7 +171,6 @@ def train(
     check_choice("learning_rate_schedule", learning_rate_schedule, LR_SCHEDULES)
     check_int("warmup_steps", warmup_steps, low=0)
     check_float("minutes", minutes, low=0.0, low_inclusive=False, allow_none=True)
-    started = time.monotonic()
     if epochs is None and minutes is None:
         epochs = DEFAULT_EPOCHS
     if batch_size % devices:
@@ -189,6 +192,12 @@ def train(
     )
     train_data = datasets.load(dataset, split="train", **data)
     validation_data = datasets.load(dataset, split="validation", augment=False, **data)
+    started = time.monotonic()  # a budget covers building, timing and fit
+    validation_steps = None
+    if minutes is not None:  # a loss curve, not the whole split, at every epoch
+        validation_steps = min(
+            BUDGET_VALIDATION_BATCHES, _count_batches(validation_data)
+        )
 
     with scope:
         checkpoints = os.path.join(output_dir, "checkpoints")
@@ -222,6 +231,7 @@ def train(
                     train_data,
                     validation_data,
                     steps_per_epoch,
+                    validation_steps,
                     60.0 * minutes - (time.monotonic() - started),
                     cap=epochs,
                 )
@@ -269,6 +279,7 @@ def train(
                     validation_data=validation_data,
                     epochs=epochs,
                     initial_epoch=initial_epoch,
+                    validation_steps=validation_steps,
                     callbacks=run_callbacks,
                     verbose=verbose,
                     shuffle=False,  # the dataset shuffles itself
@@ -354,7 +365,14 @@ def _count_batches(dataset):
 
 
 def _epochs_in_budget(
-    image_size, architecture, train_data, validation_data, steps_per_epoch, seconds, cap
+    image_size,
+    architecture,
+    train_data,
+    validation_data,
+    steps_per_epoch,
+    validation_steps,
+    seconds,
+    cap,
 ):
     """How many epochs fit in `seconds`, timed on a copy of the model.
 
@@ -378,10 +396,7 @@ def _epochs_in_budget(
     train_seconds = seconds_per(probe.train_on_batch, train_batch)
     validation_seconds = seconds_per(probe.test_on_batch, validation_batch)
     del probe
-    epoch = (
-        steps_per_epoch * train_seconds
-        + _count_batches(validation_data) * validation_seconds
-    )
+    epoch = steps_per_epoch * train_seconds + validation_steps * validation_seconds
     # The real model traces its steps again, as the probe did.
     left = seconds - 2.0 * (time.monotonic() - start)
     epochs = int(max(1, left // epoch))

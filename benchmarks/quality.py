@@ -1,0 +1,184 @@
+"""Sample quality per wall-clock minute: train recipes for a fixed time, score FID.
+
+Each run calls `kd.training.train` on `synthetic_flowers` with a time budget
+(`minutes`), then samples with the model's EMA weights and scores FID under the
+shipped flowers encoder (`kd.metrics.flowers_encoder`) against held-out real
+flowers, drawn from a seed the training set never uses. The floor (real vs
+other real flowers at the same sample size), a Gaussian fitted to the training
+pixels and uniform noise are scored in the same run, so every number has its
+yardsticks beside it.
+
+    KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 \\
+        --configs defaults cosine small --seeds 0 1 --out benchmarks/results/quality.json
+
+`python benchmarks/make_quality_table.py benchmarks/results/quality.json`
+turns the records into the table of `docs/benchmarks.md`.
+"""
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+import keras_ddpm as kd
+from keras_ddpm.utils import atomic_path
+
+IMAGE_SIZE = 32
+REAL_SEED = 2024  # held out: training uses seed 0's images
+TRAIN_IMAGES = 4096
+
+# Each configuration changes one thing of the one before it (an ablation),
+# starting from the recipe's defaults before this benchmark existed.
+CONFIGS = {
+    "defaults": {},
+    "cosine": {"learning_rate_schedule": "cosine", "warmup_steps": 100},
+    "small": {
+        "learning_rate_schedule": "cosine",
+        "warmup_steps": 100,
+        "widths": (32, 64, 96),
+        "block_depth": 1,
+    },
+    "small-lr2e-3": {
+        "learning_rate_schedule": "cosine",
+        "warmup_steps": 100,
+        "widths": (32, 64, 96),
+        "block_depth": 1,
+        "learning_rate": 2e-3,
+    },
+    "small-minsnr": {
+        "learning_rate_schedule": "cosine",
+        "warmup_steps": 100,
+        "widths": (32, 64, 96),
+        "block_depth": 1,
+        "min_snr_gamma": 5.0,
+    },
+    "small-batch32": {
+        "learning_rate_schedule": "cosine",
+        "warmup_steps": 100,
+        "widths": (32, 64, 96),
+        "block_depth": 1,
+        "batch_size": 32,
+    },
+}
+
+
+def fid(encoder, real_stats, images):
+    metric = kd.metrics.FrechetInceptionDistance(feature_extractor=encoder)
+    metric.set_reference(real_stats)
+    metric.update_state(generated=images)
+    return float(metric.result())
+
+
+def baselines(encoder, real_stats, num):
+    """FID of other real flowers (the floor), a pixel Gaussian and noise, at `num` images."""
+    rng = np.random.default_rng(7)
+    train = kd.datasets.synthetic_flowers(TRAIN_IMAGES, IMAGE_SIZE, seed=0) * 2 - 1
+    flat = train.reshape(len(train), -1).astype(np.float64)
+    mean, cov = flat.mean(0), np.cov(flat, rowvar=False)
+    gaussian = rng.multivariate_normal(mean, cov, size=num, method="cholesky")
+    gaussian = np.clip(gaussian, -1, 1).reshape((num,) + train.shape[1:])
+    other_real = (
+        kd.datasets.synthetic_flowers(num, IMAGE_SIZE, seed=REAL_SEED + 1) * 2 - 1
+    )
+    noise = rng.uniform(-1, 1, (num,) + train.shape[1:])
+    return {
+        "floor": fid(encoder, real_stats, other_real.astype("float32")),
+        "gaussian": fid(encoder, real_stats, gaussian.astype("float32")),
+        "noise": fid(encoder, real_stats, noise.astype("float32")),
+    }
+
+
+def run(name, config, minutes, seed, encoder, real_stats, num, sampler, steps):
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.monotonic()
+        result = kd.training.train(
+            os.path.join(folder, "run"),
+            minutes=minutes,
+            seed=seed,
+            verbose=0,
+            sample_steps=steps,
+            **config,
+        )
+        trained = time.monotonic() - start
+    model = result.model
+    images = model.generate(num, sampler=sampler, steps=steps, seed=seed + 100)
+    return {
+        "config": name,
+        "settings": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in config.items()
+        },
+        "seed": seed,
+        "minutes": minutes,
+        "wall_seconds": round(trained, 1),
+        "optimizer_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        "epochs": len(result.history["loss"]),
+        "final_loss": float(result.history["loss"][-1]),
+        "parameters": int(model.network.count_params()),
+        "sampler": sampler,
+        "sample_steps": steps,
+        "num_images": num,
+        "fid": fid(encoder, real_stats, images),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--num", type=int, default=500, help="generated images")
+    parser.add_argument("--real", type=int, default=2000, help="held-out real images")
+    parser.add_argument("--sampler", default="ddim")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--conditions", default="", help="free text: the machine's load"
+    )
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.configs) - set(CONFIGS))
+    if unknown:
+        parser.error(f"unknown configs {unknown}; known: {sorted(CONFIGS)}")
+
+    encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
+    extractor = kd.metrics.FeatureExtractor(feature_extractor=encoder)
+    real = kd.datasets.synthetic_flowers(args.real, IMAGE_SIZE, seed=REAL_SEED) * 2 - 1
+    real_stats = extractor.statistics(real.astype("float32"))
+    records = {
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "backend": keras.backend.backend(),
+            "conditions": args.conditions,
+        },
+        "real_images": args.real,
+        "baselines": baselines(encoder, real_stats, args.num),
+        "runs": [],
+    }
+    print(json.dumps(records["baselines"]), flush=True)
+    for name in args.configs:
+        for seed in args.seeds:
+            record = run(
+                name,
+                CONFIGS[name],
+                args.minutes,
+                seed,
+                encoder,
+                real_stats,
+                args.num,
+                args.sampler,
+                args.steps,
+            )
+            records["runs"].append(record)
+            print(json.dumps(record), flush=True)
+            with atomic_path(args.out) as path, open(path, "w") as file:
+                json.dump(records, file, indent=1)
+    return records
+
+
+if __name__ == "__main__":
+    main()
