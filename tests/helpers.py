@@ -95,3 +95,16 @@ def run_layer_test(
     for ref, out in zip(reference, to_numpy(loaded(flat_inputs))):
         np.testing.assert_allclose(out, ref, atol=atol)
     return eager
+
+
+def count_calls(monkeypatch, obj, name):
+    """Wrap `obj.name` to count its calls; inside a compiled step, a call is a trace."""
+    calls = [0]
+    original = getattr(obj, name)
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, counted)
+    return calls

@@ -5,6 +5,7 @@ from keras import ops
 
 import keras_ddpm as kd
 from tests.gaussian import SHAPE, assert_moments, exact_moments, oracle_model
+from tests.helpers import count_calls
 
 BACKEND = keras.backend.backend()
 compiled_backends_only = pytest.mark.skipif(
@@ -141,19 +142,6 @@ def test_generate_uses_ema_unless_told(trained):
     ema = trained.reconstruct(data, 20, sampler="ddim", steps=2, seed=0)
     raw = trained.reconstruct(data, 20, sampler="ddim", steps=2, seed=0, use_ema=False)
     assert np.abs(ema - raw).max() > 1e-4
-
-
-def count_calls(monkeypatch, obj, name):
-    """Wrap `obj.name` to count its calls; inside a compiled step, a call is a trace."""
-    calls = [0]
-    original = getattr(obj, name)
-
-    def counted(*args, **kwargs):
-        calls[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(obj, name, counted)
-    return calls
 
 
 @compiled_backends_only

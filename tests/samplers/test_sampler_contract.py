@@ -14,6 +14,7 @@ from keras import ops
 import keras_ddpm as kd
 from keras_ddpm.models import sampling
 from tests.gaussian import affine_predictions, oracle_model
+from tests.helpers import count_calls
 
 BACKEND = keras.backend.backend()
 SCHEDULE = kd.schedules.LinearSchedule(timesteps=100)
@@ -110,18 +111,6 @@ def numpy_twice_evaluated(x, steps):
         eps = (x - np.sqrt(ab) * x0) / np.sqrt(1 - ab)
         x = np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab_prev) * eps
     return x
-
-
-def count_calls(monkeypatch, obj, name):
-    calls = [0]
-    original = getattr(obj, name)
-
-    def counted(*args, **kwargs):
-        calls[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(obj, name, counted)
-    return calls
 
 
 @pytest.mark.parametrize(
