@@ -116,8 +116,8 @@ def test_a_time_budget_sets_the_epochs_and_stops_training(tmp_path, capsys):
     out = capsys.readouterr().out
     assert result.completed, result.message
     line = next(line for line in out.splitlines() if line.startswith("Time budget"))
-    assert line.startswith("Time budget: 0.2 min;")
-    planned = int(line.split("-> ")[1].split()[0])
+    assert line.startswith("Time budget: 0.2 min,")
+    planned = int(line.split("(")[1].split()[0])
     # The derived epochs ran, unless the time limit stopped the run first.
     assert 1 <= len(result.history["loss"]) <= planned
     assert os.path.isfile(result.checkpoint)

@@ -121,10 +121,10 @@ def train(
         devices: int, data-parallel devices (`kd.distribute.device_scope`).
             Defaults to 1.
         minutes: float > 0 or None, a wall-clock budget for training. Before
-            training, a few steps of a copy of the model are timed (training
-            and validation steps), the number of steps that fit is derived
-            from them (it sets `epochs`, which then only caps the run, and the
-            length of the `"cosine"` schedule), and a `kd.callbacks.TimeLimit`
+            training, a few steps of a copy of the model are timed, the number
+            of steps that fit is derived from them (it sets `epochs`, which
+            then only caps the run, and the length of the `"cosine"`
+            schedule), and a `kd.callbacks.TimeLimit`
             stops training cleanly at the budget, with a checkpoint, the
             history and the final pictures as at any end. The budget starts
             after the data are loaded and does not include the final
@@ -224,22 +224,27 @@ def train(
                 seed=seed,
             )
             steps_per_epoch = _count_batches(train_data)
+            total_steps = (epochs or DEFAULT_EPOCHS) * steps_per_epoch
             if minutes is not None:
-                epochs = _epochs_in_budget(
-                    image_size,
-                    architecture,
-                    train_data,
-                    validation_data,
-                    steps_per_epoch,
-                    validation_steps,
-                    60.0 * minutes - (time.monotonic() - started),
-                    cap=epochs,
+                budget = 60.0 * minutes - (time.monotonic() - started)
+                total_steps, step_seconds = _steps_in_budget(
+                    image_size, architecture, train_data, budget
+                )
+                # Validation: a few batches per epoch, a forward pass each.
+                per_epoch = steps_per_epoch + validation_steps / 3.0
+                total_steps = int(total_steps * steps_per_epoch / per_epoch)
+                needed = -(-total_steps // steps_per_epoch)
+                epochs = needed if epochs is None else min(epochs, needed)
+                total_steps = min(total_steps, epochs * steps_per_epoch)
+                print(
+                    f"Time budget: {budget / 60:.1f} min, {step_seconds:.3f} s per "
+                    f"step -> {total_steps} steps ({epochs} epochs)."
                 )
             learning = learning_rate
             if learning_rate_schedule == "cosine":
                 learning = keras.optimizers.schedules.CosineDecay(
                     0.0,
-                    decay_steps=max(1, epochs * steps_per_epoch - warmup_steps),
+                    decay_steps=max(1, total_steps - warmup_steps),
                     warmup_target=learning_rate,
                     warmup_steps=warmup_steps,
                 )
@@ -364,48 +369,25 @@ def _count_batches(dataset):
     return count if count > 0 else sum(1 for _ in dataset)
 
 
-def _epochs_in_budget(
-    image_size,
-    architecture,
-    train_data,
-    validation_data,
-    steps_per_epoch,
-    validation_steps,
-    seconds,
-    cap,
-):
-    """How many epochs fit in `seconds`, timed on a copy of the model.
+def _steps_in_budget(image_size, architecture, train_data, seconds):
+    """How many optimizer steps fit in `seconds`, timed on a copy of the model.
 
-    The copy compiles and runs two training and two validation steps
-    untimed (tracing), then three of each timed; an epoch costs its training
-    steps plus its validation steps. At least one epoch, at most `cap`.
+    The copy's first step (tracing and compiling) stands for the real model's;
+    then three steps are timed. A validation batch costs about a third of a
+    training step (a forward pass against forward and backward).
     """
     start = time.monotonic()
     probe = _new_model(image_size, learning_rate=1e-9, **architecture)
-    train_batch = next(iter(train_data))
-    validation_batch = next(iter(validation_data))
-
-    def seconds_per(call, batch):
-        for _ in range(2):
-            call(batch)
-        begin = time.monotonic()
-        for _ in range(3):
-            call(batch)  # returns numbers: the step has finished
-        return (time.monotonic() - begin) / 3
-
-    train_seconds = seconds_per(probe.train_on_batch, train_batch)
-    validation_seconds = seconds_per(probe.test_on_batch, validation_batch)
+    batch = next(iter(train_data))
+    probe.train_on_batch(batch)  # returns numbers: the step has finished
+    compile_seconds = time.monotonic() - start
+    begin = time.monotonic()
+    for _ in range(3):
+        probe.train_on_batch(batch)
+    step_seconds = (time.monotonic() - begin) / 3
     del probe
-    epoch = steps_per_epoch * train_seconds + validation_steps * validation_seconds
-    # The real model traces its steps again, as the probe did.
-    left = seconds - 2.0 * (time.monotonic() - start)
-    epochs = int(max(1, left // epoch))
-    epochs = epochs if cap is None else min(cap, epochs)
-    print(
-        f"Time budget: {seconds / 60:.1f} min; {train_seconds:.3f} s per training step, "
-        f"{epoch:.1f} s per epoch -> {epochs} epochs."
-    )
-    return epochs
+    left = seconds - (time.monotonic() - start) - compile_seconds
+    return max(1, int(left / step_seconds)), step_seconds
 
 
 @contextlib.contextmanager
