@@ -84,7 +84,8 @@ training set never uses). In the same run it scores the floor (other real
 flowers, at the same sample size), a full-covariance Gaussian fitted to the
 training pixels, and uniform noise. Down to `small`, each configuration changes
 one thing of the row above it; the rows below it vary one thing of `small`.
-Each runs with two seeds:
+Each change is stated against the configuration it names, so a file that
+skips a row still reads right. The intended run has two seeds per row:
 
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 --num 256 --steps 25 \
@@ -96,7 +97,7 @@ python benchmarks/make_table.py benchmarks/results/*.json -o docs/benchmarks.md
 CHANGES = {
     "defaults": "the recipe's defaults before this benchmark (3.3 M parameters)",
     "cosine": "+ warmup (100 steps) and cosine decay of the learning rate over the budget",
-    "small": "+ widths 32/64/96, one residual block per level (1.4 M parameters)",
+    "small": "cosine + widths 32/64/96, one residual block per level (1.4 M parameters)",
     "small-minsnr": "small + min-SNR-γ loss weighting, γ = 5",
     "small-lr2e-3": "small with learning rate 2e-3 instead of 1e-3",
     "small-batch32": "small with batch 32 instead of 16",

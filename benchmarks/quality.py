@@ -17,6 +17,7 @@ turns the records into the table of `docs/benchmarks.md`.
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import tempfile
@@ -65,6 +66,18 @@ CONFIGS = {
         "batch_size": 32,
     },
 }
+
+
+def processor_name():
+    """The CPU's model name (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def fid(encoder, real_stats, images):
@@ -126,6 +139,20 @@ def run(name, config, minutes, seed, encoder, real_stats, num, sampler, steps):
     }
 
 
+def reference_statistics(encoder, num_real):
+    extractor = kd.metrics.FeatureExtractor(feature_extractor=encoder)
+    real = kd.datasets.synthetic_flowers(num_real, IMAGE_SIZE, seed=REAL_SEED) * 2 - 1
+    return extractor.statistics(real.astype("float32"))
+
+
+def run_in_process(name, minutes, seed, num_real, num, sampler, steps):
+    encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
+    real_stats = reference_statistics(encoder, num_real)
+    return run(
+        name, CONFIGS[name], minutes, seed, encoder, real_stats, num, sampler, steps
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=3.0)
@@ -145,12 +172,10 @@ def main(argv=None):
         parser.error(f"unknown configs {unknown}; known: {sorted(CONFIGS)}")
 
     encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
-    extractor = kd.metrics.FeatureExtractor(feature_extractor=encoder)
-    real = kd.datasets.synthetic_flowers(args.real, IMAGE_SIZE, seed=REAL_SEED) * 2 - 1
-    real_stats = extractor.statistics(real.astype("float32"))
+    real_stats = reference_statistics(encoder, args.real)
     records = {
         "machine": {
-            "processor": platform.processor() or platform.machine(),
+            "processor": processor_name(),
             "cores": os.cpu_count(),
             "backend": keras.backend.backend(),
             "conditions": args.conditions,
@@ -160,19 +185,17 @@ def main(argv=None):
         "runs": [],
     }
     print(json.dumps(records["baselines"]), flush=True)
+    context = multiprocessing.get_context("spawn")
     for name in args.configs:
         for seed in args.seeds:
-            record = run(
-                name,
-                CONFIGS[name],
-                args.minutes,
-                seed,
-                encoder,
-                real_stats,
-                args.num,
-                args.sampler,
-                args.steps,
-            )
+            # A fresh process per run, as a user's run would be: traces and
+            # graphs left by earlier runs would slow the next one down.
+            with context.Pool(1) as pool:
+                record = pool.apply(
+                    run_in_process,
+                    (name, args.minutes, seed, args.real, args.num),
+                    {"sampler": args.sampler, "steps": args.steps},
+                )
             records["runs"].append(record)
             print(json.dumps(record), flush=True)
             with atomic_path(args.out) as path, open(path, "w") as file:
