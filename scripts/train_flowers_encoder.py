@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 import keras_ddpm as kd  # noqa: E402
 
 # The module, not the function of the same name that keras_ddpm.metrics exports.
-fe = importlib.import_module("keras_ddpm.metrics.flowers_encoder")
+fe = importlib.import_module("keras_ddpm.metrics.flowers")
 
 TRAIN_IMAGES, TRAIN_SEED = 8000, 1
 TEST_IMAGES, TEST_SEED = 1000, 12345

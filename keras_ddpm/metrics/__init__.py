@@ -6,7 +6,7 @@ with its weights: an offline feature space for those images.
 
 from keras_ddpm.metrics.feature_extractor import FeatureExtractor, build_inception
 from keras_ddpm.metrics.feature_statistics import FeatureStatistics
-from keras_ddpm.metrics.flowers_encoder import (
+from keras_ddpm.metrics.flowers import (
     flowers_encoder,
     flowers_encoder_targets,
 )

@@ -12,7 +12,7 @@ import pytest
 
 import keras_ddpm as kd
 
-fe = importlib.import_module("keras_ddpm.metrics.flowers_encoder")
+fe = importlib.import_module("keras_ddpm.metrics.flowers")
 ROOT = Path(__file__).resolve().parents[2]
 
 # Held out: the encoder was trained on seed 1 (and checked on seed 12345).

@@ -63,7 +63,7 @@ def flowers_encoder_targets(attributes):
     Returns:
         dict with `"petals"`: int32 `(N,)` class indices, and `"attributes"`:
         float32 `(N, 26)`, columns in the order of `TARGET_NAMES` in
-        `keras_ddpm/metrics/flowers_encoder.py`: size, position_y,
+        `keras_ddpm/metrics/flowers.py`: size, position_y,
         position_x, log_sharpness, base, petal RGB, tip RGB, inner_ring,
         disc_radius, disc RGB, background top RGB, background bottom RGB,
         cos and sin of the petal phase, cos and sin of the background angle.
