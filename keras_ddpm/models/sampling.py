@@ -48,6 +48,17 @@ def use_jit(model):
 
     Returns:
         bool.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+    from keras_ddpm.models import sampling
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    sampling.use_jit(model)  # True on JAX; False on TensorFlow unless jit_compile=True
+    ```
     """
     if keras.backend.backend() == "jax":
         return True
@@ -150,6 +161,20 @@ def sample_chunks(
 
     Raises:
         ValueError: for bad `steps`, `start`, `batch_size` or conditioning.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+    from keras_ddpm.models import sampling
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    x = np.random.default_rng(0).standard_normal((5, 8, 8, 3)).astype("float32")
+    for begin, images, _ in sampling.sample_chunks(model, x, steps=3, batch_size=2):
+        print(begin, images.shape)  # 0 (2, 8, 8, 3), 2 (2, 8, 8, 3), 4 (1, 8, 8, 3)
+    ```
     """
     sampler = model.sampler if sampler is None else samplers_lib.get(sampler)
     steps = check_int("steps", steps, low=1, allow_none=True)
@@ -195,6 +220,19 @@ def sample(model, x, return_trajectory=False, **kwargs):
 
     Returns:
         The images, or `(images, trajectory)`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+    from keras_ddpm.models import sampling
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    x = np.random.default_rng(0).standard_normal((3, 8, 8, 3)).astype("float32")
+    images = sampling.sample(model, x, sampler="ddim", steps=4, seed=1)  # (3, 8, 8, 3)
+    ```
     """
     images, trajectories = [], []
     for _, part, trajectory in sample_chunks(
@@ -218,6 +256,19 @@ def x0_predictor(model, use_ema=True):
 
     Returns:
         A callable over tensors `(B, H, W, C)` and `(B,)`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+    from keras_ddpm.models import sampling
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    predict = sampling.x0_predictor(model)
+    x0_hat = predict(np.zeros((2, 8, 8, 3), "float32"), np.array([5.0, 10.0], "float32"))
+    ```
     """
     jit = use_jit(model)
     program = compiled(

@@ -8,6 +8,7 @@ import time
 import types
 
 import keras
+import numpy as np
 
 from keras_ddpm import callbacks, datasets, distribute, models, viz
 from keras_ddpm.models.diffusion_model import DiffusionModel
@@ -301,6 +302,10 @@ def train(
                 files=files,
             )
 
+        if checkpoint.last_path is None and non_finite.step is None:
+            # A budget spent inside the first epoch: keep what was trained.
+            checkpoint.set_model(model)
+            checkpoint.save(epochs_completed=initial_epoch)
         if non_finite.step is not None:
             kept = callbacks.list_checkpoints(checkpoints)
             kept = f"kept {kept[0][0]}" if kept else "no checkpoint was written"
@@ -378,7 +383,7 @@ def _steps_in_budget(image_size, architecture, train_data, seconds):
     """
     start = time.monotonic()
     probe = _new_model(image_size, learning_rate=1e-9, **architecture)
-    batch = next(iter(train_data))
+    batch = np.asarray(next(iter(train_data)))  # a tf.data batch, for any backend
     probe.train_on_batch(batch)  # returns numbers: the step has finished
     compile_seconds = time.monotonic() - start
     begin = time.monotonic()
@@ -437,7 +442,7 @@ def _write_final_files(model, history, output_dir, sampler, steps, seed):
     try:
         viz.plot_history(history, os.path.join(output_dir, "loss.png"))
         names.append("loss.png")
-    except ImportError as error:
+    except (ImportError, ValueError) as error:  # no matplotlib, or no epoch ended
         print(f"Skipping loss.png: {error}", file=sys.stderr)
     files = [os.path.join(output_dir, name) for name in names]
     print("Wrote " + ", ".join(files))

@@ -142,6 +142,6 @@ def test_choice_lists_come_from_the_registries(monkeypatch):
     )
     for command in ("train", "sample", "reconstruct", "evaluate"):
         help_text = subcommand(command).format_help()
-        assert "ddpm,ddim,toy" in help_text, command
-    assert "linear,cosine,sigmoid,toy" in subcommand("train").format_help()
+        assert "ddim,ddpm,toy" in help_text, command
+    assert "cosine,linear,sigmoid,toy" in subcommand("train").format_help()
     assert "{epsilon,x0,v}" in subcommand("train").format_help()
