@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -125,7 +126,7 @@ def test_stop_cancels_a_generation_between_batches(page, monkeypatch):
 
     def slow_generate(*args, **kwargs):
         calls.append(time.monotonic())
-        time.sleep(1.0)  # a batch that takes long enough to be stopped
+        time.sleep(2.0)  # a batch that takes long enough to be stopped
         return generate(*args, **kwargs)
 
     monkeypatch.setattr(model, "generate", slow_generate)
@@ -134,11 +135,13 @@ def test_stop_cancels_a_generation_between_batches(page, monkeypatch):
     page.locator("#generate").click()
     page.locator("#status").get_by_text("2 of 6 images").wait_for()
     page.locator("#stop").click()
-    time.sleep(3.0)  # time enough for the two remaining batches, had they run
+    time.sleep(5.0)  # time enough for the remaining batches, had they run
+    # The stop lands while the second batch runs (or, on a slow machine, just
+    # after it): the third batch never starts and the status never reaches 6.
     assert len(calls) <= 2
     # Gradio may put its own "Error" label over the outputs of a cancelled event
     # (a front-end race on cancel); the status text itself must still be ours.
-    assert "2 of 6 images" in page.locator("#status").inner_text()
+    assert re.search(r"\b[24] of 6 images", page.locator("#status").inner_text())
 
 
 def test_page_reconstructs_an_uploaded_picture(page, tmp_path):
