@@ -80,6 +80,16 @@ def processor_name():
     return platform.processor() or platform.machine()
 
 
+def machine(conditions):
+    """What a result file says about where it was measured."""
+    return {
+        "processor": processor_name(),
+        "cores": os.cpu_count(),
+        "backend": keras.backend.backend(),
+        "conditions": conditions,
+    }
+
+
 def fid(encoder, real_stats, images):
     metric = kd.metrics.FrechetInceptionDistance(feature_extractor=encoder)
     metric.set_reference(real_stats)
@@ -174,12 +184,7 @@ def main(argv=None):
     encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
     real_stats = reference_statistics(encoder, args.real)
     records = {
-        "machine": {
-            "processor": processor_name(),
-            "cores": os.cpu_count(),
-            "backend": keras.backend.backend(),
-            "conditions": args.conditions,
-        },
+        "machine": machine(args.conditions),
         "real_images": args.real,
         "baselines": baselines(encoder, real_stats, args.num),
         "runs": [],

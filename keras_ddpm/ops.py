@@ -24,6 +24,7 @@ __all__ = [
     "prediction_target",
     "predict_x0_and_eps",
     "min_snr_weight",
+    "rates_at",
 ]
 
 
@@ -277,4 +278,51 @@ def predict_x0_and_eps(prediction, output, x_t, alpha, sigma):
         return alpha * x_t - sigma * output, sigma * x_t + alpha * output
     raise ValueError(
         f"`prediction` must be one of {PREDICTION_TYPES}, got {prediction!r}."
+    )
+
+
+def rates_at(t, signal_rates, noise_rates, log_sigmas):
+    """`(alpha, sigma)` at timesteps that may be fractional, from the schedule's tables.
+
+    Integer timesteps read `signal_rates` and `noise_rates` exactly; between two
+    integers, log σ (σ = sigma / alpha) is interpolated linearly, the rule of
+    `NoiseSchedule.alpha_bar_at`, so a sampler visiting fractional timesteps
+    (Karras spacing) and the denoiser it calls agree on the noise level.
+
+    Args:
+        t: timesteps, a scalar or `(B,)`, in [0, T − 1].
+        signal_rates: sqrt(ᾱ_t), float32 tensor `(T,)`.
+        noise_rates: sqrt(1 − ᾱ_t), float32 tensor `(T,)`.
+        log_sigmas: log σ_t, float32 tensor `(T,)` (`NoiseSchedule.log_sigmas`).
+
+    Returns:
+        A pair `(alpha, sigma)` shaped like `t`, float32.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+
+    schedule = kd.schedules.LinearSchedule()
+    tables = schedule.signal_rates, schedule.noise_rates, schedule.log_sigmas
+    alpha, sigma = kd.ops.rates_at(np.float32(10.5), *tables)  # between t = 10 and 11
+    ```
+    """
+    t = ops.cast(t, "float32")
+    low = ops.floor(t)
+    frac = t - low
+    index = ops.cast(low, "int32")
+    last = ops.shape(log_sigmas)[0] - 1
+    upper = ops.minimum(index + 1, last)
+    log_sigma = (1.0 - frac) * ops.take(log_sigmas, index) + frac * ops.take(
+        log_sigmas, upper
+    )
+    # alpha² = 1 / (1 + σ²) and sigma² = σ² / (1 + σ²), written stably.
+    alpha = ops.sqrt(ops.sigmoid(-2.0 * log_sigma))
+    sigma = ops.sqrt(ops.sigmoid(2.0 * log_sigma))
+    exact = ops.equal(frac, 0.0)
+    return (
+        ops.where(exact, ops.take(signal_rates, index), alpha),
+        ops.where(exact, ops.take(noise_rates, index), sigma),
     )

@@ -16,11 +16,18 @@ MU, S = 0.1, 0.2
 SHAPE = (64, 32, 32, 1)  # 65,536 independent samples
 
 
+def rate_tables(schedule):
+    """The float32 tables `kd.ops.rates_at` reads, for timesteps that may be fractional."""
+    names = ("signal_rates", "noise_rates", "log_sigmas")
+    return [ops.convert_to_tensor(getattr(schedule, name)) for name in names]
+
+
 def ideal_denoiser(schedule, mu=MU, s=S):
-    alphas_cumprod = ops.convert_to_tensor(schedule.alphas_cumprod.astype("float32"))
+    tables = rate_tables(schedule)
 
     def denoise(x, t):
-        ab = ops.take(alphas_cumprod, ops.cast(t, "int32"))
+        alpha, _ = kd.ops.rates_at(t, *tables)
+        ab = alpha**2
         x0 = mu + ops.sqrt(ab) * s**2 * (x - ops.sqrt(ab) * mu) / (ab * s**2 + 1 - ab)
         eps = (x - ops.sqrt(ab) * x0) / ops.sqrt(1 - ab)
         return x0, eps
@@ -67,6 +74,76 @@ def exact_moments(kind, schedule, timesteps, variance="fixed_small", eta=0.0):
     return mean, np.sqrt(var)
 
 
+def exact_ode_moments(kind, schedule, timesteps, order=2, lower_order_final=True):
+    """Mean and std of a deterministic solver's output, from the papers' updates.
+
+    The solvers' only randomness is the initial noise z ~ N(0, 1): with the ideal
+    denoiser every iterate is `g·z + o`, so (g, o) pairs are propagated.
+    `kind`: "dpm_solver" (Lu et al. 2022, DPM-Solver++ multistep in the D0/D1/D2
+    form of the paper's Algorithm 2 and 3M update), "euler" or "heun" (Karras et
+    al. 2022, Algorithm 1, in the variance-exploding scaling x̃ = x/sqrt(ᾱ)).
+    """
+    timesteps = np.asarray(timesteps, np.float64)
+    ab = np.append(schedule.alpha_bar_at(timesteps), 1.0)
+    n = len(timesteps)
+    x = np.array([1.0, 0.0])  # (gain, offset) of x at the current step
+
+    def x0_hat(x, a):
+        p, q, _, _ = affine_predictions(a)
+        return np.array([p * x[0], p * x[1] + q])
+
+    def eps_hat(x, a):
+        _, _, r, u = affine_predictions(a)
+        return np.array([r * x[0], r * x[1] + u])
+
+    if kind == "dpm_solver":
+        alpha, sigma = np.sqrt(ab), np.sqrt(1 - ab)
+        lam = np.log(alpha[:-1]) - np.log(sigma[:-1])
+        history = []
+        for i in range(n):
+            m0 = x0_hat(x, ab[i])
+            history.insert(0, m0)
+            if i == n - 1:
+                x = m0  # the last step reaches σ = 0 and returns x0_hat
+                break
+            use = min(order, i + 1)
+            if lower_order_final and n < 15 and i == n - 2:
+                use = min(use, 2)
+            h = lam[i + 1] - lam[i]
+            ratio = sigma[i + 1] / sigma[i]
+            step = -alpha[i + 1] * (np.exp(-h) - 1.0)
+            if use == 1:
+                x = ratio * x + step * m0
+            elif use == 2:
+                r0 = (lam[i] - lam[i - 1]) / h
+                d1 = (m0 - history[1]) / r0
+                x = ratio * x + step * m0 + 0.5 * step * d1
+            else:
+                r0 = (lam[i] - lam[i - 1]) / h
+                r1 = (lam[i - 1] - lam[i - 2]) / h
+                d1_0 = (m0 - history[1]) / r0
+                d1_1 = (history[1] - history[2]) / r1
+                d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
+                d2 = (d1_0 - d1_1) / (r0 + r1)
+                x = (
+                    ratio * x
+                    + step * m0
+                    + alpha[i + 1] * ((np.exp(-h) - 1.0) / h + 1.0) * d1
+                    - alpha[i + 1] * ((np.exp(-h) - 1.0 + h) / h**2 - 0.5) * d2
+                )
+        return x[1], abs(x[0])
+    sig = np.sqrt((1 - ab) / ab)
+    xt = x / np.sqrt(ab[0])  # x̃ = x / sqrt(ᾱ)
+    for i in range(n):
+        d = eps_hat(xt * np.sqrt(ab[i]), ab[i])
+        proposal = xt + (sig[i + 1] - sig[i]) * d
+        if kind == "heun" and i < n - 1:
+            d_next = eps_hat(proposal * np.sqrt(ab[i + 1]), ab[i + 1])
+            proposal = xt + (sig[i + 1] - sig[i]) * 0.5 * (d + d_next)
+        xt = proposal
+    return xt[1], abs(xt[0])
+
+
 def assert_moments(samples, mean, std):
     samples = np.asarray(samples, dtype=np.float64).ravel()
     n = samples.size
@@ -77,17 +154,15 @@ def assert_moments(samples, mean, std):
 class GaussianOracle(keras.layers.Layer):
     """The exact E[prediction | x_t] for data x0 ~ N(MU, S²), as a 'network'."""
 
-    def __init__(self, alphas_cumprod, prediction, **kwargs):
+    def __init__(self, schedule, prediction, **kwargs):
         super().__init__(**kwargs)
-        self.table = np.asarray(alphas_cumprod, "float32")
+        self.tables = rate_tables(schedule)
         self.prediction = prediction
 
     def call(self, inputs):
         x, t = inputs
-        ab = ops.reshape(
-            ops.take(ops.convert_to_tensor(self.table), ops.cast(t, "int32")),
-            (-1, 1, 1, 1),
-        )
+        alpha, _ = kd.ops.rates_at(t, *self.tables)
+        ab = ops.reshape(alpha**2, (-1, 1, 1, 1))
         x0 = MU + ops.sqrt(ab) * S**2 * (x - ops.sqrt(ab) * MU) / (ab * S**2 + 1 - ab)
         eps = (x - ops.sqrt(ab) * x0) / ops.sqrt(1 - ab)
         return {
@@ -101,7 +176,7 @@ def oracle_model(prediction, schedule, image_shape=SHAPE[1:]):
     """A `DiffusionModel` whose network is the exact predictor of Gaussian data."""
     images = keras.Input(image_shape)
     timesteps = keras.Input(())
-    outputs = GaussianOracle(schedule.alphas_cumprod, prediction)([images, timesteps])
+    outputs = GaussianOracle(schedule, prediction)([images, timesteps])
     return kd.DiffusionModel(
         keras.Model([images, timesteps], outputs),
         schedule=schedule,

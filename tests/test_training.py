@@ -10,6 +10,14 @@ import pytest
 
 import keras_ddpm as kd
 
+# The recipe is backend-independent Python over the public API, and training on
+# every backend is tested in tests/models: the recipe's runs happen once, under
+# PyTorch, where tiny models train fastest.
+ONCE = pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="the recipe over the public API: it trains once, under PyTorch",
+)
+
 TINY = dict(
     image_size=8,
     num_images=40,
@@ -31,6 +39,7 @@ def test_defaults_are_the_signature_and_read_only():
         kd.training.DEFAULTS["epochs"] = 1
 
 
+@ONCE
 def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     result = kd.training.train(out, epochs=1, **TINY)
@@ -86,6 +95,7 @@ def test_an_unwritable_folder_fails_before_loading_data(tmp_path):
         kd.training.train(blocker / "run", dataset="no_such_dataset_xyz")
 
 
+@ONCE
 def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step(tmp_path):
     result = kd.training.train(
         tmp_path / "run",
@@ -111,6 +121,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step(tmp_path)
     )
 
 
+@ONCE
 def test_a_time_budget_sets_the_epochs_and_stops_training(tmp_path, capsys):
     result = kd.training.train(tmp_path / "run", minutes=0.2, **TINY)
     out = capsys.readouterr().out
@@ -125,6 +136,7 @@ def test_a_time_budget_sets_the_epochs_and_stops_training(tmp_path, capsys):
     assert os.path.isfile(result.checkpoint)
 
 
+@ONCE
 def test_resume_with_a_budget_continues_until_the_time_is_spent(tmp_path):
     kd.training.train(tmp_path / "run", epochs=1, **TINY)
     result = kd.training.train(tmp_path / "run", minutes=0.1, resume=True, **TINY)

@@ -12,6 +12,8 @@ import sys
 import keras
 
 from keras_ddpm import ops, samplers
+from keras_ddpm.samplers.dpm_solver_sampler import ORDERS as DPM_SOLVER_ORDERS
+from keras_ddpm.samplers.sampler import SPACINGS
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -65,20 +67,50 @@ def add_backend(parser):
 
 
 def add_sampling_arguments(parser):
-    """`--sampler`, `--steps`, `--eta` and `--seed`, read back by `generate`."""
+    """`--sampler`, `--steps`, `--eta`, `--order`, `--spacing` and `--seed`, read by `generate`."""
     parser.add_argument(
         "--sampler", choices=names(samplers), default="ddim", help="(default: ddim)"
     )
     parser.add_argument("--steps", type=positive(int), default=50, help="(default: 50)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default: 0)")
+    parser.add_argument(
+        "--order",
+        type=int,
+        choices=DPM_SOLVER_ORDERS,
+        help="DPM-Solver++ order (default: 2)",
+    )
+    parser.add_argument(
+        "--spacing",
+        choices=SPACINGS,
+        help="timesteps visited (default: the sampler's own; karras for euler and heun)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
 
 
 def sampler_config(args):
-    """The sampler config of `--sampler`, with `--eta` for a sampler that takes one."""
+    """The sampler config of `--sampler`, with the options that sampler takes.
+
+    `--eta` reaches a sampler with an `eta` argument and `--order` one with an
+    `order`; `--spacing`, when given, every sampler. An option given to a
+    sampler that does not take it is a `UsageError`.
+    """
     sampler = type(samplers.get(args.sampler))
-    takes_eta = "eta" in inspect.signature(sampler).parameters
-    return {"name": args.sampler, **({"eta": args.eta} if takes_eta else {})}
+    parameters = inspect.signature(sampler).parameters
+    config = {"name": args.sampler}
+    if "eta" in parameters:
+        config["eta"] = args.eta
+    elif getattr(args, "eta", 0.0):
+        raise UsageError(f"--eta is an option of ddim, not of {args.sampler}")
+    order = getattr(args, "order", None)
+    if order is not None:
+        if "order" not in parameters:
+            raise UsageError(
+                f"--order is an option of dpm_solver, not of {args.sampler}"
+            )
+        config["order"] = order
+    if getattr(args, "spacing", None) is not None:
+        config["spacing"] = args.spacing
+    return config
 
 
 def generate(model, args, **options):

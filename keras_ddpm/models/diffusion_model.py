@@ -127,7 +127,7 @@ class DiffusionModel(SamplingMixin, keras.Model):
             name: ops.convert_to_tensor(
                 np.asarray(getattr(self.schedule, name), "float32")
             )
-            for name in ("signal_rates", "noise_rates", "snr")
+            for name in ("signal_rates", "noise_rates", "log_sigmas", "snr")
         }
         self.build()
 

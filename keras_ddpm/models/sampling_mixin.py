@@ -1,7 +1,7 @@
 from keras import ops
 
 from keras_ddpm.models import inputs, sampling
-from keras_ddpm.ops import predict_x0_and_eps
+from keras_ddpm.ops import predict_x0_and_eps, rates_at
 
 
 class SamplingMixin:
@@ -60,9 +60,13 @@ class SamplingMixin:
         output, _ = self.network.stateless_call(
             weights, non_trainable, [x_t, timesteps], training=False
         )
-        index = ops.cast(t, "int32")
-        alpha = ops.take(self._table("signal_rates"), index)
-        sigma = ops.take(self._table("noise_rates"), index)
+        # Fractional timesteps (Karras spacing) read the tables interpolated.
+        alpha, sigma = rates_at(
+            t,
+            self._table("signal_rates"),
+            self._table("noise_rates"),
+            self._table("log_sigmas"),
+        )
         return predict_x0_and_eps(
             self.prediction, ops.cast(output, "float32"), x_t, alpha, sigma
         )

@@ -2,10 +2,27 @@
 
 from keras_ddpm.samplers.ddim_sampler import DDIMSampler
 from keras_ddpm.samplers.ddpm_sampler import DDPMSampler
-from keras_ddpm.samplers.sampler import Sampler, noise_seed_state, spaced_timesteps
+from keras_ddpm.samplers.dpm_solver_sampler import DPMSolverSampler
+from keras_ddpm.samplers.karras_samplers import EulerSampler, HeunSampler
+from keras_ddpm.samplers.sampler import (
+    Sampler,
+    karras_sigmas,
+    noise_seed_state,
+    spaced_timesteps,
+)
 from keras_ddpm.utils import Registry
 
-_REGISTRY = Registry("sampler", Sampler, {"ddpm": DDPMSampler, "ddim": DDIMSampler})
+_REGISTRY = Registry(
+    "sampler",
+    Sampler,
+    {
+        "ddpm": DDPMSampler,
+        "ddim": DDIMSampler,
+        "dpm_solver": DPMSolverSampler,
+        "euler": EulerSampler,
+        "heun": HeunSampler,
+    },
+)
 
 
 def serialize(sampler):
@@ -50,7 +67,7 @@ def deserialize(config):
 
 
 def get(identifier):
-    """Return a sampler from a name (`"ddpm"`, `"ddim"`), a config dict or an instance.
+    """Return a sampler from a name (see `names()`), a config dict or an instance.
 
     Args:
         identifier: str, dict or `Sampler`.
@@ -87,7 +104,7 @@ def names():
     ```python
     import keras_ddpm as kd
 
-    kd.samplers.names()  # ('ddim', 'ddpm')
+    kd.samplers.names()  # ('ddim', 'ddpm', 'dpm_solver', 'euler', 'heun')
     ```
     """
     return tuple(sorted(_REGISTRY.names))
@@ -97,7 +114,11 @@ __all__ = [
     "Sampler",
     "DDPMSampler",
     "DDIMSampler",
+    "DPMSolverSampler",
+    "EulerSampler",
+    "HeunSampler",
     "spaced_timesteps",
+    "karras_sigmas",
     "noise_seed_state",
     "get",
     "serialize",

@@ -18,8 +18,10 @@ class DDIMSampler(Sampler):
     Args:
         eta: float >= 0, the η above. Defaults to 0.0.
         clip: bool, clip x0_hat to [-1, 1] at each step. Defaults to True.
-        spacing: timestep spacing when `steps < T`. Defaults to `"trailing"`.
+        spacing: `"trailing"`, `"leading"`, `"linspace"` or `"karras"`: the
+            timesteps visited (see `Sampler`). Defaults to `"trailing"`.
         default_steps: int or None, steps when `sample()` gets none. Defaults to 50.
+        rho: float > 0, the ρ of `"karras"` spacing. Defaults to 7.0.
 
     Raises:
         ValueError: if `eta` is not a finite number >= 0, or for a bad `spacing`
@@ -38,8 +40,12 @@ class DDIMSampler(Sampler):
         - [Song, Meng & Ermon, 2021. Denoising Diffusion Implicit Models](https://arxiv.org/abs/2010.02502)
     """
 
-    def __init__(self, eta=0.0, clip=True, spacing="trailing", default_steps=50):
-        super().__init__(spacing=spacing, clip=clip, default_steps=default_steps)
+    def __init__(
+        self, eta=0.0, clip=True, spacing="trailing", default_steps=50, rho=7.0
+    ):
+        super().__init__(
+            spacing=spacing, clip=clip, default_steps=default_steps, rho=rho
+        )
         self.eta = check_float("eta", eta, low=0.0)
 
     def coefficients(self, alpha_bar, alpha_bar_prev):

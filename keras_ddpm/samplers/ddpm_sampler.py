@@ -22,8 +22,10 @@ class DDPMSampler(Sampler):
         variance: `"fixed_small"` (β̃, the posterior variance) or `"fixed_large"` (β).
             Defaults to `"fixed_small"`.
         clip: bool, clip x0_hat to [-1, 1] at each step. Defaults to True.
-        spacing: timestep spacing when `steps < T`. Defaults to `"trailing"`.
+        spacing: `"trailing"`, `"leading"`, `"linspace"` or `"karras"`: the
+            timesteps visited (see `Sampler`). Defaults to `"trailing"`.
         default_steps: int or None; None visits every timestep. Defaults to None.
+        rho: float > 0, the ρ of `"karras"` spacing. Defaults to 7.0.
 
     Raises:
         ValueError: for an unknown `variance`, or a bad `spacing` or `default_steps`.
@@ -43,9 +45,16 @@ class DDPMSampler(Sampler):
     """
 
     def __init__(
-        self, variance="fixed_small", clip=True, spacing="trailing", default_steps=None
+        self,
+        variance="fixed_small",
+        clip=True,
+        spacing="trailing",
+        default_steps=None,
+        rho=7.0,
     ):
-        super().__init__(spacing=spacing, clip=clip, default_steps=default_steps)
+        super().__init__(
+            spacing=spacing, clip=clip, default_steps=default_steps, rho=rho
+        )
         self.variance = check_choice("variance", variance, POSTERIOR_VARIANCES)
 
     def coefficients(self, alpha_bar, alpha_bar_prev):

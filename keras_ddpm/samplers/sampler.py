@@ -2,9 +2,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ddpm.utils import ConfigEquality, check_choice, check_int
+from keras_ddpm.utils import ConfigEquality, check_choice, check_float, check_int
 
-SPACINGS = ("leading", "trailing", "linspace")
+SPACINGS = ("leading", "trailing", "linspace", "karras")
 
 _noise_generator = None
 
@@ -127,6 +127,53 @@ def spaced_timesteps(num_train_timesteps, steps, spacing):
     return timesteps[::-1].astype(np.int64)
 
 
+def karras_sigmas(sigma_min, sigma_max, steps, rho=7.0):
+    """Noise levels of Karras et al. (2022), eq. 5, decreasing from `sigma_max`.
+
+    `σ_i = (σ_max^(1/ρ) + i/(N−1)·(σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ` for i = 0 … N−1:
+    dense near σ_min, where the image's detail is decided. ρ = 7 is the paper's
+    choice; ρ = 1 spaces σ uniformly.
+
+    Args:
+        sigma_min: float > 0, the last (smallest) noise level.
+        sigma_max: float >= sigma_min, the first noise level.
+        steps: int >= 1, N. With one step only `sigma_max` is returned.
+        rho: float > 0. Defaults to 7.0.
+
+    Returns:
+        A float64 numpy array of `steps` noise levels, decreasing.
+
+    Raises:
+        ValueError: for non-positive or misordered noise levels, `steps` < 1 or
+            `rho` <= 0.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    kd.samplers.karras_sigmas(0.002, 80.0, 5)  # array([80., 24.3, 5.85, ..., 0.002])
+    ```
+
+    References:
+        - [Karras et al., 2022. Elucidating the Design Space of Diffusion-Based Generative Models](https://arxiv.org/abs/2206.00364)
+    """
+    sigma_min = check_float("sigma_min", sigma_min, low=0.0, low_inclusive=False)
+    sigma_max = check_float("sigma_max", sigma_max, low=sigma_min)
+    steps = check_int("steps", steps, low=1)
+    rho = check_float("rho", rho, low=0.0, low_inclusive=False)
+    if steps == 1:
+        return np.array([sigma_max])
+    ramp = np.linspace(0.0, 1.0, steps)
+    high, low = sigma_max ** (1.0 / rho), sigma_min ** (1.0 / rho)
+    return (high + ramp * (low - high)) ** rho
+
+
+def float32_tables(tables):
+    """A sampler's per-step tables as float32 numpy arrays, the loop's input."""
+    return {k: np.asarray(v, dtype=np.float32) for k, v in tables.items()}
+
+
 class Sampler(ConfigEquality):
     """Base class of samplers: one step rule over a denoise function.
 
@@ -159,16 +206,26 @@ class Sampler(ConfigEquality):
     sampler: it lives inside the `denoise` function the caller builds.
 
     Args:
-        spacing: `"leading"`, `"trailing"` or `"linspace"`: which timesteps to
-            visit when `steps < T` (the meanings of diffusers' `timestep_spacing`).
+        spacing: which timesteps to visit: `"leading"`, `"trailing"` or
+            `"linspace"` (integer timesteps, the meanings of diffusers'
+            `timestep_spacing`, see `spaced_timesteps`), or `"karras"`: the
+            noise levels of `karras_sigmas` between the schedule's σ at the first
+            timestep and at t = 0, mapped back to fractional timesteps in log σ
+            (`NoiseSchedule.timestep_at`). The network takes float timesteps
+            and the denoiser reads its rates at the same interpolated point, so
+            sampler and network agree on every noise level; rounding to integer
+            timesteps (as some libraries do) would move the visited σ's off the
+            Karras curve or make the step and the network disagree.
         clip: bool, clip x0_hat to [-1, 1] at every step (and recompute eps_hat
             from it).
         default_steps: int or None, steps used when `sample()` gets none
             (None: every timestep of the schedule).
+        rho: float > 0, the ρ of `"karras"` spacing (ignored by the others).
+            Defaults to 7.0.
 
     Raises:
-        ValueError: for an unknown `spacing` or a `default_steps` that is not a
-            positive int or None.
+        ValueError: for an unknown `spacing`, a `default_steps` that is not a
+            positive int or None, or `rho` <= 0.
 
     Example:
 
@@ -185,12 +242,13 @@ class Sampler(ConfigEquality):
     ```
     """
 
-    def __init__(self, spacing="trailing", clip=True, default_steps=None):
+    def __init__(self, spacing="trailing", clip=True, default_steps=None, rho=7.0):
         self.spacing = check_choice("spacing", spacing, SPACINGS)
         self.clip = bool(clip)
         self.default_steps = check_int(
             "default_steps", default_steps, low=1, allow_none=True
         )
+        self.rho = check_float("rho", rho, low=0.0, low_inclusive=False)
 
     def coefficients(self, alpha_bar, alpha_bar_prev):
         """Return `(a, b, c, d)` of the linear step rule, as float64 arrays.
@@ -220,7 +278,8 @@ class Sampler(ConfigEquality):
                 Reconstruction starts part-way, at the step images were noised to.
 
         Returns:
-            An int64 numpy array of the visited timesteps, decreasing.
+            A numpy array of the visited timesteps, decreasing: int64, or
+            float64 (fractional) for `"karras"` spacing.
 
         Raises:
             ValueError: if `start` is outside [0, T − 1] or `steps` outside
@@ -234,7 +293,16 @@ class Sampler(ConfigEquality):
         if steps is None:
             # Defaults never ask for more steps than the (possibly truncated) process has.
             steps = min(self.default_steps or last + 1, last + 1)
-        return spaced_timesteps(last + 1, steps, self.spacing)
+        if self.spacing != "karras":
+            return spaced_timesteps(last + 1, steps, self.spacing)
+        # Checked as the integer spacings are, so every spacing takes the same steps.
+        spaced_timesteps(last + 1, steps, "trailing")
+        sigmas = karras_sigmas(
+            schedule.sigmas[0], schedule.sigmas[last], steps, self.rho
+        )
+        timesteps = schedule.timestep_at(sigmas)
+        timesteps[0] = last  # exactly, whatever the round trip through log σ
+        return timesteps
 
     def tables(self, schedule, steps=None, start=None):
         """Float32 per-step tables for the loop: timesteps, ᾱ terms and `(a, b, c, d)`.
@@ -249,8 +317,7 @@ class Sampler(ConfigEquality):
             `"signal"` (sqrt(ᾱ_t)), `"noise"` (sqrt(1 − ᾱ_t)) and the step
             coefficients `"a"`, `"b"`, `"c"`, `"d"`.
         """
-        timesteps = self.timesteps(schedule, steps, start)
-        alpha_bar = schedule.alphas_cumprod[timesteps]
+        timesteps, alpha_bar = self.visited(schedule, steps, start)
         alpha_bar_prev = np.append(alpha_bar[1:], 1.0)
         coefficients = np.broadcast_arrays(
             *(
@@ -263,7 +330,21 @@ class Sampler(ConfigEquality):
         tables["t"] = timesteps
         tables["signal"] = np.sqrt(alpha_bar)
         tables["noise"] = np.sqrt(1.0 - alpha_bar)
-        return {k: np.asarray(v, dtype=np.float32) for k, v in tables.items()}
+        return float32_tables(tables)
+
+    def visited(self, schedule, steps=None, start=None):
+        """The visited timesteps and ᾱ at each of them (interpolated when fractional).
+
+        Args:
+            schedule: a `NoiseSchedule`.
+            steps: int or None, as in `timesteps()`.
+            start: int or None, as in `timesteps()`.
+
+        Returns:
+            A pair of numpy arrays `(timesteps, alpha_bar)`, ᾱ in float64.
+        """
+        timesteps = self.timesteps(schedule, steps, start)
+        return timesteps, schedule.alpha_bar_at(timesteps)
 
     def initial_state(self, x):
         """What the sampler carries from step to step, before the first step.
@@ -406,4 +487,5 @@ class Sampler(ConfigEquality):
             "spacing": self.spacing,
             "clip": self.clip,
             "default_steps": self.default_steps,
+            "rho": self.rho,
         }

@@ -137,6 +137,107 @@ class NoiseSchedule(ConfigEquality):
         """Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t), float64."""
         return self.alphas_cumprod / (1.0 - self.alphas_cumprod)
 
+    @functools.cached_property
+    def sigmas(self):
+        """σ_t = sqrt((1 − ᾱ_t) / ᾱ_t), float64, strictly increasing.
+
+        The noise level of the variance-exploding view `x_t / sqrt(ᾱ_t) = x0 + σ_t·eps`
+        (Karras et al. 2022), in which Euler, Heun and Karras spacing are written.
+        """
+        table = np.sqrt((1.0 - self.alphas_cumprod) / self.alphas_cumprod)
+        table.flags.writeable = False
+        return table
+
+    @property
+    def log_sigmas(self):
+        """log σ_t as float32: the table `kd.ops.rates_at` interpolates between timesteps."""
+        return np.log(self.sigmas).astype("float32")
+
+    def alpha_bar_at(self, t):
+        """ᾱ at timesteps that may be fractional, interpolated linearly in log σ.
+
+        Integer timesteps read the table exactly. Between two integers, log σ_t
+        is interpolated linearly (the convention of Karras et al. 2022 and of
+        diffusers' `_sigma_to_t`): log σ is smooth in t for every schedule here,
+        while ᾱ itself spans five decades, so interpolating ᾱ would bend the
+        noise level between table entries.
+
+        Args:
+            t: float or array of timesteps in [0, T − 1].
+
+        Returns:
+            float64 numpy array (or scalar) of ᾱ at `t`.
+
+        Raises:
+            ValueError: if a timestep lies outside [0, T − 1] or is not finite.
+
+        Example:
+
+        ```python
+        import keras_ddpm as kd
+
+        schedule = kd.schedules.LinearSchedule()
+        schedule.alpha_bar_at(10) == schedule.alphas_cumprod[10]  # True
+        schedule.alpha_bar_at(10.5)  # between ᾱ_10 and ᾱ_11
+        ```
+        """
+        t = np.asarray(t, dtype=np.float64)
+        if (
+            not np.all(np.isfinite(t))
+            or np.any(t < 0)
+            or np.any(t > self.timesteps - 1)
+        ):
+            raise ValueError(
+                f"timesteps must lie in [0, {self.timesteps - 1}], got values in "
+                f"[{np.min(t):.4g}, {np.max(t):.4g}]."
+            )
+        low = np.floor(t).astype(np.int64)
+        high = np.minimum(low + 1, self.timesteps - 1)
+        frac = t - low
+        log_sigma = (1 - frac) * np.log(self.sigmas[low]) + frac * np.log(
+            self.sigmas[high]
+        )
+        interpolated = 1.0 / (1.0 + np.exp(2.0 * log_sigma))
+        return np.where(frac > 0, interpolated, self.alphas_cumprod[low])
+
+    def timestep_at(self, sigma):
+        """The (fractional) timestep whose σ is `sigma`: the inverse of `alpha_bar_at`.
+
+        Args:
+            sigma: float or array of noise levels in [σ_0, σ_{T−1}].
+
+        Returns:
+            float64 numpy array (or scalar) of timesteps in [0, T − 1].
+
+        Raises:
+            ValueError: if a noise level lies outside the schedule's range.
+
+        Example:
+
+        ```python
+        import keras_ddpm as kd
+
+        schedule = kd.schedules.LinearSchedule()
+        schedule.timestep_at(schedule.sigmas[250])  # 250.0
+        ```
+        """
+        sigma = np.asarray(sigma, dtype=np.float64)
+        low, high = self.sigmas[0], self.sigmas[-1]
+        tolerance = 1e-9 * high
+        if (
+            np.any(~np.isfinite(sigma))
+            or np.any(sigma < low * (1 - 1e-9))
+            or np.any(sigma > high + tolerance)
+        ):
+            raise ValueError(
+                f"noise levels must lie in [{low:.4g}, {high:.4g}] (the schedule's "
+                f"σ range), got values in [{np.min(sigma):.4g}, {np.max(sigma):.4g}]."
+            )
+        log_sigmas = np.log(self.sigmas)
+        return np.interp(
+            np.log(np.clip(sigma, low, high)), log_sigmas, np.arange(self.timesteps)
+        )
+
     def get_config(self):
         return {"timesteps": self.timesteps}
 

@@ -6,7 +6,7 @@ import pathlib
 import pytest
 
 import keras_ddpm as kd
-from keras_ddpm.cli import build_parser, main
+from keras_ddpm.cli import build_parser, main, options
 from keras_ddpm.cli import train as train_command
 
 CLI = pathlib.Path(kd.__file__).parent / "cli"
@@ -142,6 +142,41 @@ def test_choice_lists_come_from_the_registries(monkeypatch):
     )
     for command in ("train", "sample", "reconstruct", "evaluate"):
         help_text = subcommand(command).format_help()
-        assert "ddim,ddpm,toy" in help_text, command
+        assert "ddim,ddpm,dpm_solver,euler,heun,toy" in help_text, command
     assert "cosine,linear,sigmoid,toy" in subcommand("train").format_help()
     assert "{epsilon,x0,v}" in subcommand("train").format_help()
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--sampler", "ddim", "--eta", "0.5"], {"name": "ddim", "eta": 0.5}),
+        (
+            ["--sampler", "dpm_solver", "--order", "3"],
+            {"name": "dpm_solver", "order": 3},
+        ),
+        (
+            ["--sampler", "heun", "--spacing", "trailing"],
+            {"name": "heun", "spacing": "trailing"},
+        ),
+        (["--sampler", "euler"], {"name": "euler"}),
+    ],
+)
+def test_sampling_options_reach_the_sampler_that_takes_them(argv, expected):
+    args = build_parser().parse_args(["sample", "--model", "m.keras", *argv])
+    config = options.sampler_config(args)
+    assert config == expected
+    assert kd.samplers.get(config)  # a config the registry takes
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--sampler", "ddpm", "--order", "2"], "--order is an option of dpm_solver"),
+        (["--sampler", "heun", "--eta", "1"], "--eta is an option of ddim"),
+    ],
+)
+def test_sampling_options_for_another_sampler_are_usage_errors(argv, message):
+    args = build_parser().parse_args(["sample", "--model", "m.keras", *argv])
+    with pytest.raises(options.UsageError, match=message):
+        options.sampler_config(args)

@@ -50,7 +50,11 @@ def test_ddpm_ignores_eta():
         ("steps", 0, r"Steps must be a whole number in \[1, 40\], got 0"),
         ("steps", 41, r"in \[1, 40\]"),
         ("steps", math.nan, r"Steps must be"),
-        ("sampler", "euler", r"Sampler must be 'DDIM' or 'DDPM', got 'euler'"),
+        (
+            "sampler",
+            "lms",
+            r"Sampler must be 'DDIM', 'DDPM', 'DPM_SOLVER', 'EULER' or 'HEUN', got 'lms'",
+        ),
         ("sampler", None, r"Sampler must be"),
         ("eta", -0.1, r"η must be a number in \[0, 1\]"),
         ("eta", 1.5, r"η must be a number in \[0, 1\]"),
@@ -112,10 +116,21 @@ def test_samplers_come_from_the_registry(monkeypatch):
     # when its config has one.
     monkeypatch.setitem(kd.samplers._REGISTRY.names, "toy", kd.samplers.DDPMSampler)
     monkeypatch.setitem(kd.samplers._REGISTRY.names, "toyeta", kd.samplers.DDIMSampler)
-    assert kd.samplers.names() == ("ddim", "ddpm", "toy", "toyeta")
+    assert kd.samplers.names() == (
+        "ddim",
+        "ddpm",
+        "dpm_solver",
+        "euler",
+        "heun",
+        "toy",
+        "toyeta",
+    )
     assert sampler_choices() == {
         "DDIM": True,
         "DDPM": False,
+        "DPM_SOLVER": False,
+        "EULER": False,
+        "HEUN": False,
         "TOY": False,
         "TOYETA": True,
     }
@@ -126,6 +141,7 @@ def test_samplers_come_from_the_registry(monkeypatch):
     }
     with pytest.raises(
         ValueError,
-        match=r"^Sampler must be 'DDIM', 'DDPM', 'TOY' or 'TOYETA', got 'x'\.$",
+        match=r"^Sampler must be 'DDIM', 'DDPM', 'DPM_SOLVER', 'EULER', 'HEUN', 'TOY' "
+        r"or 'TOYETA', got 'x'\.$",
     ):
         generate(sampler="x")

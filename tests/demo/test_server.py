@@ -225,7 +225,7 @@ def test_api_rejects_bad_values_and_paths_with_messages(server, tmp_path):
         ((100, "DDIM", 2, 0, 0.0), "greater than maximum value 6"),
         ((2.5, "DDIM", 2, 0, 0.0), "Number of images must be a whole number"),
         ((2, "DDIM", 10_000, 0, 0.0), "greater than maximum value 10"),
-        ((2, "euler", 2, 0, 0.0), "euler"),
+        ((2, "lms", 2, 0, 0.0), "lms"),
         ((2, "DDIM", 2, -1, 0.0), "less than minimum value 0"),
         ((2, "DDIM", 2, 0, 5.0), "greater than maximum value 1"),
     ]:

@@ -6,6 +6,11 @@ from keras import ops
 import keras_ddpm as kd
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="the parameter count and file format do not depend on the backend: "
+    "checked once, under PyTorch, where the 47M-parameter U-Net builds fastest",
+)
 def test_default_unet_builds_with_documented_parameter_count(tmp_path):
     net = kd.models.build_unet(image_size=64, widths=(64, 128, 256, 512), block_depth=2)
     assert net.count_params() == 46_892_163

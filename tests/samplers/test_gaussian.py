@@ -1,5 +1,6 @@
 """Samplers fed the exact noise predictor of Gaussian data (see tests/gaussian.py)."""
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -7,9 +8,14 @@ from keras import ops
 import keras_ddpm as kd
 from tests.gaussian import SHAPE, S, assert_moments, exact_moments, ideal_denoiser
 
+# 1000 eager steps take a minute on PyTorch; the same step rule runs there at 50.
+EAGER_SKIP = pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="DDPM's step rule is checked at 50 steps on PyTorch, at 1000 on JAX and TF",
+)
 CASES = [
-    ("ddpm", 1000, {"variance": "fixed_small"}),
-    ("ddpm", 1000, {"variance": "fixed_large"}),
+    pytest.param("ddpm", 1000, {"variance": "fixed_small"}, marks=EAGER_SKIP),
+    pytest.param("ddpm", 1000, {"variance": "fixed_large"}, marks=EAGER_SKIP),
     ("ddpm", 50, {"variance": "fixed_small"}),
     ("ddpm", 50, {"variance": "fixed_large"}),
     ("ddim", 50, {"eta": 0.0}),

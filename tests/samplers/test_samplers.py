@@ -76,7 +76,7 @@ def test_ddim_eta_one_has_ddpm_posterior_noise():
             lambda s: kd.samplers.DDIMSampler(spacing="uniform"),
             "`spacing` must be one of",
         ),
-        (lambda s: kd.samplers.get("euler"), "Unknown sampler 'euler'"),
+        (lambda s: kd.samplers.get("euler_a"), "Unknown sampler 'euler_a'"),
         (
             lambda s: kd.samplers.DDPMSampler().timesteps(s, 5, start=1000),
             r"`start` must lie in \[0, 999\]",
