@@ -136,11 +136,17 @@ def sampling_model(network, steps, jit_compile):
     return model
 
 
-def compiled_sampling(model, batch):
-    """The library's sampling loop: `generate` with DDPM over every timestep."""
+def compiled_sampling(model, batch, sampler="ddpm"):
+    """The library's sampling loop: `generate` over every timestep (DDPM by default)."""
 
     def run():
-        model.generate(batch, sampler="ddpm", seed=0, batch_size=batch)
+        model.generate(
+            batch,
+            sampler=sampler,
+            steps=model.schedule.timesteps,
+            seed=0,
+            batch_size=batch,
+        )
 
     return run
 

@@ -53,9 +53,12 @@ def unet_layout_map(device_mesh, model_axis="model"):
     import keras
     import keras_ddpm as kd
 
-    devices = keras.distribution.list_devices()
-    mesh = keras.distribution.DeviceMesh((len(devices), 1), ("batch", "model"), devices)
-    layout_map = kd.distribute.unet_layout_map(mesh)
+    if keras.backend.backend() == "jax":  # keras.distribution meshes are JAX's
+        devices = keras.distribution.list_devices()
+        mesh = keras.distribution.DeviceMesh(
+            (len(devices), 1), ("batch", "model"), devices
+        )
+        layout_map = kd.distribute.unet_layout_map(mesh)
     ```
     """
     if model_axis not in device_mesh.axis_names:

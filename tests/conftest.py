@@ -8,3 +8,12 @@ import os
 # time by about a third. Subprocesses started by the tests inherit it. The
 # benchmarks and users' programs keep XLA's full optimisation.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+# TensorFlow spends a fifth of a tiny model's first `fit` in Grappler's graph
+# rewrites; the tests trace many tiny graphs and run each a few times.
+import keras  # noqa: E402  (after the JAX setting above)
+
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})

@@ -280,4 +280,9 @@ def x0_predictor(model, use_ema=True):
     )
     weights = model.sampling_weights(use_ema)
     non_trainable = [v.value for v in model.network.non_trainable_variables]
-    return lambda x_t, t: program(weights, non_trainable, x_t, t)
+    return lambda x_t, t: program(
+        weights,
+        non_trainable,
+        ops.convert_to_tensor(x_t, "float32"),
+        ops.convert_to_tensor(t, "float32"),
+    )

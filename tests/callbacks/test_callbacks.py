@@ -11,7 +11,9 @@ import keras_ddpm as kd
 
 
 def small_model():
-    net = kd.models.build_unet(8, widths=(8, 16), block_depth=1, groups=4)
+    net = kd.models.build_unet(
+        8, widths=(8,), block_depth=1, groups=4, attention_levels=()
+    )
     model = kd.DiffusionModel(net, ema_momentum=0.9, seed=0, sampler="ddim")
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     return model

@@ -39,6 +39,13 @@ def tiny_unet(image_size=8):
     )
 
 
+def minimal_unet():
+    """One level, no attention: for tests of the training plumbing, cheap to trace."""
+    return kd.models.build_unet(
+        image_size=8, widths=(8,), block_depth=1, groups=4, attention_levels=()
+    )
+
+
 def images(n=8, size=8, seed=0):
     rng = np.random.default_rng(seed)
     return np.tanh(rng.standard_normal((n, size, size, 3))).astype("float32")
@@ -49,7 +56,7 @@ def weights_of(variables):
 
 
 def test_ema_follows_its_formula_and_training_weights_stay_raw():
-    model = kd.DiffusionModel(tiny_unet(), ema_momentum=0.9, ema_warmup=True, seed=0)
+    model = kd.DiffusionModel(minimal_unet(), ema_momentum=0.9, ema_warmup=True, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     data = images()
     recorded = [weights_of(model.network.trainable_variables)]
@@ -219,7 +226,7 @@ def test_reconstruct(trained):
     ],
 )
 def test_bad_training_data_is_a_clear_error(data, message):
-    model = kd.DiffusionModel(tiny_unet())
+    model = kd.DiffusionModel(minimal_unet())
     model.compile(optimizer="adam")
     before = weights_of(model.network.trainable_variables)
     with pytest.raises(ValueError, match=message):
@@ -231,7 +238,7 @@ def test_bad_training_data_is_a_clear_error(data, message):
 def test_labels_are_ignored_and_validation_uses_ema():
     # An EMA that barely moves stays the initial network, whose output is exactly 0,
     # so its ε-loss is E[ε²] ≈ 1 while the training weights have learned.
-    model = kd.DiffusionModel(tiny_unet(), ema_momentum=0.999999, seed=1)
+    model = kd.DiffusionModel(minimal_unet(), ema_momentum=0.999999, seed=1)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     data = np.tile(images(8), (10, 1, 1, 1))
     history = model.fit(
@@ -284,7 +291,7 @@ def test_min_snr_and_other_losses_train():
         {"prediction": "v", "min_snr_gamma": 5.0},
         {"prediction": "x0", "loss": "mae", "min_snr_gamma": 5.0},
     ]:
-        model = kd.DiffusionModel(tiny_unet(), seed=0, **kwargs)
+        model = kd.DiffusionModel(minimal_unet(), seed=0, **kwargs)
         model.compile(optimizer="adam")
         history = model.fit(images(8), batch_size=8, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])
@@ -297,7 +304,7 @@ def test_jit_compile_on_and_off_train_alike():
         )
     losses = []
     for jit_compile in (True, False):
-        model = kd.DiffusionModel(tiny_unet(), seed=0)
+        model = kd.DiffusionModel(minimal_unet(), seed=0)
         model.compile(optimizer="adam", jit_compile=jit_compile)
         assert model.jit_compile == jit_compile
         losses.append(
