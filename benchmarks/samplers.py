@@ -55,9 +55,31 @@ def score(model, encoder, real_stats, sampler, steps, num, seed):
     }
 
 
+def table(records):
+    """Markdown: FID per sampler and step count, with DDPM's and the floor beside them."""
+    runs = records["runs"]
+    steps = sorted({r["steps"] for r in runs if r["sampler"] != "ddpm"})
+    lines = [
+        "| sampler | " + " | ".join(f"{n} steps" for n in steps) + " |",
+        "|---" * (len(steps) + 1) + "|",
+    ]
+    for name in dict.fromkeys(r["sampler"] for r in runs if r["sampler"] != "ddpm"):
+        by_steps = {r["steps"]: r for r in runs if r["sampler"] == name}
+        cells = [f"{by_steps[n]['fid']:.2f}" if n in by_steps else "—" for n in steps]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    notes = [f"floor {records['baselines']['floor']:.2f}"]
+    notes += [
+        f"DDPM-{r['steps']} {r['fid']:.2f} ({r['sampling_seconds']:.0f} s)"
+        for r in runs
+        if r["sampler"] == "ddpm"
+    ]
+    return "\n".join(lines) + "\n\n" + "; ".join(notes) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a .keras file")
+    parser.add_argument("--model", help="a .keras file")
+    parser.add_argument("--table", help="print the markdown table of a result file")
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
     parser.add_argument(
@@ -66,11 +88,17 @@ def main(argv=None):
     parser.add_argument("--num", type=int, default=256, help="generated images")
     parser.add_argument("--real", type=int, default=2000, help="held-out real images")
     parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--out", required=True)
     parser.add_argument(
         "--conditions", default="", help="free text: the machine's load"
     )
+    parser.add_argument("--out", help="the result file to write")
     args = parser.parse_args(argv)
+    if args.table:
+        with open(args.table) as file:
+            print(table(json.load(file)), end="")
+        return
+    if not (args.model and args.out):
+        parser.error("give --model and --out (or --table FILE)")
     unknown = sorted(set(args.samplers) - set(SAMPLERS))
     if unknown:
         parser.error(f"unknown samplers {unknown}; known: {sorted(SAMPLERS)}")

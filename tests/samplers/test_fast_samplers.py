@@ -20,6 +20,7 @@ from tests.gaussian import (
     oracle_model,
     rate_tables,
 )
+from tests.helpers import count_calls
 
 BACKEND = keras.backend.backend()
 LINEAR = kd.schedules.LinearSchedule()
@@ -203,3 +204,21 @@ def test_bad_arguments_are_one_line_errors():
         kd.samplers.EulerSampler(spacing="karas")
     with pytest.raises(ValueError, match=r"`steps` must lie in \[1, 1000\]"):
         kd.samplers.EulerSampler().timesteps(LINEAR, 1001)
+
+
+@pytest.mark.parametrize(
+    "config,evaluations", [({"name": "dpm_solver", "order": 3}, 10), ("heun", 19)]
+)
+def test_one_compiled_loop_and_the_evaluations_per_run(
+    config, evaluations, monkeypatch
+):
+    model = oracle_model("epsilon", LINEAR, image_shape=(4, 4, 1))
+    calls = count_calls(monkeypatch, model, "denoise")
+    noise = np.random.default_rng(0).standard_normal((3, 4, 4, 1)).astype("float32")
+    first = model.generate(None, sampler=config, steps=10, initial_noise=noise)
+    second = model.generate(None, sampler=config, steps=10, initial_noise=noise[::-1])
+    np.testing.assert_allclose(second, first[::-1], atol=1e-5)
+    if BACKEND == "torch":  # eager: every evaluation runs, Heun's last step has one
+        assert calls[0] == 2 * evaluations
+    else:  # traced once for both calls (Heun's body holds its two evaluations)
+        assert calls[0] == (2 if config == "heun" else 1)
