@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import os
-import re
 import shutil
 import socket
 import threading
@@ -23,6 +22,7 @@ from PIL import Image
 
 import keras_ddpm as kd
 from keras_ddpm.demo._browser import CHROMIUM_FLAGS, set_slider
+from keras_ddpm.models import sampling
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "torch",
@@ -121,27 +121,30 @@ def test_page_generates_a_grid_of_the_requested_size(page):
 
 
 def test_stop_cancels_a_generation_between_batches(page, monkeypatch):
-    model = SERVED["model"]
-    generate, calls = model.generate, []
+    # The page samples through `sampling.sample_chunks`, one batch per item.
+    sample_chunks, calls = sampling.sample_chunks, []
+    release = threading.Event()
 
-    def slow_generate(*args, **kwargs):
-        calls.append(time.monotonic())
-        time.sleep(2.0)  # a batch that takes long enough to be stopped
-        return generate(*args, **kwargs)
+    def held_chunks(*args, **kwargs):
+        for chunk in sample_chunks(*args, **kwargs):
+            calls.append(time.monotonic())
+            if len(calls) >= 2:  # the second batch waits until Stop has been pressed
+                release.wait(timeout=60)
+            yield chunk
 
-    monkeypatch.setattr(model, "generate", slow_generate)
+    monkeypatch.setattr(sampling, "sample_chunks", held_chunks)
     set_slider(page, "num-images", 6)  # three batches of two
     set_slider(page, "steps", 2)
     page.locator("#generate").click()
-    page.locator("#status").get_by_text("2 of 6 images").wait_for()
+    page.locator("#status").get_by_text("2 of 6 images").wait_for(timeout=120_000)
     page.locator("#stop").click()
-    time.sleep(5.0)  # time enough for the remaining batches, had they run
-    # The stop lands while the second batch runs (or, on a slow machine, just
-    # after it): the third batch never starts and the status never reaches 6.
-    assert len(calls) <= 2
+    time.sleep(3.0)  # the cancel reaches the server while the second batch is held
+    release.set()
+    time.sleep(3.0)  # time enough for the third batch to start, had it been asked for
+    assert len(calls) == 2
     # Gradio may put its own "Error" label over the outputs of a cancelled event
     # (a front-end race on cancel); the status text itself must still be ours.
-    assert re.search(r"\b[24] of 6 images", page.locator("#status").inner_text())
+    assert "2 of 6 images" in page.locator("#status").inner_text()
 
 
 def test_page_reconstructs_an_uploaded_picture(page, tmp_path):
