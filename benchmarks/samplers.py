@@ -36,6 +36,8 @@ SAMPLERS = {
     "dpm_solver_2": {"name": "dpm_solver", "order": 2},
     "dpm_solver_3": {"name": "dpm_solver", "order": 3},
     "dpm_solver_2_trailing": {"name": "dpm_solver", "order": 2, "spacing": "trailing"},
+    "dpm_solver_3_trailing": {"name": "dpm_solver", "order": 3, "spacing": "trailing"},
+    "heun_trailing": {"name": "heun", "spacing": "trailing"},
 }
 
 

@@ -22,6 +22,8 @@ class DDIMSampler(Sampler):
             timesteps visited (see `Sampler`). Defaults to `"trailing"`.
         default_steps: int or None, steps when `sample()` gets none. Defaults to 50.
         rho: float > 0, the ρ of `"karras"` spacing. Defaults to 7.0.
+        sigma_max: float or None, the cap on `"karras"` spacing's largest σ
+            (see `Sampler`). Defaults to 80.0.
 
     Raises:
         ValueError: if `eta` is not a finite number >= 0, or for a bad `spacing`
@@ -41,10 +43,20 @@ class DDIMSampler(Sampler):
     """
 
     def __init__(
-        self, eta=0.0, clip=True, spacing="trailing", default_steps=50, rho=7.0
+        self,
+        eta=0.0,
+        clip=True,
+        spacing="trailing",
+        default_steps=50,
+        rho=7.0,
+        sigma_max=80.0,
     ):
         super().__init__(
-            spacing=spacing, clip=clip, default_steps=default_steps, rho=rho
+            spacing=spacing,
+            clip=clip,
+            default_steps=default_steps,
+            rho=rho,
+            sigma_max=sigma_max,
         )
         self.eta = check_float("eta", eta, low=0.0)
 

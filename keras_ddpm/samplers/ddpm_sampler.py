@@ -26,6 +26,8 @@ class DDPMSampler(Sampler):
             timesteps visited (see `Sampler`). Defaults to `"trailing"`.
         default_steps: int or None; None visits every timestep. Defaults to None.
         rho: float > 0, the ρ of `"karras"` spacing. Defaults to 7.0.
+        sigma_max: float or None, the cap on `"karras"` spacing's largest σ
+            (see `Sampler`). Defaults to 80.0.
 
     Raises:
         ValueError: for an unknown `variance`, or a bad `spacing` or `default_steps`.
@@ -51,9 +53,14 @@ class DDPMSampler(Sampler):
         spacing="trailing",
         default_steps=None,
         rho=7.0,
+        sigma_max=80.0,
     ):
         super().__init__(
-            spacing=spacing, clip=clip, default_steps=default_steps, rho=rho
+            spacing=spacing,
+            clip=clip,
+            default_steps=default_steps,
+            rho=rho,
+            sigma_max=sigma_max,
         )
         self.variance = check_choice("variance", variance, POSTERIOR_VARIANCES)
 

@@ -50,6 +50,8 @@ class DPMSolverSampler(Sampler):
         lower_order_final: bool, at most second order on the second-to-last
             step of runs under 15 steps. Defaults to True.
         rho: float > 0, the ρ of `"karras"` spacing. Defaults to 7.0.
+        sigma_max: float or None, the cap on `"karras"` spacing's largest σ
+            (see `Sampler`). Defaults to 80.0.
 
     Raises:
         ValueError: if `order` is not 1, 2 or 3, or for a bad `spacing`,
@@ -78,9 +80,14 @@ class DPMSolverSampler(Sampler):
         default_steps=20,
         lower_order_final=True,
         rho=7.0,
+        sigma_max=80.0,
     ):
         super().__init__(
-            spacing=spacing, clip=clip, default_steps=default_steps, rho=rho
+            spacing=spacing,
+            clip=clip,
+            default_steps=default_steps,
+            rho=rho,
+            sigma_max=sigma_max,
         )
         self.order = check_int("order", order)
         if self.order not in ORDERS:

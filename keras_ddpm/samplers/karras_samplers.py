@@ -32,6 +32,8 @@ class EulerSampler(Sampler):
             `Sampler`). Defaults to `"karras"`.
         default_steps: int or None, steps when `sample()` gets none. Defaults to 20.
         rho: float > 0, the ρ of `"karras"` spacing. Defaults to 7.0.
+        sigma_max: float or None, the cap on `"karras"` spacing's largest σ
+            (see `Sampler`). Defaults to 80.0.
 
     Raises:
         ValueError: for a bad `spacing`, `default_steps` or `rho`.
@@ -49,9 +51,15 @@ class EulerSampler(Sampler):
         - [Karras et al., 2022. Elucidating the Design Space of Diffusion-Based Generative Models](https://arxiv.org/abs/2206.00364)
     """
 
-    def __init__(self, clip=True, spacing="karras", default_steps=20, rho=7.0):
+    def __init__(
+        self, clip=True, spacing="karras", default_steps=20, rho=7.0, sigma_max=80.0
+    ):
         super().__init__(
-            spacing=spacing, clip=clip, default_steps=default_steps, rho=rho
+            spacing=spacing,
+            clip=clip,
+            default_steps=default_steps,
+            rho=rho,
+            sigma_max=sigma_max,
         )
 
     def coefficients(self, alpha_bar, alpha_bar_prev):
@@ -80,6 +88,8 @@ class HeunSampler(Sampler):
         default_steps: int or None, steps when `sample()` gets none. Defaults to
             10 (19 network evaluations).
         rho: float > 0, the ρ of `"karras"` spacing. Defaults to 7.0.
+        sigma_max: float or None, the cap on `"karras"` spacing's largest σ
+            (see `Sampler`). Defaults to 80.0.
 
     Raises:
         ValueError: for a bad `spacing`, `default_steps` or `rho`.
@@ -97,9 +107,15 @@ class HeunSampler(Sampler):
         - [Karras et al., 2022. Elucidating the Design Space of Diffusion-Based Generative Models](https://arxiv.org/abs/2206.00364)
     """
 
-    def __init__(self, clip=True, spacing="karras", default_steps=10, rho=7.0):
+    def __init__(
+        self, clip=True, spacing="karras", default_steps=10, rho=7.0, sigma_max=80.0
+    ):
         super().__init__(
-            spacing=spacing, clip=clip, default_steps=default_steps, rho=rho
+            spacing=spacing,
+            clip=clip,
+            default_steps=default_steps,
+            rho=rho,
+            sigma_max=sigma_max,
         )
 
     def network_evaluations(self, steps):

@@ -222,10 +222,17 @@ class Sampler(ConfigEquality):
             (None: every timestep of the schedule).
         rho: float > 0, the ρ of `"karras"` spacing (ignored by the others).
             Defaults to 7.0.
+        sigma_max: float > 0 or None, the largest σ of `"karras"` spacing: the
+            schedule's σ at the first timestep, capped at this value (None: no
+            cap). Defaults to 80.0, EDM's σ_max for data in [-1, 1]: there the
+            signal is 1/80 of the noise, so starting from pure noise costs
+            nothing, while a schedule's own σ_max can be enormous (the cosine
+            schedule's is about 2·10⁴, reached only in its last timesteps, where
+            an uncapped Karras ramp would spend most of its steps).
 
     Raises:
         ValueError: for an unknown `spacing`, a `default_steps` that is not a
-            positive int or None, or `rho` <= 0.
+            positive int or None, or `rho` or `sigma_max` <= 0.
 
     Example:
 
@@ -242,13 +249,23 @@ class Sampler(ConfigEquality):
     ```
     """
 
-    def __init__(self, spacing="trailing", clip=True, default_steps=None, rho=7.0):
+    def __init__(
+        self,
+        spacing="trailing",
+        clip=True,
+        default_steps=None,
+        rho=7.0,
+        sigma_max=80.0,
+    ):
         self.spacing = check_choice("spacing", spacing, SPACINGS)
         self.clip = bool(clip)
         self.default_steps = check_int(
             "default_steps", default_steps, low=1, allow_none=True
         )
         self.rho = check_float("rho", rho, low=0.0, low_inclusive=False)
+        self.sigma_max = check_float(
+            "sigma_max", sigma_max, low=0.0, low_inclusive=False, allow_none=True
+        )
 
     def coefficients(self, alpha_bar, alpha_bar_prev):
         """Return `(a, b, c, d)` of the linear step rule, as float64 arrays.
@@ -297,9 +314,11 @@ class Sampler(ConfigEquality):
             return spaced_timesteps(last + 1, steps, self.spacing)
         # Checked as the integer spacings are, so every spacing takes the same steps.
         spaced_timesteps(last + 1, steps, "trailing")
-        sigmas = karras_sigmas(
-            schedule.sigmas[0], schedule.sigmas[last], steps, self.rho
-        )
+        high = schedule.sigmas[last]
+        if self.sigma_max is not None and self.sigma_max < high:
+            high = max(self.sigma_max, schedule.sigmas[0])
+            last = float(schedule.timestep_at(high))
+        sigmas = karras_sigmas(schedule.sigmas[0], high, steps, self.rho)
         timesteps = schedule.timestep_at(sigmas)
         timesteps[0] = last  # exactly, whatever the round trip through log σ
         return timesteps
@@ -488,4 +507,5 @@ class Sampler(ConfigEquality):
             "clip": self.clip,
             "default_steps": self.default_steps,
             "rho": self.rho,
+            "sigma_max": self.sigma_max,
         }

@@ -9,6 +9,15 @@ from PIL import Image
 
 import keras_ddpm as kd
 
+# Keras callbacks over `fit`: the same Python on every backend, with the
+# backend's saving and restoring underneath. Checked under JAX and PyTorch;
+# TensorFlow writes checkpoints in tests/distribute, and its `fit` is
+# tested throughout tests/models, where each new graph costs it tens of seconds.
+NOT_TF = pytest.mark.skipif(
+    keras.backend.backend() == "tensorflow",
+    reason="callbacks over fit: checked under JAX and PyTorch",
+)
+
 
 def small_model():
     net = kd.models.build_unet(
@@ -25,6 +34,7 @@ def data():
     )
 
 
+@NOT_TF
 def test_sample_grid_and_history_file(tmp_path):
     model = small_model()
     grid = kd.callbacks.SampleGrid(
@@ -52,6 +62,7 @@ def test_sample_grid_and_history_file(tmp_path):
     assert len(again["loss"]) == 4 and again["loss"][:3] == saved["loss"][:3]
 
 
+@NOT_TF
 def test_checkpoint_keeps_newest_and_restores_state(tmp_path):
     model = small_model()
     checkpoint = kd.callbacks.Checkpoint(tmp_path, keep=2)
@@ -74,6 +85,7 @@ def test_checkpoint_keeps_newest_and_restores_state(tmp_path):
     assert kd.callbacks.Checkpoint.restore(tmp_path / "empty") is None
 
 
+@NOT_TF
 def test_request_stop_saves_the_interrupted_epoch_as_incomplete(tmp_path):
     model = small_model()
     checkpoint = kd.callbacks.Checkpoint(tmp_path)
@@ -93,6 +105,7 @@ def test_request_stop_saves_the_interrupted_epoch_as_incomplete(tmp_path):
     assert sorted(os.listdir(tmp_path))[-1] == "ckpt-epoch00001-step000000003.keras"
 
 
+@NOT_TF
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     model = small_model()
     checkpoint = kd.callbacks.Checkpoint(tmp_path, keep=2)

@@ -33,13 +33,14 @@ TINY = [
 ]
 
 
-# Killing and interrupting training is the same process plumbing on every backend
-# (checkpoint restore itself is tested in-process on all three in tests/callbacks);
-# these long subprocess tests run once, under PyTorch, whose processes start and
-# train tiny models several times faster than TensorFlow's.
+# Training, sampling, killing and interrupting through the command line is the
+# same process plumbing on every backend (fit, checkpoint restore and sampling
+# themselves are tested in-process on all three); these long subprocess tests run
+# once, under PyTorch, whose processes start and train tiny models several times
+# faster than TensorFlow's.
 main_job_backend_only = pytest.mark.skipif(
     keras.backend.backend() != "torch",
-    reason="kill/interrupt subprocess tests run once, under the PyTorch backend",
+    reason="command-line training subprocesses run once, under the PyTorch backend",
 )
 
 
@@ -71,6 +72,7 @@ def test_help_lists_commands():
         assert command in result.stdout
 
 
+@main_job_backend_only
 def test_train_sample_and_reconstruct(tmp_path):
     out = tmp_path / "run"
     result = run("train", *TINY, "--epochs", "2", "--out", str(out), "--verbose", "0")

@@ -126,7 +126,7 @@ def test_karras_sigmas_follow_eq_5():
 
 
 def test_karras_spacing_visits_fractional_timesteps_on_the_curve():
-    sampler = kd.samplers.DDIMSampler(spacing="karras")
+    sampler = kd.samplers.DDIMSampler(spacing="karras", sigma_max=None)
     timesteps = sampler.timesteps(LINEAR, 10)
     assert timesteps[0] == 999 and timesteps[-1] == 0
     assert np.all(np.diff(timesteps) < 0)
@@ -138,6 +138,23 @@ def test_karras_spacing_visits_fractional_timesteps_on_the_curve():
     np.testing.assert_allclose(sigmas, expected, rtol=1e-9)
     # From a later start (reconstruction), the curve starts at that timestep's σ.
     assert sampler.timesteps(LINEAR, 5, start=300)[0] == 300
+
+
+def test_karras_spacing_caps_the_largest_sigma():
+    cosine = kd.schedules.CosineSchedule()
+    assert cosine.sigmas[-1] > 1e4  # reached only in the last few timesteps
+    timesteps = kd.samplers.EulerSampler().timesteps(cosine, 8)  # sigma_max=80
+    ab = cosine.alpha_bar_at(timesteps)
+    sigmas = np.sqrt((1 - ab) / ab)
+    np.testing.assert_allclose(
+        sigmas, kd.samplers.karras_sigmas(cosine.sigmas[0], 80.0, 8), rtol=1e-9
+    )
+    assert 900 < timesteps[0] < 999
+    # A cap above the schedule's σ_max changes nothing.
+    wide = kd.samplers.EulerSampler(sigma_max=1e6).timesteps(LINEAR, 8)
+    np.testing.assert_array_equal(
+        wide, kd.samplers.EulerSampler(sigma_max=None).timesteps(LINEAR, 8)
+    )
 
 
 def test_alpha_bar_at_interpolates_log_sigma():
@@ -200,6 +217,8 @@ def test_bad_arguments_are_one_line_errors():
         kd.samplers.DPMSolverSampler(order=4)
     with pytest.raises(ValueError, match="`rho`"):
         kd.samplers.HeunSampler(rho=0.0)
+    with pytest.raises(ValueError, match="`sigma_max`"):
+        kd.samplers.DPMSolverSampler(sigma_max=-1.0)
     with pytest.raises(ValueError, match="'karras'"):
         kd.samplers.EulerSampler(spacing="karas")
     with pytest.raises(ValueError, match=r"`steps` must lie in \[1, 1000\]"):
