@@ -39,13 +39,13 @@ class DPMSolverSampler(Sampler):
         order: 1, 2 or 3 (2M or 3M). Defaults to 2, the paper's choice for
             guided and unguided sampling alike.
         clip: bool, clip x0_hat to [-1, 1] at each step. Defaults to True.
-        spacing: `"karras"`, `"trailing"`, `"leading"` or `"linspace"`: the
-            timesteps visited (see `Sampler`). Defaults to `"karras"`: with the
-            exact denoiser of Gaussian data, the trailing spacing's last step (a
-            first-order jump to σ = 0 from t = T/N − 1) dominates the error and
-            the second order gains almost nothing over DDIM, while on Karras
-            spacing 2M's error at 40 steps is 6× lower than DDIM's (see the
-            "Samplers and steps" guide).
+        spacing: `"trailing"`, `"karras"`, `"leading"` or `"linspace"`: the
+            timesteps visited (see `Sampler`). Defaults to `"trailing"`: on a
+            U-Net trained on synthetic flowers (cosine schedule, v-prediction),
+            2M at 10 steps scored FID 25.2 on trailing spacing and 27.9 on
+            Karras spacing, 3M 25.2 and 40.4 (see the "Samplers and steps"
+            guide); with the exact denoiser of Gaussian data, Karras spacing
+            converges faster.
         default_steps: int or None, steps when `sample()` gets none. Defaults to 20.
         lower_order_final: bool, at most second order on the second-to-last
             step of runs under 15 steps. Defaults to True.
@@ -76,7 +76,7 @@ class DPMSolverSampler(Sampler):
         self,
         order=2,
         clip=True,
-        spacing="karras",
+        spacing="trailing",
         default_steps=20,
         lower_order_final=True,
         rho=7.0,
