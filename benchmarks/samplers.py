@@ -15,12 +15,15 @@ same sample size. Sampling wall time is recorded too.
 import argparse
 import json
 import os
+import sys
 import time
 
 import keras
 
 import keras_ddpm as kd
-from benchmarks.quality import (
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.quality import (  # noqa: E402
     IMAGE_SIZE,
     baselines,
     fid,
@@ -31,13 +34,23 @@ from keras_ddpm.utils import atomic_path
 
 SAMPLERS = {
     "ddim": {"name": "ddim"},
-    "euler": {"name": "euler"},
-    "heun": {"name": "heun"},
     "dpm_solver_2": {"name": "dpm_solver", "order": 2},
     "dpm_solver_3": {"name": "dpm_solver", "order": 3},
-    "dpm_solver_2_trailing": {"name": "dpm_solver", "order": 2, "spacing": "trailing"},
-    "dpm_solver_3_trailing": {"name": "dpm_solver", "order": 3, "spacing": "trailing"},
+    "dpm_solver_2_karras": {"name": "dpm_solver", "order": 2, "spacing": "karras"},
+    "dpm_solver_3_karras": {"name": "dpm_solver", "order": 3, "spacing": "karras"},
+    "euler": {"name": "euler"},
+    "heun": {"name": "heun"},
     "heun_trailing": {"name": "heun", "spacing": "trailing"},
+}
+LABELS = {
+    "ddim": "DDIM (trailing)",
+    "dpm_solver_2": "DPM-Solver++ 2M (trailing, the default)",
+    "dpm_solver_3": "DPM-Solver++ 3M (trailing)",
+    "dpm_solver_2_karras": "DPM-Solver++ 2M (Karras)",
+    "dpm_solver_3_karras": "DPM-Solver++ 3M (Karras)",
+    "euler": "Euler (Karras)",
+    "heun": "Heun (Karras; 2N − 1 evaluations)",
+    "heun_trailing": "Heun (trailing; 2N − 1 evaluations)",
 }
 
 
@@ -68,7 +81,7 @@ def table(records):
     for name in dict.fromkeys(r["sampler"] for r in runs if r["sampler"] != "ddpm"):
         by_steps = {r["steps"]: r for r in runs if r["sampler"] == name}
         cells = [f"{by_steps[n]['fid']:.2f}" if n in by_steps else "—" for n in steps]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
     notes = [f"floor {records['baselines']['floor']:.2f}"]
     notes += [
         f"DDPM-{r['steps']} {r['fid']:.2f} ({r['sampling_seconds']:.0f} s)"

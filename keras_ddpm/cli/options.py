@@ -16,6 +16,10 @@ from keras_ddpm.samplers.dpm_solver_sampler import ORDERS as DPM_SOLVER_ORDERS
 from keras_ddpm.samplers.sampler import SPACINGS
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# DPM-Solver++ 2M at 20 steps: FID within 3 % of DDPM with all 1000 steps on a
+# trained flowers model, at 1/50 of the network evaluations (the "Samplers and
+# steps" guide); the command line's default for sampling and evaluation.
+DEFAULT_SAMPLER, DEFAULT_STEPS = "dpm_solver", 20
 
 
 class UsageError(Exception):
@@ -69,9 +73,17 @@ def add_backend(parser):
 def add_sampling_arguments(parser):
     """`--sampler`, `--steps`, `--eta`, `--order`, `--spacing` and `--seed`, read by `generate`."""
     parser.add_argument(
-        "--sampler", choices=names(samplers), default="ddim", help="(default: ddim)"
+        "--sampler",
+        choices=names(samplers),
+        default=DEFAULT_SAMPLER,
+        help=f"(default: {DEFAULT_SAMPLER}, DPM-Solver++ 2M)",
     )
-    parser.add_argument("--steps", type=positive(int), default=50, help="(default: 50)")
+    parser.add_argument(
+        "--steps",
+        type=positive(int),
+        default=DEFAULT_STEPS,
+        help=f"(default: {DEFAULT_STEPS})",
+    )
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default: 0)")
     parser.add_argument(
         "--order",

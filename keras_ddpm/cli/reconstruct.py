@@ -5,7 +5,14 @@ import os
 import numpy as np
 
 from keras_ddpm import datasets, samplers, viz
-from keras_ddpm.cli.options import UsageError, add_backend, load_model, names, positive
+from keras_ddpm.cli.options import (
+    DEFAULT_SAMPLER,
+    UsageError,
+    add_backend,
+    load_model,
+    names,
+    positive,
+)
 
 
 def add_parser(commands):
@@ -24,7 +31,10 @@ def add_parser(commands):
         "--num", type=positive(int), default=8, help="images (default: 8)"
     )
     reconstruct.add_argument(
-        "--sampler", choices=names(samplers), default="ddim", help="(default: ddim)"
+        "--sampler",
+        choices=names(samplers),
+        default=DEFAULT_SAMPLER,
+        help=f"(default: {DEFAULT_SAMPLER})",
     )
     reconstruct.add_argument(
         "--steps", type=positive(int), help="(default: the sampler's, capped at t + 1)"

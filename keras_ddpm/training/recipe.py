@@ -50,8 +50,8 @@ def train(
     warmup_steps=0,
     min_snr_gamma=None,
     ema_momentum=0.999,
-    sampler="ddim",
-    sample_steps=50,
+    sampler="dpm_solver",
+    sample_steps=20,
     seed=0,
     grid_every=0,
     devices=1,
@@ -112,9 +112,11 @@ def train(
             al. 2023; see `DiffusionModel`). Defaults to None.
         ema_momentum: float, the EMA momentum (with warmup). Defaults to 0.999.
         sampler: str, a name of `kd.samplers`, for the final pictures and the
-            model's default. Defaults to `"ddim"`.
+            model's default. Defaults to `"dpm_solver"` (DPM-Solver++ 2M):
+            at 20 steps its FID was within 3 % of DDPM with every timestep on
+            a trained flowers model (the "Samplers and steps" guide).
         sample_steps: int, sampling steps of the final pictures and of the
-            grids. Defaults to 50.
+            grids. Defaults to 20.
         seed: int, seed of the data order, the weights and the samples.
             Defaults to 0.
         grid_every: int, write a grid of samples every this many epochs into
@@ -275,6 +277,7 @@ def train(
                 callbacks.SampleGrid(
                     os.path.join(output_dir, "samples"),
                     every_n_epochs=grid_every,
+                    sampler=sampler,
                     steps=sample_steps,
                 )
             )
