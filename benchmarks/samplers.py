@@ -7,7 +7,7 @@ flowers, beside DDPM with every timestep and the real-vs-real floor at the
 same sample size. Sampling wall time is recorded too.
 
     KERAS_BACKEND=tensorflow python benchmarks/samplers.py --model runs/model.keras \\
-        --out benchmarks/results/samplers-cpu-tensorflow.json
+        --out benchmarks/results/samplers/cpu-tensorflow.json
 
 `python benchmarks/make_table.py` renders the records into `docs/benchmarks.md`.
 """
