@@ -90,7 +90,8 @@ class SamplingMixin:
             sampler: a sampler name, config or instance; None uses the model's
                 default (`sampler=` of the constructor).
             steps: int or None, number of denoising steps (None: the sampler's
-                default, every timestep for DDPM, 50 for DDIM).
+                default: every timestep for DDPM, 50 for DDIM, 20 for
+                DPM-Solver++ and Euler, 10 for Heun).
             seed: int or None. The same seed gives the same images on a backend.
             initial_noise: optional float array `(num_images, H, W, C)` to start
                 from instead of noise drawn from `seed`.
