@@ -82,25 +82,33 @@ the EMA weights, and scores FID under the shipped flowers encoder
 (`kd.metrics.flowers_encoder`) against held-out real flowers (a seed the
 training set never uses). In the same run it scores the floor (other real
 flowers, at the same sample size), a full-covariance Gaussian fitted to the
-training pixels, and uniform noise. Down to `small`, each configuration changes
-one thing of the row above it; the rows below it vary one thing of `small`.
-Each change is stated against the configuration it names, so a file that
-skips a row still reads right. The intended run has two seeds per row:
+training pixels, and uniform noise. `small` changes the network of
+`defaults`; each row below it changes one thing of `small`. The recipe's
+defaults are the row that won on both seeds. Each change is stated against the
+configuration it names, so a file that skips a row still reads right. Every
+row has two seeds; the spread is the larger minus the smaller FID:
 
 ```bash
-KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 --num 256 --steps 25 \
-    --conditions "quiet machine" --out benchmarks/results/quality-cpu-tensorflow.json
+KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 --num 256 \
+    --sampler dpm_solver --steps 20 --conditions "quiet machine" \
+    --out benchmarks/results/quality-cpu-tensorflow.json
 python benchmarks/make_table.py benchmarks/results/*.json -o docs/benchmarks.md
 ```
 """
 
 CHANGES = {
-    "defaults": "the recipe's defaults before this benchmark (3.3 M parameters)",
-    "cosine": "+ warmup (100 steps) and cosine decay of the learning rate over the budget",
-    "small": "cosine + widths 32/64/96, one residual block per level (1.4 M parameters)",
-    "small-minsnr": "small + min-SNR-γ loss weighting, γ = 5",
-    "small-lr2e-3": "small with learning rate 2e-3 instead of 1e-3",
+    "defaults": "the recipe's defaults before this benchmark: widths 32/64/128, "
+    "two residual blocks per level (3.3 M parameters), learning rate 1e-3",
+    "small": "defaults with widths 32/64/96 and one residual block per level "
+    "(1.4 M parameters)",
+    "small-lr2e-3": "small with learning rate 2e-3 (after 100 warmup steps): "
+    "**the recipe's defaults now**",
+    "small-cosine": "small with 100 warmup steps and a cosine decay to 0 over "
+    "the budget (its length timed on a copy of the model first)",
+    "small-lognormal": "small with log-normal training noise levels "
+    '(`noise_levels="lognormal"`)',
     "small-batch32": "small with batch 32 instead of 16",
+    "small-minsnr": "small with min-SNR-γ loss weighting, γ = 5",
 }
 
 
@@ -124,8 +132,8 @@ def quality_section(path, data):
         f"({os.path.basename(path)})",
         "",
         f"- Load: {machine.get('conditions') or 'not recorded'}.",
-        f"- Each run: {first['minutes']:g} min of training (model building, step "
-        f"timing and `fit`), then {first['num_images']} samples "
+        f"- Each run: {first['minutes']:g} min of training (model building and `fit`; "
+        f"the cosine row also times a copy of the model first), then {first['num_images']} samples "
         f"({first['sampler']}, {first['sample_steps']} steps) against "
         f"{data['real_images']} held-out real flowers.",
         "",
@@ -136,8 +144,8 @@ def quality_section(path, data):
         f"| uniform noise | {data['baselines']['noise']:.0f} |",
         "",
         "| configuration | change | optimizer steps | FID (mean over seeds) | "
-        "FID per seed | × floor |",
-        "|---|---|---|---|---|---|",
+        "FID per seed | spread | × floor |",
+        "|---|---|---|---|---|---|---|",
     ]
     present = list(dict.fromkeys(run["config"] for run in runs))
     order = [name for name in CHANGES if name in present]
@@ -150,7 +158,7 @@ def quality_section(path, data):
         lines.append(
             f"| {name} | {CHANGES.get(name, '')} | {steps} | {mean:.2f} | "
             + ", ".join(f"{value:.2f}" for value in fids)
-            + f" | {mean / floor:.1f} |"
+            + f" | {max(fids) - min(fids):.2f} | {mean / floor:.1f} |"
         )
     lines.append("")
     return "\n".join(lines)

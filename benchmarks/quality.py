@@ -9,10 +9,12 @@ pixels and uniform noise are scored in the same run, so every number has its
 yardsticks beside it.
 
     KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 \\
-        --configs defaults cosine small --seeds 0 1 --out benchmarks/results/quality.json
+        --configs defaults small small-lognormal --seeds 0 1 \\
+        --out benchmarks/results/quality-cpu-tensorflow.json
 
-`python benchmarks/make_quality_table.py benchmarks/results/quality.json`
-turns the records into the table of `docs/benchmarks.md`.
+`--append` adds runs to an existing file measured with the same settings.
+`python benchmarks/make_table.py benchmarks/results/*.json` turns the records
+into the tables of `docs/benchmarks.md`.
 """
 
 import argparse
@@ -33,38 +35,31 @@ IMAGE_SIZE = 32
 REAL_SEED = 2024  # held out: training uses seed 0's images
 TRAIN_IMAGES = 4096
 
-# Each configuration changes one thing of the one before it (an ablation),
-# starting from the recipe's defaults before this benchmark existed.
+# The ablation: "defaults" is the training recipe as it stood before this
+# benchmark chose it, written out in full so that later changes of the recipe
+# leave these rows alone; "small" changes its network; every other row changes
+# one thing of "small".
+DEFAULTS_BEFORE = {
+    "widths": (32, 64, 128),
+    "block_depth": 2,
+    "prediction": "v",
+    "learning_rate": 1e-3,
+    "learning_rate_schedule": "constant",
+    "warmup_steps": 0,
+    "batch_size": 16,
+    "noise_levels": "uniform",
+    "min_snr_gamma": None,
+    "ema_momentum": 0.999,
+}
+SMALL = {**DEFAULTS_BEFORE, "widths": (32, 64, 96), "block_depth": 1}
 CONFIGS = {
-    "defaults": {},
-    "cosine": {"learning_rate_schedule": "cosine", "warmup_steps": 100},
-    "small": {
-        "learning_rate_schedule": "cosine",
-        "warmup_steps": 100,
-        "widths": (32, 64, 96),
-        "block_depth": 1,
-    },
-    "small-lr2e-3": {
-        "learning_rate_schedule": "cosine",
-        "warmup_steps": 100,
-        "widths": (32, 64, 96),
-        "block_depth": 1,
-        "learning_rate": 2e-3,
-    },
-    "small-minsnr": {
-        "learning_rate_schedule": "cosine",
-        "warmup_steps": 100,
-        "widths": (32, 64, 96),
-        "block_depth": 1,
-        "min_snr_gamma": 5.0,
-    },
-    "small-batch32": {
-        "learning_rate_schedule": "cosine",
-        "warmup_steps": 100,
-        "widths": (32, 64, 96),
-        "block_depth": 1,
-        "batch_size": 32,
-    },
+    "defaults": DEFAULTS_BEFORE,
+    "small": SMALL,
+    "small-lr2e-3": {**SMALL, "learning_rate": 2e-3, "warmup_steps": 100},
+    "small-cosine": {**SMALL, "learning_rate_schedule": "cosine", "warmup_steps": 100},
+    "small-lognormal": {**SMALL, "noise_levels": "lognormal"},
+    "small-batch32": {**SMALL, "batch_size": 32},
+    "small-minsnr": {**SMALL, "min_snr_gamma": 5.0},
 }
 
 
@@ -170,9 +165,14 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--num", type=int, default=500, help="generated images")
     parser.add_argument("--real", type=int, default=2000, help="held-out real images")
-    parser.add_argument("--sampler", default="ddim")
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--sampler", default="dpm_solver")
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add the runs to those of --out (same budget, sampler and sample sizes)",
+    )
     parser.add_argument(
         "--conditions", default="", help="free text: the machine's load"
     )
@@ -189,6 +189,20 @@ def main(argv=None):
         "baselines": baselines(encoder, real_stats, args.num),
         "runs": [],
     }
+    if args.append and os.path.exists(args.out):
+        with open(args.out) as file:
+            before = json.load(file)
+        same = {
+            (run["minutes"], run["sampler"], run["sample_steps"], run["num_images"])
+            for run in before["runs"]
+        }
+        if same != {(args.minutes, args.sampler, args.steps, args.num)}:
+            parser.error(f"--append: {args.out} was measured with other settings")
+        if before["real_images"] != args.real:
+            parser.error(
+                f"--append: {args.out} used {before['real_images']} real images"
+            )
+        records["runs"] = before["runs"]
     print(json.dumps(records["baselines"]), flush=True)
     context = multiprocessing.get_context("spawn")
     for name in args.configs:

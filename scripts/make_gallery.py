@@ -9,6 +9,8 @@ Writes into `--out`:
 - `sampler_steps.png`: the same initial noise sampled with DDIM and DDPM at
   10, 20, 50 and 1000 steps;
 - `reconstruction.png`: synthetic flowers noised to t = 300 and 600 and denoised back;
+- `inpainting.png`: synthetic flowers, their centre blanked, and RePaint's filling;
+- `interpolation.png`: two walks between samples (spherical interpolation of the noise);
 - `schedules.png`: ᾱ_t and log-SNR of the linear, cosine and sigmoid schedules;
 - `loss.png`: the training curves of `history.json` (next to the model by default).
 """
@@ -115,6 +117,48 @@ def reconstruction(model, out, timesteps=(300, 600), steps=50, num=6, seed=2):
     return ["reconstruction.png"]
 
 
+def inpainting(model, out, steps=50, num=6, seed=3):
+    """Rows: originals, the centre to fill in (grey), RePaint's filling (DDIM steps)."""
+    height, width, channels = model.image_shape
+    originals = kd.datasets.synthetic_flowers(num, (height, width), seed=seed) * 2 - 1
+    if channels == 1:
+        originals = originals.mean(axis=-1, keepdims=True)
+    mask = np.ones((height, width, 1), np.float32)
+    mask[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 0.0
+    filled = model.inpaint(
+        originals,
+        mask,
+        sampler="ddim",
+        steps=steps,
+        jump_length=max(1, steps // 10),
+        jump_n_sample=5,
+        seed=seed,
+    )
+    kd.viz.save_grid(
+        np.concatenate([originals, originals * mask, filled]),
+        os.path.join(out, "inpainting.png"),
+        rows=3,
+        cols=num,
+        scale=2,
+    )
+    return ["inpainting.png"]
+
+
+def interpolation(model, out, steps=50, num=8, pairs=((0, 1), (2, 3))):
+    """One row per pair of seeds: the spherical walk between their two samples."""
+    rows = [
+        model.interpolate(a, b, num=num, sampler="ddim", steps=steps) for a, b in pairs
+    ]
+    kd.viz.save_grid(
+        np.concatenate(rows),
+        os.path.join(out, "interpolation.png"),
+        rows=len(rows),
+        cols=num,
+        scale=2,
+    )
+    return ["interpolation.png"]
+
+
 def schedule_plots(out, schedules=None):
     """ᾱ_t and log-SNR of each schedule, against t / T."""
     schedules = SCHEDULES if schedules is None else schedules
@@ -185,6 +229,8 @@ def main(argv=None):
     written += samples_and_denoising(model, args.out, args.sample_steps)
     written += sampler_steps(model, args.out, args.steps)
     written += reconstruction(model, args.out, steps=args.sample_steps)
+    written += inpainting(model, args.out, steps=args.sample_steps)
+    written += interpolation(model, args.out, steps=args.sample_steps)
     written += schedule_plots(args.out)
     written += loss_curve(history, args.out)
     print("Wrote " + ", ".join(os.path.join(args.out, name) for name in written))

@@ -24,6 +24,8 @@ GALLERY = [
     "denoise_strip.png",
     "sampler_steps.png",
     "reconstruction.png",
+    "inpainting.png",
+    "interpolation.png",
     "schedules.png",
     "loss.png",
 ]
@@ -89,6 +91,10 @@ def _write_and_check_gallery(tmp_path):
     assert gif.n_frames > 1 and durations[-1] >= 1500 > durations[0]
     rows = np.asarray(Image.open(out / "reconstruction.png")).shape[0]
     assert rows == 2 * (5 * 8 + 6 * 2)  # originals + 2 × (noised, restored), scale 2
+    inpainted = np.asarray(Image.open(out / "inpainting.png"))
+    assert inpainted.shape[:2] == (2 * (3 * 8 + 4 * 2), 2 * (6 * 8 + 7 * 2))
+    walks = np.asarray(Image.open(out / "interpolation.png"))
+    assert walks.shape[:2] == (2 * (2 * 8 + 3 * 2), 2 * (8 * 8 + 9 * 2))
 
 
 def test_missing_files_are_one_line_errors(tmp_path, capsys):

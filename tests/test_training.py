@@ -4,6 +4,7 @@ import inspect
 import json
 import math
 import os
+import time
 
 import keras
 import pytest
@@ -80,6 +81,7 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
             "`batch_size` 8 must be a multiple of `devices` 3.",
         ),
         ({"dataset": "no_such_dataset_xyz"}, "Unknown dataset"),
+        ({"noise_levels": "edm"}, "`noise_levels` must be one of"),
     ],
 )
 def test_errors_name_arguments_not_flags(tmp_path, arguments, message):
@@ -122,17 +124,52 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step(tmp_path)
 
 
 @ONCE
-def test_a_time_budget_sets_the_epochs_and_stops_training(tmp_path, capsys):
-    result = kd.training.train(tmp_path / "run", minutes=0.2, **TINY)
+def test_constant_schedule_warms_up_then_holds_its_rate(tmp_path):
+    result = kd.training.train(
+        tmp_path / "run", epochs=1, learning_rate=0.01, warmup_steps=2, **TINY
+    )
+    schedule = result.model.optimizer._learning_rate
+    rates = [float(keras.ops.convert_to_numpy(schedule(s))) for s in (0, 1, 2, 3, 99)]
+    assert rates == pytest.approx([0.0, 0.005, 0.01, 0.01, 0.01], abs=1e-6)
+
+
+@ONCE
+def test_a_time_budget_trains_until_it_is_spent(tmp_path, capsys):
+    budget = 0.2
+    start = time.monotonic()
+    result = kd.training.train(tmp_path / "run", minutes=budget, **TINY)
+    trained = time.monotonic() - start
+    out = capsys.readouterr().out
+    assert result.completed, result.message
+    assert "Time budget: 0.2 min, training until it is spent." in out
+    # No step count is planned for a constant rate: the time limit alone ends
+    # the run (a tiny model runs many epochs in it), and the final pictures
+    # come after it.
+    assert trained >= 60 * budget
+    assert len(result.history["loss"]) > 1
+    assert os.path.isfile(result.checkpoint)
+
+
+@ONCE
+def test_a_time_budget_plans_the_cosine_schedule(tmp_path, capsys):
+    result = kd.training.train(
+        tmp_path / "run",
+        minutes=0.2,
+        learning_rate_schedule="cosine",
+        warmup_steps=0,
+        **TINY,
+    )
     out = capsys.readouterr().out
     assert result.completed, result.message
     line = next(line for line in out.splitlines() if line.startswith("Time budget"))
     assert line.startswith("Time budget: 0.2 min,")
-    planned = int(line.split("(")[1].split()[0])
-    # The derived epochs ran, unless the time limit stopped the run first
-    # (a budget this short may end inside the first epoch); either way a
-    # checkpoint holds what was trained.
-    assert len(result.history.get("loss", [])) <= planned
+    planned = int(line.split("-> ")[1].split()[0])
+    decay = result.model.optimizer._learning_rate.decay_steps
+    assert decay == planned
+    # The planned epochs ran, unless the time limit stopped the run first;
+    # either way a checkpoint holds what was trained.
+    epochs = int(line.split("(")[1].split()[0])
+    assert len(result.history.get("loss", [])) <= epochs
     assert os.path.isfile(result.checkpoint)
 
 

@@ -1,4 +1,5 @@
-"""The `keras-ddpm` command line: train, sample, reconstruct, evaluate, serve, info.
+"""The `keras-ddpm` command line: train, sample, reconstruct, inpaint, interpolate, evaluate, serve,
+info.
 
 Each subcommand lives in its own module (`add_parser` and `run`); this one only
 assembles the parser and dispatches. Errors a user can fix (bad arguments,
@@ -8,12 +9,21 @@ missing files, unreadable models) print one line on stderr and exit with status
 
 import sys
 
-from keras_ddpm.cli import evaluate, info, reconstruct, sample, serve, train
+from keras_ddpm.cli import (
+    evaluate,
+    info,
+    inpaint,
+    interpolate,
+    reconstruct,
+    sample,
+    serve,
+    train,
+)
 from keras_ddpm.cli.options import Parser, UsageError, select_backend
 from keras_ddpm.version import __version__
 
 # In the order `keras-ddpm --help` lists them.
-COMMANDS = (train, sample, reconstruct, evaluate, serve, info)
+COMMANDS = (train, sample, reconstruct, inpaint, interpolate, evaluate, serve, info)
 
 
 def build_parser():
@@ -21,7 +31,7 @@ def build_parser():
 
     Returns:
         An `argparse.ArgumentParser` with the subcommands `train`, `sample`,
-        `reconstruct`, `evaluate`, `serve` and `info`.
+        `reconstruct`, `inpaint`, `interpolate`, `evaluate`, `serve` and `info`.
 
     Example:
 

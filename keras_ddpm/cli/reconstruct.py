@@ -13,6 +13,7 @@ from keras_ddpm.cli.options import (
     names,
     positive,
 )
+from keras_ddpm.models import inputs
 
 
 def add_parser(commands):
@@ -24,8 +25,14 @@ def add_parser(commands):
         "--model", required=True, help="a .keras file written by keras-ddpm"
     )
     reconstruct.add_argument("--images", required=True, help="a folder of images")
-    reconstruct.add_argument(
-        "--t", type=int, default=300, help="timestep to noise to (default: 300)"
+    start = reconstruct.add_mutually_exclusive_group()
+    start.add_argument(
+        "--t", type=int, help="timestep to noise to (default: 300, unless --strength)"
+    )
+    start.add_argument(
+        "--strength",
+        type=float,
+        help="SDEdit strength in (0, 1] instead of --t: t = round(strength * (T - 1))",
     )
     reconstruct.add_argument(
         "--num", type=positive(int), default=8, help="images (default: 8)"
@@ -67,9 +74,17 @@ def run(args):
         validation_fraction=0.0,
     )
     originals = np.asarray(next(iter(dataset)))
+    if args.t is None and args.strength is None:
+        args.t = 300
+    try:
+        t = inputs.reconstruction_timestep(
+            args.t, args.strength, model.schedule.timesteps
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     restored, trajectory = model.reconstruct(
         originals,
-        args.t,
+        t,
         sampler=args.sampler,
         steps=args.steps,
         seed=args.seed,
@@ -77,5 +92,5 @@ def run(args):
     )
     rows = np.concatenate([originals, trajectory[0], restored])
     viz.save_grid(rows, args.out, rows=3, cols=len(originals))
-    print(f"Wrote {args.out} (rows: originals, noised to t={args.t}, reconstructed)")
+    print(f"Wrote {args.out} (rows: originals, noised to t={t}, reconstructed)")
     return 0

@@ -83,13 +83,13 @@ def add_parser(commands):
     train.add_argument(
         "--epochs",
         type=positive(int),
-        help="total epochs; with --minutes a cap (default: 7, or with --minutes as many as fit)",
+        help="total epochs; with --minutes a cap (default: as many as fit in the budget)",
     )
     train.add_argument(
         "--minutes",
         type=positive(float),
-        help="wall-clock budget for training: the epochs that fit are derived from timed "
-        "steps, and training stops cleanly at the budget (default: none)",
+        help="wall-clock budget for training, which stops cleanly when it is spent "
+        "(default: 8.5 without --epochs, else none)",
     )
     train.add_argument(
         "--batch-size", type=positive(int), help=f"(default: {d['batch_size']})"
@@ -137,12 +137,18 @@ def add_parser(commands):
     train.add_argument(
         "--warmup-steps",
         type=int,
-        help=f"linear warmup steps of the cosine schedule (default: {d['warmup_steps']})",
+        help=f"linear warmup steps of the learning rate (default: {d['warmup_steps']})",
     )
     train.add_argument(
         "--min-snr-gamma",
         type=positive(float),
         help="min-SNR-gamma loss weighting (default: none)",
+    )
+    train.add_argument(
+        "--noise-levels",
+        choices=("uniform", "lognormal"),
+        help="training noise levels: uniform timesteps, or log-normal sigma "
+        f"(Karras et al. 2022) (default: {d['noise_levels']})",
     )
     train.add_argument(
         "--ema",

@@ -14,6 +14,8 @@ class DiffusionModel(SamplingMixin, keras.Model):
     """A denoising diffusion model: trains a network with `fit`, samples with `generate`.
 
     Training (Ho et al. 2020, Algorithm 1): for each image x0 draw t ~ U{0, T−1}
+    (or, with `noise_levels="lognormal"`, the fractional t whose noise level
+    σ = sqrt((1 − ᾱ_t)/ᾱ_t) has log σ ~ N(`lognormal_mean`, `lognormal_std`²))
     and ε ~ N(0, I), form x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε, and regress the
     network's output on the target of `prediction` (ε, x0, or v = α·ε − σ·x0)
     with the `loss`, optionally weighted by min-SNR-γ. After every optimizer step
@@ -46,6 +48,18 @@ class DiffusionModel(SamplingMixin, keras.Model):
         ema_power: float > 0, the `"power"` warmup's exponent. Defaults to 2/3.
         min_snr_gamma: float > 0 or None, the γ of min-SNR-γ loss weighting
             (Hang et al. 2023). Defaults to None (uniform weights).
+        noise_levels: `"uniform"` (integer timesteps, each equally likely) or
+            `"lognormal"`: the training noise-level distribution of Karras et
+            al. (2022), which spends the steps on the middle noise levels that
+            decide an image's shapes; with v-prediction its per-level loss
+            weight is theirs as well (for data of unit scale). The network is
+            then called with fractional timesteps, as Karras-spaced samplers
+            do. Draws outside the schedule's range are clipped to its ends.
+            Defaults to `"uniform"`.
+        lognormal_mean: float, the mean of log σ for `"lognormal"`. Defaults
+            to -1.2 (Karras et al.'s P_mean).
+        lognormal_std: float > 0, the standard deviation of log σ for
+            `"lognormal"`. Defaults to 1.2 (their P_std).
         sampler: the default sampler of `generate` and `reconstruct`: a name,
             config dict or `Sampler`. Defaults to `"ddpm"`.
         seed: int or None, seed of the noise and timesteps drawn in training.
@@ -55,7 +69,9 @@ class DiffusionModel(SamplingMixin, keras.Model):
         ValueError: if `network` is not a Keras layer or model with a known
             input shape, for an unknown `prediction`, `loss`, schedule, sampler
             or `ema_warmup`, an `ema_momentum` outside [0, 1), or a non-positive
-            `ema_inv_gamma`, `ema_power` or `min_snr_gamma`.
+            `ema_inv_gamma`, `ema_power` or `min_snr_gamma`, an unknown
+            `noise_levels`, or a non-finite `lognormal_mean` or non-positive
+            `lognormal_std`.
 
     Example:
 
@@ -76,6 +92,7 @@ class DiffusionModel(SamplingMixin, keras.Model):
         - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
         - [Salimans & Ho, 2022. Progressive Distillation (v-prediction)](https://arxiv.org/abs/2202.00512)
         - [Hang et al., 2023. Efficient Diffusion Training via Min-SNR Weighting](https://arxiv.org/abs/2303.09556)
+        - [Karras et al., 2022. Elucidating the Design Space of Diffusion-Based Generative Models](https://arxiv.org/abs/2206.00364)
         - [Song & Ermon, 2020. Improved Techniques for Training Score-Based Generative Models (EMA)](https://arxiv.org/abs/2006.09011)
     """
 
@@ -90,6 +107,9 @@ class DiffusionModel(SamplingMixin, keras.Model):
         ema_inv_gamma=1.0,
         ema_power=2.0 / 3.0,
         min_snr_gamma=None,
+        noise_levels="uniform",
+        lognormal_mean=-1.2,
+        lognormal_std=1.2,
         sampler="ddpm",
         seed=None,
         **kwargs,
@@ -104,6 +124,7 @@ class DiffusionModel(SamplingMixin, keras.Model):
             ema_power,
             min_snr_gamma,
         )
+        inputs.check_noise_levels(noise_levels, lognormal_mean, lognormal_std)
         warmup = ema.normalise_warmup(ema_warmup)
         self.network = network
         self.schedule = schedules_lib.get(schedule)
@@ -114,6 +135,9 @@ class DiffusionModel(SamplingMixin, keras.Model):
         self.ema_inv_gamma = float(ema_inv_gamma)
         self.ema_power = float(ema_power)
         self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
+        self.noise_levels = noise_levels
+        self.lognormal_mean = float(lognormal_mean)
+        self.lognormal_std = float(lognormal_std)
         self.sampler = samplers_lib.get(sampler)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="training_noise")
@@ -215,7 +239,14 @@ class DiffusionModel(SamplingMixin, keras.Model):
 
     def _diffusion_loss(self, images, network_fn, replica=None):
         timesteps, noise = objective.draw_timesteps_and_noise(
-            self.seed_generator, self.schedule.timesteps, ops.shape(images), replica
+            self.seed_generator,
+            self.schedule.timesteps,
+            ops.shape(images),
+            replica,
+            self.noise_levels,
+            self._tables["log_sigmas"],
+            self.lognormal_mean,
+            self.lognormal_std,
         )
         return objective.diffusion_loss(
             network_fn,
@@ -313,6 +344,9 @@ class DiffusionModel(SamplingMixin, keras.Model):
             "ema_inv_gamma": self.ema_inv_gamma,
             "ema_power": self.ema_power,
             "min_snr_gamma": self.min_snr_gamma,
+            "noise_levels": self.noise_levels,
+            "lognormal_mean": self.lognormal_mean,
+            "lognormal_std": self.lognormal_std,
             "sampler": samplers_lib.serialize(self.sampler),
             "seed": self.seed,
         }

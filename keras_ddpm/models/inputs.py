@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_ddpm.models.objective import NOISE_LEVELS
 from keras_ddpm.ops import PREDICTION_TYPES, q_sample
 from keras_ddpm.utils import check_choice, check_float, check_int
 
@@ -51,6 +52,13 @@ def check_model_arguments(
     check_float(
         "min_snr_gamma", min_snr_gamma, low=0.0, low_inclusive=False, allow_none=True
     )
+
+
+def check_noise_levels(noise_levels, lognormal_mean, lognormal_std):
+    """The checks of `DiffusionModel`'s training noise-level arguments."""
+    check_choice("noise_levels", noise_levels, NOISE_LEVELS)
+    check_float("lognormal_mean", lognormal_mean)
+    check_float("lognormal_std", lognormal_std, low=0.0, low_inclusive=False)
 
 
 def network_image_shape(network):
@@ -133,8 +141,49 @@ def initial_noise(image_shape, num_images, seed, noise=None):
     return x
 
 
-def noised_images(images, t, seed, schedule, image_shape):
-    """Real images noised to timestep `t` with q(x_t | x_0), noise drawn from `seed`."""
+def end_noise(image_shape, name, seed, noise):
+    """One end of `interpolate`: `generate`'s noise for `seed`, or the given noise."""
+    if (seed is None) == (noise is None):
+        what = "not both" if seed is not None else "got neither"
+        raise ValueError(
+            f"`interpolate` takes `seed_{name}` or `noise_{name}` for that end, {what}."
+        )
+    if noise is None:
+        return initial_noise(image_shape, 1, check_int(f"seed_{name}", seed, low=0))[0]
+    noise = np.asarray(noise, dtype=np.float32)
+    if noise.shape == (1,) + tuple(image_shape):
+        noise = noise[0]
+    if noise.shape != tuple(image_shape):
+        raise ValueError(
+            f"`noise_{name}` must have shape ({_shape_text(image_shape)}) or "
+            f"(1, {_shape_text(image_shape)}), got {noise.shape}."
+        )
+    check_finite(f"noise_{name}", noise)
+    return noise
+
+
+def slerp(a, b, weights):
+    """Points on the great circle from `a` to `b` at fractions `weights`, stacked.
+
+    Computed in float64; parallel or opposite ends (θ = 0 or π, where the arc
+    is undefined) fall back to the straight line.
+    """
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cosine = np.sum(a64 * b64) / (np.linalg.norm(a64) * np.linalg.norm(b64))
+    theta = np.arccos(np.clip(cosine, -1.0, 1.0))
+    weights = np.asarray(weights, np.float64)
+    if np.sin(theta) < 1e-6:
+        frames = [(1 - w) * a64 + w * b64 for w in weights]
+    else:
+        frames = [
+            (np.sin((1 - w) * theta) * a64 + np.sin(w * theta) * b64) / np.sin(theta)
+            for w in weights
+        ]
+    return np.stack(frames).astype(np.float32)
+
+
+def real_images(images, image_shape):
+    """Real images `(N, H, W, C)` given to `reconstruct` or `inpaint`, checked."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1:] != tuple(image_shape):
         raise ValueError(
@@ -145,6 +194,61 @@ def noised_images(images, t, seed, schedule, image_shape):
             f"`images` must be float in [-1, 1], got dtype {images.dtype}."
         )
     check_finite("images", images)
+    return images
+
+
+def inpainting_inputs(images, mask, image_shape):
+    """`inpaint`'s originals and mask, checked, as float32 arrays of one shape."""
+    images = real_images(images, image_shape)
+    if images.min() < -1.0 or images.max() > 1.0:
+        raise ValueError(
+            f"`images` must lie in [-1, 1], got values in [{images.min():.3g}, "
+            f"{images.max():.3g}]."
+        )
+    mask = np.asarray(mask, dtype=np.float32)
+    height, width, channels = image_shape
+    allowed = [
+        (height, width),
+        (height, width, 1),
+        (height, width, channels),
+        (len(images), height, width, 1),
+        (len(images), height, width, channels),
+    ]
+    if mask.shape not in allowed:
+        raise ValueError(
+            "`mask` (1 = keep the pixel, 0 = fill it in) must have shape "
+            f"(H, W), (H, W, 1), (H, W, C), (N, H, W, 1) or (N, H, W, C) = "
+            f"{' or '.join(str(s) for s in allowed)}, got {mask.shape}."
+        )
+    check_finite("mask", mask)
+    if mask.min() < 0.0 or mask.max() > 1.0:
+        raise ValueError(
+            "`mask` (1 = keep the pixel, 0 = fill it in) must lie in [0, 1], got "
+            f"values in [{mask.min():.3g}, {mask.max():.3g}]."
+        )
+    if mask.ndim == 2:
+        mask = mask[..., None]
+    mask = np.broadcast_to(mask, images.shape).astype(np.float32)
+    return images.astype(np.float32), np.ascontiguousarray(mask)
+
+
+def reconstruction_timestep(t, strength, timesteps):
+    """The start timestep of `reconstruct`: `t` itself, or round(strength · (T − 1))."""
+    if (t is None) == (strength is None):
+        what = "not both" if t is not None else "got neither"
+        raise ValueError(
+            f"`reconstruct` takes `t` (a timestep in [0, {timesteps - 1}]) or "
+            f"`strength` (in (0, 1]), {what}."
+        )
+    if t is not None:
+        return check_int("t", t, low=0, high=timesteps - 1)
+    strength = check_float("strength", strength, low=0.0, high=1.0, low_inclusive=False)
+    return int(round(strength * (timesteps - 1)))
+
+
+def noised_images(images, t, seed, schedule, image_shape):
+    """Real images noised to timestep `t` with q(x_t | x_0), noise drawn from `seed`."""
+    images = real_images(images, image_shape)
     t = check_int("t", t, low=0, high=schedule.timesteps - 1)
     noise = np.random.default_rng(seed).standard_normal(images.shape, dtype=np.float32)
     x_t = q_sample(

@@ -26,6 +26,7 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm import samplers as samplers_lib
+from keras_ddpm.models import inpainting
 from keras_ddpm.models.trainers import get_trainer
 from keras_ddpm.samplers.sampler import noise_seed_generator, noise_seed_state
 from keras_ddpm.utils import check_int, padded_chunks
@@ -134,6 +135,7 @@ def sample_chunks(
     batch_size=None,
     conditioning=None,
     progress=False,
+    program=None,
 ):
     """Run the reverse process from `x`, one compiled call per chunk.
 
@@ -153,6 +155,9 @@ def sample_chunks(
         batch_size: int or None, images per compiled call (None: up to 64).
         conditioning: dict of arrays passed to `model.denoise` (see the module).
         progress: bool, show a progress bar over the images.
+        program: a compiled program `(weights, non_trainable, x, seed_state,
+            conditioning) -> x0 or (x0, trajectory)` to run instead of the
+            sampler's own loop (inpainting runs its walk this way).
 
     Yields:
         `(begin, images, trajectory)` per chunk: the first image's index, the
@@ -184,7 +189,10 @@ def sample_chunks(
     per_image, shared = _split_conditioning(conditioning, len(x))
     names = (tuple(sorted(per_image)), tuple(sorted(shared)))
     noise_seed_generator()  # created eagerly, never inside the compiled loop
-    program = _sampling_program(model, sampler, steps, start, return_trajectory, names)
+    if program is None:
+        program = _sampling_program(
+            model, sampler, steps, start, return_trajectory, names
+        )
     weights = model.sampling_weights(use_ema)
     non_trainable = [v.value for v in model.network.non_trainable_variables]
     seed_dtype = noise_seed_generator().state.dtype
@@ -245,6 +253,58 @@ def sample(model, x, return_trajectory=False, **kwargs):
         return images
     trajectory = np.concatenate(trajectories, axis=1)
     return images, np.clip(trajectory, -1.0, 1.0).astype("float32")
+
+
+def inpainting_program(model, sampler, steps, jump_length, jump_n_sample, trajectory):
+    """The compiled RePaint walk for `model`, cached like the sampling programs.
+
+    The program takes the original images and the mask in its conditioning
+    (`"known"`, `"mask"`), so new images and masks of the same shape reuse it.
+    """
+    jit = use_jit(model)
+    tables = inpainting.repaint_tables(
+        sampler, model.schedule, steps, jump_length, jump_n_sample
+    )
+
+    def run(weights, non_trainable, x, seed_state, conditioning):
+        conditioning = dict(conditioning)
+        known, mask = conditioning.pop("known"), conditioning.pop("mask")
+
+        def denoise(x_t, t):
+            return model.denoise(weights, non_trainable, x_t, t, conditioning)
+
+        return inpainting.repaint_loop(
+            sampler,
+            denoise,
+            x,
+            known,
+            mask,
+            {k: ops.convert_to_tensor(v) for k, v in tables.items()},
+            seed_state,
+            trajectory,
+        )
+
+    key = ("inpaint", sampler, steps, jump_length, jump_n_sample, trajectory, jit)
+    program = compiled(model, key, lambda: get_trainer().compile_sampling(run, jit))
+    return program, len(tables["t"])
+
+
+def deterministic_sampler(model, sampler, steps):
+    """`sampler` (or the model's default, else DDIM), refused if it draws noise."""
+    if sampler is None:
+        sampler = model.sampler
+        if not sampler.is_deterministic(model.schedule, steps):
+            return samplers_lib.get("ddim")
+        return sampler
+    sampler = samplers_lib.get(sampler)
+    if not sampler.is_deterministic(model.schedule, steps):
+        raise ValueError(
+            "`interpolate` needs a deterministic sampler (DDIM with eta=0, "
+            f"dpm_solver, euler or heun), got {type(sampler).__name__}"
+            + (f" with eta={sampler.eta}" if hasattr(sampler, "eta") else "")
+            + "."
+        )
+    return sampler
 
 
 def x0_predictor(model, use_ema=True):

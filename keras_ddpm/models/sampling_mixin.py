@@ -1,7 +1,10 @@
+import numpy as np
 from keras import ops
 
-from keras_ddpm.models import inputs, sampling
+from keras_ddpm import samplers as samplers_lib
+from keras_ddpm.models import inpainting, inputs, sampling
 from keras_ddpm.ops import predict_x0_and_eps, rates_at
+from keras_ddpm.utils import check_int
 
 
 class SamplingMixin:
@@ -139,22 +142,26 @@ class SamplingMixin:
     def reconstruct(
         self,
         images,
-        t,
+        t=None,
         sampler=None,
         steps=None,
         seed=None,
         return_trajectory=False,
         use_ema=True,
         batch_size=None,
+        strength=None,
     ):
         """Noise real images to timestep `t` with q(x_t | x_0), then denoise them back.
 
         Small `t` keeps the image almost intact; `t` near T−1 forgets it and
-        behaves like `generate`.
+        behaves like `generate`. This is SDEdit (Meng et al. 2022): give
+        `strength` instead of `t` for its knob, the fraction of the noise
+        levels to go back through (t = round(strength · (T − 1))).
 
         Args:
             images: float array `(N, H, W, C)` in [-1, 1].
-            t: int in [0, T−1], the timestep to noise to.
+            t: int in [0, T−1], the timestep to noise to; or None with
+                `strength`.
             sampler: a sampler name, config or instance; None uses the model's
                 default.
             steps: int or None, denoising steps from `t` down to 0 (at most
@@ -163,6 +170,9 @@ class SamplingMixin:
             return_trajectory: bool, also return every intermediate image.
             use_ema: bool, denoise with the EMA weights. Defaults to True.
             batch_size: int or None, images per compiled call (default up to 64).
+            strength: float in (0, 1] or None, SDEdit's strength, instead of
+                `t`: 1 starts from (almost) pure noise, 0.3 keeps the image's
+                layout and redraws its details.
 
         Returns:
             float32 numpy images `(N, H, W, C)` in [-1, 1] (and the trajectory,
@@ -170,7 +180,8 @@ class SamplingMixin:
 
         Raises:
             ValueError: for images of the wrong shape or dtype, `t` outside
-                [0, T − 1], or `steps` outside [1, t + 1].
+                [0, T − 1], `strength` outside (0, 1], both or neither of
+                them, or `steps` outside [1, t + 1].
 
         Example:
 
@@ -182,8 +193,14 @@ class SamplingMixin:
         model = kd.DiffusionModel(net, schedule="cosine")
         images = kd.datasets.synthetic_flowers(4, image_size=16) * 2 - 1
         restored = model.reconstruct(images, t=300, sampler="ddim", steps=20, seed=0)
+        edited = model.reconstruct(images, strength=0.5, sampler="ddim", steps=20, seed=0)
         ```
+
+        References:
+            - [Meng et al., 2022. SDEdit: Guided Image Synthesis and Editing
+              with Stochastic Differential Equations](https://arxiv.org/abs/2108.01073)
         """
+        t = inputs.reconstruction_timestep(t, strength, self.schedule.timesteps)
         seed = inputs.seed_or_random(seed)
         x_t = inputs.noised_images(images, t, seed, self.schedule, self.image_shape)
         return sampling.sample(
@@ -194,6 +211,179 @@ class SamplingMixin:
             start=int(t),
             seed=seed,
             return_trajectory=return_trajectory,
+            use_ema=use_ema,
+            batch_size=batch_size,
+        )
+
+    def inpaint(
+        self,
+        images,
+        mask,
+        sampler="ddpm",
+        steps=None,
+        jump_length=10,
+        jump_n_sample=10,
+        seed=None,
+        return_trajectory=False,
+        use_ema=True,
+        batch_size=None,
+    ):
+        """Fill in the masked-out region of images: RePaint (Lugmayr et al. 2022).
+
+        `mask` is 1 where a pixel is kept and 0 where it is filled in. The
+        reverse process runs with the sampler's steps, and after every step
+        the kept pixels are replaced by the original image noised to that
+        step, so the filled region grows around them. To let the two agree,
+        every `jump_length` steps the whole image is noised back up
+        `jump_length` steps and denoised again, until each stretch has been
+        walked `jump_n_sample` times: about `jump_n_sample` times the network
+        evaluations of `generate`. `jump_n_sample=1` is plain replacement. The
+        whole walk, jumps included, is one compiled program, reused for new
+        images and masks of the same shape.
+
+        Args:
+            images: float array `(N, H, W, C)` in [-1, 1], the originals.
+            mask: array broadcastable to `images`: `(H, W)`, `(H, W, 1)`,
+                `(H, W, C)`, `(N, H, W, 1)` or `(N, H, W, C)`, with 1 = keep
+                the pixel, 0 = fill it in. Values in between blend the two
+                (a soft edge).
+            sampler: a sampler of the linear step rule: `"ddpm"` or `"ddim"`
+                (any η), as a name, config or instance. Defaults to `"ddpm"`,
+                RePaint's.
+            steps: int or None, the sampler's steps (None: its default: 1000
+                for DDPM, 50 for DDIM).
+            jump_length: int >= 1, steps per jump back. Defaults to 10.
+            jump_n_sample: int >= 1, walks over each stretch. Defaults to 10.
+            seed: int or None, the seed of every noise drawn.
+            return_trajectory: bool, also return x after every transition
+                (reverse steps and jumps). Defaults to False.
+            use_ema: bool, denoise with the EMA weights. Defaults to True.
+            batch_size: int or None, images per compiled call (default up to 64).
+
+        Returns:
+            float32 numpy images `(N, H, W, C)` in [-1, 1], equal to `images`
+            where the mask is 1 (and the trajectory when asked).
+
+        Raises:
+            ValueError: for images of the wrong shape or outside [-1, 1], a mask
+                that does not broadcast to them or has values outside [0, 1], a
+                sampler with its own step rule (DPM-Solver++, Euler, Heun), or
+                a `jump_length` longer than the steps.
+
+        Example:
+
+        ```python
+        import numpy as np
+        import keras_ddpm as kd
+
+        net = kd.models.build_unet(image_size=16, widths=(16, 32), block_depth=1)
+        model = kd.DiffusionModel(net, schedule="cosine")
+        images = kd.datasets.synthetic_flowers(2, image_size=16) * 2 - 1
+        mask = np.ones((16, 16, 1), "float32")
+        mask[4:12, 4:12] = 0  # fill in the centre
+        filled = model.inpaint(images, mask, sampler="ddim", steps=20, jump_length=5,
+                               jump_n_sample=2, seed=0)
+        ```
+
+        References:
+            - [Lugmayr et al., 2022. RePaint: Inpainting using Denoising
+              Diffusion Probabilistic Models](https://arxiv.org/abs/2201.09865)
+        """
+        sampler = inpainting.check_linear_sampler(samplers_lib.get(sampler))
+        steps = check_int("steps", steps, low=1, allow_none=True)
+        known, mask = inputs.inpainting_inputs(images, mask, self.image_shape)
+        seed = inputs.seed_or_random(seed)
+        program, _ = sampling.inpainting_program(
+            self, sampler, steps, jump_length, jump_n_sample, return_trajectory
+        )
+        x = inputs.initial_noise(self.image_shape, len(known), seed)
+        return sampling.sample(
+            self,
+            x,
+            sampler=sampler,
+            steps=steps,
+            seed=seed,
+            return_trajectory=return_trajectory,
+            use_ema=use_ema,
+            batch_size=batch_size,
+            conditioning={"known": known, "mask": mask},
+            program=program,
+        )
+
+    def interpolate(
+        self,
+        seed_a=None,
+        seed_b=None,
+        num=8,
+        sampler=None,
+        steps=None,
+        noise_a=None,
+        noise_b=None,
+        use_ema=True,
+        batch_size=None,
+    ):
+        """A walk between two samples: spherical interpolation of their initial noise.
+
+        The two starting noises (drawn from `seed_a` and `seed_b` as `generate`
+        draws them, or given) are joined by the great-circle arc
+        z(λ) = sin((1 − λ)θ)/sin θ · z_a + sin(λθ)/sin θ · z_b, θ the angle
+        between them, at `num` evenly spaced λ from 0 to 1, and each point is
+        sampled with a deterministic sampler. Unlike a straight line, the arc
+        keeps every point's norm that of Gaussian noise, so each frame is a
+        plausible sample; the first and last frames are
+        `generate(1, seed=seed_a)` and `generate(1, seed=seed_b)` (same
+        sampler and steps).
+
+        Args:
+            seed_a: int or None, the seed of the first sample's noise.
+            seed_b: int or None, the seed of the last sample's noise.
+            num: int >= 2, frames, both ends included. Defaults to 8.
+            sampler: a deterministic sampler (name, config or instance): DDIM
+                with η = 0, DPM-Solver++, Euler or Heun. None uses the model's
+                default when it is deterministic, else DDIM.
+            steps: int or None, the sampler's steps (None: its default).
+            noise_a: float array `(H, W, C)` or `(1, H, W, C)`, the first
+                noise instead of `seed_a`.
+            noise_b: the last noise instead of `seed_b`, likewise.
+            use_ema: bool, sample with the EMA weights. Defaults to True.
+            batch_size: int or None, images per compiled call (default up to 64).
+
+        Returns:
+            float32 numpy images `(num, H, W, C)` in [-1, 1], in order along
+            the walk.
+
+        Raises:
+            ValueError: for `num` < 2, a stochastic sampler (DDPM, DDIM with
+                η > 0), both or neither of a seed and a noise for an end, or
+                noise of the wrong shape or with NaN / infinite values.
+
+        Example:
+
+        ```python
+        import keras_ddpm as kd
+
+        net = kd.models.build_unet(image_size=16, widths=(16, 32), block_depth=1)
+        model = kd.DiffusionModel(net, schedule="cosine")
+        frames = model.interpolate(0, 1, num=6, sampler="ddim", steps=10)  # (6, 16, 16, 3)
+        ```
+
+        References:
+            - [White, 2016. Sampling Generative Networks](https://arxiv.org/abs/1609.04468)
+            - [Song et al., 2021. Denoising Diffusion Implicit Models, §5.3](https://arxiv.org/abs/2010.02502)
+        """
+        num = check_int("num", num, low=2)
+        sampler = sampling.deterministic_sampler(self, sampler, steps)
+        ends = [
+            inputs.end_noise(self.image_shape, name, seed, noise)
+            for name, seed, noise in (("a", seed_a, noise_a), ("b", seed_b, noise_b))
+        ]
+        x = inputs.slerp(ends[0], ends[1], np.linspace(0.0, 1.0, num))
+        return sampling.sample(
+            self,
+            x,
+            sampler=sampler,
+            steps=steps,
+            seed=0,  # a deterministic sampler draws no noise
             use_ema=use_ema,
             batch_size=batch_size,
         )

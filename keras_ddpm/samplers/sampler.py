@@ -351,6 +351,30 @@ class Sampler(ConfigEquality):
         tables["noise"] = np.sqrt(1.0 - alpha_bar)
         return float32_tables(tables)
 
+    def is_deterministic(self, schedule, steps=None):
+        """Whether the sampler draws no noise: the same initial noise, the same image.
+
+        Args:
+            schedule: a `NoiseSchedule`.
+            steps: int or None, as in `timesteps()`.
+
+        Returns:
+            True when every step's noise coefficient is zero (DDIM with η = 0,
+            the ODE solvers), False otherwise (DDPM, DDIM with η > 0).
+
+        Example:
+
+        ```python
+        import keras_ddpm as kd
+
+        schedule = kd.schedules.CosineSchedule()
+        kd.samplers.DDIMSampler().is_deterministic(schedule, 10)  # True
+        kd.samplers.DDPMSampler().is_deterministic(schedule, 10)  # False
+        ```
+        """
+        tables = self.tables(schedule, steps)
+        return "d" not in tables or not np.any(tables["d"])
+
     def visited(self, schedule, steps=None, start=None):
         """The visited timesteps and ᾱ at each of them (interpolated when fractional).
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_ddpm import callbacks, datasets, distribute, models, viz
 from keras_ddpm.models.diffusion_model import DiffusionModel
+from keras_ddpm.models.objective import NOISE_LEVELS
 from keras_ddpm.training.training_result import TrainingResult
 from keras_ddpm.utils import (
     atomic_path,
@@ -22,7 +23,8 @@ from keras_ddpm.utils import (
     check_writable_folder,
 )
 
-DEFAULT_EPOCHS = 7
+# Without `epochs` or `minutes`, a run trains for this many minutes.
+DEFAULT_MINUTES = 8.5
 # With a time budget, each epoch's validation loss is taken on this many batches.
 BUDGET_VALIDATION_BATCHES = 8
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
@@ -39,16 +41,17 @@ def train(
     num_images=None,
     epochs=None,
     batch_size=16,
-    widths=(32, 64, 128),
-    block_depth=2,
+    widths=(32, 64, 96),
+    block_depth=1,
     attention_levels=None,
     schedule="cosine",
     timesteps=1000,
     prediction="v",
-    learning_rate=1e-3,
+    learning_rate=2e-3,
     learning_rate_schedule="constant",
-    warmup_steps=0,
+    warmup_steps=100,
     min_snr_gamma=None,
+    noise_levels="uniform",
     ema_momentum=0.999,
     sampler="dpm_solver",
     sample_steps=20,
@@ -71,8 +74,9 @@ def train(
     `denoise.gif`, `denoise_strip.png`, `history.json` and `loss.png` (when
     matplotlib is installed). It prints one line per stage.
 
-    The defaults train in about ten minutes on two CPU cores, and their samples
-    are recognisably flowers. Ctrl-C (SIGINT, also a notebook's interrupt) ends
+    The defaults (the network size, learning rate and warmup were chosen by
+    FID at equal wall time: the benchmarks page's quality table) train for 8.5
+    minutes. Ctrl-C (SIGINT, also a notebook's interrupt) ends
     training after the current batch with a checkpoint; a second one aborts.
     `resume=True` continues from the newest checkpoint in the folder, with its
     weights, EMA weights, optimizer state and epoch (the architecture arguments
@@ -89,11 +93,11 @@ def train(
             on other datasets (None: all). Defaults to None.
         epochs: int or None, the total number of epochs (a resumed run counts
             the ones done before); with `minutes`, a cap on them. Defaults to
-            None: 7, or with `minutes` as many as fit.
+            None: as many as fit in `minutes`.
         batch_size: int, images per step, a multiple of `devices`. Defaults to 16.
         widths: sequence of int, the U-Net's level widths. Defaults to
-            `(32, 64, 128)`.
-        block_depth: int, residual blocks per level. Defaults to 2.
+            `(32, 64, 96)`.
+        block_depth: int, residual blocks per level. Defaults to 1.
         attention_levels: sequence of int, the levels with self-attention
             (0 is full resolution; empty for none). Defaults to None, the
             lowest-resolution level.
@@ -101,15 +105,17 @@ def train(
         timesteps: int, the diffusion steps T. Defaults to 1000.
         prediction: str, what the network predicts: `"epsilon"`, `"x0"` or
             `"v"`. Defaults to `"v"`.
-        learning_rate: float, AdamW's (peak) learning rate. Defaults to 1e-3.
-        learning_rate_schedule: `"constant"`, or `"cosine"`: a linear warmup
-            over `warmup_steps`, then a cosine decay to 0 at the last step of
-            the run (the last of `epochs`, or of the `minutes` budget).
-            Defaults to `"constant"`.
-        warmup_steps: int >= 0, steps of linear warmup from 0 of the
-            `"cosine"` schedule. Defaults to 0.
+        learning_rate: float, AdamW's (peak) learning rate. Defaults to 2e-3.
+        learning_rate_schedule: `"constant"`, or `"cosine"`: a cosine decay
+            to 0 at the last step of the run (the last of `epochs`, or of the
+            `minutes` budget). Both start with `warmup_steps` of linear
+            warmup. Defaults to `"constant"`.
+        warmup_steps: int >= 0, steps of linear warmup from 0 to
+            `learning_rate`. Defaults to 100.
         min_snr_gamma: float > 0 or None, min-SNR-γ loss weighting (Hang et
             al. 2023; see `DiffusionModel`). Defaults to None.
+        noise_levels: `"uniform"` or `"lognormal"`, the training noise-level
+            distribution (see `DiffusionModel`). Defaults to `"uniform"`.
         ema_momentum: float, the EMA momentum (with warmup). Defaults to 0.999.
         sampler: str, a name of `kd.samplers`, for the final pictures and the
             model's default. Defaults to `"dpm_solver"` (DPM-Solver++ 2M):
@@ -123,16 +129,18 @@ def train(
             `output_dir/samples`; 0 never. Defaults to 0.
         devices: int, data-parallel devices (`kd.distribute.device_scope`).
             Defaults to 1.
-        minutes: float > 0 or None, a wall-clock budget for training. Before
-            training, a few steps of a copy of the model are timed, the number
-            of steps that fit is derived from them (it sets `epochs`, which
-            then only caps the run, and the length of the `"cosine"`
-            schedule), and a `kd.callbacks.TimeLimit`
-            stops training cleanly at the budget, with a checkpoint, the
-            history and the final pictures as at any end. The budget starts
+        minutes: float > 0 or None, a wall-clock budget for training: a
+            `kd.callbacks.TimeLimit` stops training cleanly at the budget,
+            with a checkpoint, the history and the final pictures as at any
+            end (`epochs`, if given, still caps the run). The `"cosine"`
+            schedule needs the run's length in steps: for it, a few steps of
+            a copy of the model are timed first (inside the budget), and
+            training ends when the decay reaches 0. The budget starts
             after the data are loaded and does not include the final
             pictures; each epoch's validation loss is then taken on its first
-            8 batches. None trains for `epochs`. Defaults to None.
+            8 batches. None trains for `epochs`, or when `epochs` is None too
+            for 8.5 minutes (the same wall time on any machine; a slower one
+            takes fewer steps). Defaults to None.
         resume: bool, continue from the newest checkpoint of `output_dir`
             (a new run when there is none). Defaults to False.
         verbose: int, `fit`'s verbosity: 0, 1 (progress bars) or 2.
@@ -173,9 +181,10 @@ def train(
     check_float("learning_rate", learning_rate, low=0.0, low_inclusive=False)
     check_choice("learning_rate_schedule", learning_rate_schedule, LR_SCHEDULES)
     check_int("warmup_steps", warmup_steps, low=0)
+    check_choice("noise_levels", noise_levels, NOISE_LEVELS)
     check_float("minutes", minutes, low=0.0, low_inclusive=False, allow_none=True)
     if epochs is None and minutes is None:
-        epochs = DEFAULT_EPOCHS
+        minutes = DEFAULT_MINUTES
     if batch_size % devices:
         raise ValueError(
             f"`batch_size` {batch_size} must be a multiple of `devices` {devices}."
@@ -222,20 +231,25 @@ def train(
                 timesteps=timesteps,
                 prediction=prediction,
                 min_snr_gamma=min_snr_gamma,
+                noise_levels=noise_levels,
                 ema_momentum=ema_momentum,
                 sampler=sampler,
                 seed=seed,
             )
             steps_per_epoch = _count_batches(train_data)
-            total_steps = (epochs or DEFAULT_EPOCHS) * steps_per_epoch
-            if minutes is not None:
+            total_steps = (epochs or 1) * steps_per_epoch
+            if minutes is not None and learning_rate_schedule == "constant":
+                # No horizon to plan: the time limit alone ends the run.
+                epochs = epochs or 10**6
+                print(f"Time budget: {minutes:.1f} min, training until it is spent.")
+            elif minutes is not None:
                 budget = 60.0 * minutes - (time.monotonic() - started)
                 total_steps, step_seconds = _steps_in_budget(
                     image_size, architecture, train_data, budget
                 )
                 # Validation: a few batches per epoch, a forward pass each.
                 per_epoch = steps_per_epoch + validation_steps / 3.0
-                total_steps = int(total_steps * steps_per_epoch / per_epoch)
+                total_steps = max(1, int(total_steps * steps_per_epoch / per_epoch))
                 needed = -(-total_steps // steps_per_epoch)
                 epochs = needed if epochs is None else min(epochs, needed)
                 total_steps = min(total_steps, epochs * steps_per_epoch)
@@ -243,14 +257,9 @@ def train(
                     f"Time budget: {budget / 60:.1f} min, {step_seconds:.3f} s per "
                     f"step -> {total_steps} steps ({epochs} epochs)."
                 )
-            learning = learning_rate
-            if learning_rate_schedule == "cosine":
-                learning = keras.optimizers.schedules.CosineDecay(
-                    0.0,
-                    decay_steps=max(1, total_steps - warmup_steps),
-                    warmup_target=learning_rate,
-                    warmup_steps=warmup_steps,
-                )
+            learning = _learning_rate(
+                learning_rate, learning_rate_schedule, warmup_steps, total_steps
+            )
             model = _new_model(image_size, learning_rate=learning, **architecture)
             initial_epoch = 0
         parameters = model.network.count_params()
@@ -343,6 +352,7 @@ def _new_model(
     prediction,
     learning_rate,
     min_snr_gamma,
+    noise_levels,
     ema_momentum,
     sampler,
     seed,
@@ -362,6 +372,7 @@ def _new_model(
         schedule={"name": schedule, "timesteps": timesteps},
         prediction=prediction,
         min_snr_gamma=min_snr_gamma,
+        noise_levels=noise_levels,
         ema_momentum=ema_momentum,
         ema_warmup=True,
         sampler=sampler,
@@ -369,6 +380,20 @@ def _new_model(
     )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate))
     return model
+
+
+def _learning_rate(peak, schedule, warmup_steps, total_steps):
+    """AdamW's learning rate: a float, or a warmup and optional cosine decay to 0."""
+    if warmup_steps == 0 and schedule == "constant":
+        return peak
+    return keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=peak,
+        warmup_steps=warmup_steps,
+        # alpha = 1 keeps the rate at its peak after the warmup: no decay.
+        alpha=1.0 if schedule == "constant" else 0.0,
+    )
 
 
 def _count_batches(dataset):

@@ -55,7 +55,16 @@ def test_cli_modules_import_each_other_without_a_cycle_and_only_at_top_level():
     for name in graph:
         visit(name)
     assert graph["options"] == set()
-    for command in ("train", "sample", "reconstruct", "evaluate", "serve", "info"):
+    for command in (
+        "train",
+        "sample",
+        "reconstruct",
+        "inpaint",
+        "interpolate",
+        "evaluate",
+        "serve",
+        "info",
+    ):
         assert graph[command] <= {"options"}, command
 
 
@@ -140,7 +149,7 @@ def test_choice_lists_come_from_the_registries(monkeypatch):
     monkeypatch.setitem(
         kd.schedules._REGISTRY.names, "toy", kd.schedules.LinearSchedule
     )
-    for command in ("train", "sample", "reconstruct", "evaluate"):
+    for command in ("train", "sample", "reconstruct", "interpolate", "evaluate"):
         help_text = subcommand(command).format_help()
         assert "ddim,ddpm,dpm_solver,euler,heun,toy" in help_text, command
     assert "cosine,linear,sigmoid,toy" in subcommand("train").format_help()

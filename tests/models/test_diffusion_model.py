@@ -219,6 +219,28 @@ def test_reconstruct(trained):
         trained.reconstruct(data.astype("uint8"), 5)
 
 
+def test_reconstruct_strength_is_sdedit_start_timestep(trained):
+    data = images(2)
+    # strength s starts at t = round(s · (T − 1)): 0.25 · 999 = 249.75 → 250.
+    by_strength = trained.reconstruct(
+        data, strength=0.25, sampler="ddim", steps=4, seed=1
+    )
+    by_t = trained.reconstruct(data, 250, sampler="ddim", steps=4, seed=1)
+    np.testing.assert_array_equal(by_strength, by_t)
+    full = trained.reconstruct(data, strength=1.0, sampler="ddim", steps=4, seed=1)
+    np.testing.assert_array_equal(
+        full, trained.reconstruct(data, 999, sampler="ddim", steps=4, seed=1)
+    )
+    with pytest.raises(ValueError, match=r"`strength` must lie in \(0, 1\]"):
+        trained.reconstruct(data, strength=0.0)
+    with pytest.raises(ValueError, match=r"`strength` must lie in \(0, 1\]"):
+        trained.reconstruct(data, strength=1.5)
+    with pytest.raises(ValueError, match="not both"):
+        trained.reconstruct(data, 100, strength=0.5)
+    with pytest.raises(ValueError, match="got neither"):
+        trained.reconstruct(data)
+
+
 @pytest.mark.parametrize(
     "data,message",
     [
