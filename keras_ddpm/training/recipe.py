@@ -266,9 +266,14 @@ def train(
         # Two kept checkpoints, one being written and model.keras, each holding
         # the weights, their EMA and two AdamW moments in float32.
         check_free_space(output_dir, 4 * 4 * 4 * parameters)
+        length = (
+            f"{epochs} epochs"
+            if minutes is None or epochs < 10**6
+            else f"{minutes:g} minutes"
+        )
         print(
             f"keras-ddpm: {parameters:,} parameters, backend {keras.backend.backend()}, "
-            f"{dataset} at {image_size}x{image_size}, {epochs} epochs -> {output_dir}"
+            f"{dataset} at {image_size}x{image_size}, {length} -> {output_dir}"
         )
 
         checkpoint = callbacks.Checkpoint(checkpoints)
