@@ -109,6 +109,8 @@ CHANGES = {
     '(`noise_levels="lognormal"`)',
     "small-batch32": "small with batch 32 instead of 16",
     "small-minsnr": "small with min-SNR-γ loss weighting, γ = 5",
+    "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
+    "level) with learning rate 2e-3 after 100 warmup steps",
 }
 
 

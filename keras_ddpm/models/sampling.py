@@ -262,31 +262,31 @@ def inpainting_program(model, sampler, steps, jump_length, jump_n_sample, trajec
     (`"known"`, `"mask"`), so new images and masks of the same shape reuse it.
     """
     jit = use_jit(model)
-    tables = inpainting.repaint_tables(
-        sampler, model.schedule, steps, jump_length, jump_n_sample
-    )
 
-    def run(weights, non_trainable, x, seed_state, conditioning):
-        conditioning = dict(conditioning)
-        known, mask = conditioning.pop("known"), conditioning.pop("mask")
+    def build():
+        # The tables become tensors once, when the program is first built.
+        tables = {
+            k: ops.convert_to_tensor(v)
+            for k, v in inpainting.repaint_tables(
+                sampler, model.schedule, steps, jump_length, jump_n_sample
+            ).items()
+        }
 
-        def denoise(x_t, t):
-            return model.denoise(weights, non_trainable, x_t, t, conditioning)
+        def run(weights, non_trainable, x, seed_state, conditioning):
+            conditioning = dict(conditioning)
+            known, mask = conditioning.pop("known"), conditioning.pop("mask")
 
-        return inpainting.repaint_loop(
-            sampler,
-            denoise,
-            x,
-            known,
-            mask,
-            {k: ops.convert_to_tensor(v) for k, v in tables.items()},
-            seed_state,
-            trajectory,
-        )
+            def denoise(x_t, t):
+                return model.denoise(weights, non_trainable, x_t, t, conditioning)
+
+            return inpainting.repaint_loop(
+                sampler, denoise, x, known, mask, tables, seed_state, trajectory
+            )
+
+        return get_trainer().compile_sampling(run, jit)
 
     key = ("inpaint", sampler, steps, jump_length, jump_n_sample, trajectory, jit)
-    program = compiled(model, key, lambda: get_trainer().compile_sampling(run, jit))
-    return program, len(tables["t"])
+    return compiled(model, key, build)
 
 
 def deterministic_sampler(model, sampler, steps):

@@ -293,7 +293,7 @@ class SamplingMixin:
         steps = check_int("steps", steps, low=1, allow_none=True)
         known, mask = inputs.inpainting_inputs(images, mask, self.image_shape)
         seed = inputs.seed_or_random(seed)
-        program, _ = sampling.inpainting_program(
+        program = sampling.inpainting_program(
             self, sampler, steps, jump_length, jump_n_sample, return_trajectory
         )
         x = inputs.initial_noise(self.image_shape, len(known), seed)
