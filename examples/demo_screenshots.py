@@ -3,7 +3,8 @@
     KERAS_BACKEND=torch python examples/demo_screenshots.py runs/flowers/model.keras
 
 Starts the demo on localhost, drives it with headless Chromium (Playwright),
-and writes docs/images/demo-generate.png and docs/images/demo-reconstruct.png.
+and writes docs/images/demo-generate.png, docs/images/demo-reconstruct.png and
+docs/images/demo-inpaint.png.
 """
 
 import os
@@ -53,6 +54,27 @@ def main(model_path, out="docs/images", port=7899):
             page.screenshot(
                 path=os.path.join(out, "demo-reconstruct.png"), full_page=True
             )
+
+            page.get_by_role("tab", name="Inpaint").click()
+            editor = "#inpaint-editor"
+            page.locator(f"{editor} input[type=file]").set_input_files(flower)
+            # Panning is enabled once the picture is on the canvas.
+            page.locator(f"{editor} button[aria-label=Pan]:not([disabled])").wait_for()
+            page.locator(f"{editor} button[aria-label=Brush]").click()
+            canvas = page.locator(f"{editor} canvas").first.bounding_box()
+            x = canvas["x"] + canvas["width"] / 2
+            y = canvas["y"] + canvas["height"] / 2
+            side = 0.1 * min(canvas["width"], canvas["height"])
+            for row in range(7):  # strokes over a square around the centre
+                height = y + side * (row / 3 - 1)
+                page.mouse.move(x - side, height)
+                page.mouse.down()
+                page.mouse.move(x + side, height, steps=10)
+                page.mouse.up()
+            set_slider(page, "i-num", 4)
+            page.locator("#run-inpaint").click()
+            page.locator("#inpainting img").first.wait_for(state="visible")
+            page.screenshot(path=os.path.join(out, "demo-inpaint.png"), full_page=True)
             browser.close()
     finally:
         demo.close()

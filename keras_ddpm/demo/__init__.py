@@ -1,4 +1,4 @@
-"""A web demo of a trained model: generate and reconstruct images in the browser.
+"""A web demo of a trained model: generate, reconstruct and inpaint images in the browser.
 
 Importing this package needs no web framework; `build_demo` imports Gradio
 when called (`pip install "keras-ddpm[demo]"`).
@@ -9,7 +9,9 @@ from keras_ddpm.demo.generation import (
     display_scale,
     fit_image,
     generate_progressively,
+    inpaint_picture,
     model_summary,
+    painted_mask,
     reconstruct_picture,
     save_animation,
 )
@@ -22,8 +24,10 @@ __all__ = [
     "display_scale",
     "fit_image",
     "generate_progressively",
+    "inpaint_picture",
     "launch_demo",
     "model_summary",
+    "painted_mask",
     "read_upload",
     "reconstruct_picture",
     "save_animation",

@@ -4,13 +4,17 @@ import os
 import shutil
 import tempfile
 
+import numpy as np
+
 from keras_ddpm.demo.generation import (
     generate_progressively,
+    inpaint_picture,
     model_summary,
+    painted_mask,
     reconstruct_picture,
     save_animation,
 )
-from keras_ddpm.demo.limits import DemoLimits, sampler_choices
+from keras_ddpm.demo.limits import MAX_JUMP_N_SAMPLE, DemoLimits, sampler_choices
 from keras_ddpm.demo.uploads import read_upload
 from keras_ddpm.utils import check_int
 
@@ -39,25 +43,28 @@ def _summary_markdown(summary):
     )
 
 
-def _sampling_controls(gr, max_steps, steps_label, eta_label, prefix):
+def _whole_slider(gr, low, high, value, label, elem_id):
+    """A slider of whole numbers in [low, high] starting at `value` (capped at `high`)."""
+    return gr.Slider(
+        low, high, value=min(value, high), step=1, label=label, elem_id=elem_id
+    )
+
+
+def _sampling_controls(
+    gr, max_steps, steps_label, eta_label, prefix, linear_only=False, default="DDIM"
+):
     """Sampler, steps, η and seed inputs of one tab; η shows only for samplers with one.
 
-    The samplers are those of `kd.samplers.names()`, DDIM first when there.
+    The samplers are those of `kd.samplers.names()` (only the linear step
+    rule's with `linear_only`), `default` first chosen when there.
     Element ids are `prefix` + `sampler`, `steps`, `eta` and `seed`.
     """
-    takes_eta = sampler_choices()
-    default = "DDIM" if "DDIM" in takes_eta else next(iter(takes_eta))
+    takes_eta = sampler_choices(linear_only)
+    default = default if default in takes_eta else next(iter(takes_eta))
     sampler = gr.Radio(
         list(takes_eta), value=default, label="Sampler", elem_id=f"{prefix}sampler"
     )
-    steps = gr.Slider(
-        1,
-        max_steps,
-        value=min(50, max_steps),
-        step=1,
-        label=steps_label,
-        elem_id=f"{prefix}steps",
-    )
+    steps = _whole_slider(gr, 1, max_steps, 50, steps_label, f"{prefix}steps")
     eta = gr.Slider(
         0.0,
         1.0,
@@ -95,12 +102,15 @@ def build_demo(
 ):
     """Build the web demo of a diffusion model as a Gradio app (not yet launched).
 
-    Two tabs. *Generate*: number of images, sampler (each of
+    Three tabs. *Generate*: number of images, sampler (each of
     `kd.samplers.names()`: DDIM, DDPM, ...), steps, seed and η; the grid fills
     in batch by batch while a progress bar runs, a Stop button cancels between
     batches, and a GIF shows the denoising afterwards.
     *Reconstruct*: an uploaded picture is cropped and resized to the model's
-    size, noised to a chosen step t and denoised back. A panel lists the
+    size, noised to a chosen step t and denoised back. *Inpaint*: an uploaded
+    picture, with the region to fill painted over in an image editor, is
+    filled in by `DiffusionModel.inpaint` (RePaint) with the linear-rule
+    samplers, a jump length and resampling count. A panel lists the
     model's metadata. Requests wait in one queue (one model call at a time,
     at most `max_queue` waiting); every value is validated on the server
     against `max_images` and `max_steps`, and a bad one is answered with a
@@ -192,13 +202,34 @@ def build_demo(
         except ValueError as error:
             raise gr.Error(str(error), print_exception=False) from None
 
+    def inpaint(edited, sampler, steps, jump_length, jump_n_sample, num, seed, eta):
+        # Gradio's preprocessing reads the editor's files (uploads and strokes
+        # only; it refuses other paths) into RGBA arrays.
+        try:
+            picture = None if edited is None else edited.get("background")
+            if picture is None:
+                raise ValueError("Upload an image first.")
+            picture = np.asarray(picture)
+            request = limits.check_inpaint(
+                sampler, steps, jump_length, jump_n_sample, num, seed, eta
+            )
+            mask = painted_mask(edited.get("layers"), picture.shape[:2])
+            if picture.ndim == 3 and picture.shape[-1] == 4:
+                # Transparent pixels of the upload show as white, as in the editor.
+                alpha = picture[..., 3:].astype(np.float32) / 255.0
+                picture = (picture[..., :3] * alpha + 255.0 * (1.0 - alpha)).round()
+                picture = picture.astype(np.uint8)
+            return inpaint_picture(model, picture, mask, **request)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
     with gr.Blocks(
         title=title, analytics_enabled=False, delete_cache=(3600, 3600)
     ) as demo:
         gr.Markdown(
             f"# {title}\nA denoising diffusion model made with keras-ddpm. "
-            "Generate images from noise, or noise a picture and let the model "
-            "restore it."
+            "Generate images from noise, noise a picture and let the model "
+            "restore it, or paint over part of a picture and let it fill that in."
         )
         gr.Markdown(
             _summary_markdown(model_summary(model, model_name)),
@@ -209,13 +240,13 @@ def build_demo(
             with gr.Tab("Generate", id="generate"):
                 with gr.Row():
                     with gr.Column(scale=1, min_width=260):
-                        num_images = gr.Slider(
+                        num_images = _whole_slider(
+                            gr,
                             1,
                             limits.max_images,
-                            value=min(8, limits.max_images),
-                            step=1,
-                            label="Number of images",
-                            elem_id="num-images",
+                            8,
+                            "Number of images",
+                            "num-images",
                         )
                         sampler, steps, eta, seed = _sampling_controls(
                             gr,
@@ -262,13 +293,13 @@ def build_demo(
                             sources=["upload", "clipboard"],
                             elem_id="upload",
                         )
-                        t = gr.Slider(
+                        t = _whole_slider(
+                            gr,
                             0,
                             timesteps - 1,
-                            value=int(0.3 * timesteps),
-                            step=1,
-                            label="Noise to step t",
-                            elem_id="t",
+                            int(0.3 * timesteps),
+                            "Noise to step t",
+                            "t",
                         )
                         r_sampler, r_steps, r_eta, r_seed = _sampling_controls(
                             gr,
@@ -291,6 +322,72 @@ def build_demo(
                             elem_classes="pixelated",
                         )
 
+            with gr.Tab("Inpaint", id="inpaint"):
+                gr.Markdown(
+                    "Upload a picture and paint over what the model should fill "
+                    "in; the rest is kept. The picture is cropped and resized to "
+                    f"{model.image_shape[0]}×{model.image_shape[1]} (RePaint: after "
+                    "every step the kept pixels are put back, noised to that "
+                    "step; resampling walks each stretch again to blend them)."
+                )
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        editor = gr.ImageEditor(
+                            label="Image: paint the region to fill in",
+                            type="numpy",
+                            image_mode="RGBA",
+                            sources=["upload", "clipboard"],
+                            brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"),
+                            eraser=gr.Eraser(),
+                            layers=False,
+                            transforms=(),
+                            elem_id="inpaint-editor",
+                        )
+                        i_sampler, i_steps, i_eta, i_seed = _sampling_controls(
+                            gr,
+                            limits.max_steps,
+                            steps_label="Steps",
+                            eta_label="η",
+                            prefix="i-",
+                            linear_only=True,
+                            default="DDPM",
+                        )
+                        jump_length = _whole_slider(
+                            gr,
+                            1,
+                            limits.max_steps,
+                            5,
+                            "Jump length (steps per jump back)",
+                            "i-jump-length",
+                        )
+                        jump_n_sample = _whole_slider(
+                            gr,
+                            1,
+                            MAX_JUMP_N_SAMPLE,
+                            5,
+                            "Resampling (walks per stretch; 1: none)",
+                            "i-jump-n-sample",
+                        )
+                        fillings = _whole_slider(
+                            gr,
+                            1,
+                            limits.max_fillings,
+                            2,
+                            "Number of fillings",
+                            "i-num",
+                        )
+                        i_run = gr.Button(
+                            "Inpaint", variant="primary", elem_id="run-inpaint"
+                        )
+                    with gr.Column(scale=3):
+                        filled = gr.Image(
+                            label="Input · region to fill · fillings",
+                            format="png",
+                            interactive=False,
+                            elem_id="inpainting",
+                            elem_classes="pixelated",
+                        )
+
         # One request at a time uses the model, whichever tab it comes from.
         model_queue = dict(concurrency_limit=1, concurrency_id=MODEL_QUEUE)
         generating = run.click(
@@ -307,6 +404,22 @@ def build_demo(
             strip,
             api_name="reconstruct",
             preprocess=False,
+            **model_queue,
+        )
+        i_run.click(
+            inpaint,
+            [
+                editor,
+                i_sampler,
+                i_steps,
+                jump_length,
+                jump_n_sample,
+                fillings,
+                i_seed,
+                i_eta,
+            ],
+            filled,
+            api_name="inpaint",
             **model_queue,
         )
     demo.queue(max_size=max_queue, default_concurrency_limit=1)

@@ -304,3 +304,128 @@ def reconstruct_picture(model, image, t, sampler="ddim", steps=50, seed=0):
     )
     tiles = np.concatenate([original, trajectory[0], restored])
     return _enlarge(image_grid(tiles, 1, 3), display_scale(model.image_shape))
+
+
+def painted_mask(layers, size):
+    """The inpainting mask of strokes painted in an image editor: 255 keep, 0 fill in.
+
+    A pixel is filled in where any layer's stroke covers it (alpha > 0), and
+    kept everywhere else.
+
+    Args:
+        layers: a list of the editor's RGBA layers, uint8 `(H, W, 4)`, each the
+            size of the picture; `(H, W, 3)` or `(H, W)` layers count every
+            non-black pixel as painted.
+        size: `(H, W)` of the picture, used when there is no layer.
+
+    Returns:
+        uint8 array `(H, W)`: 255 where the pixel is kept, 0 where it is
+        filled in.
+
+    Raises:
+        ValueError: for a layer whose size is not the picture's.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_ddpm.demo import painted_mask
+
+    stroke = np.zeros((4, 6, 4), np.uint8)
+    stroke[1:3, 2:4] = (255, 0, 255, 255)
+    painted_mask([stroke], (4, 6))[1]  # array([255, 255,   0,   0, 255, 255], dtype=uint8)
+    ```
+    """
+    painted = np.zeros(tuple(size), bool)
+    for layer in layers or ():
+        layer = np.asarray(layer)
+        if layer.shape[:2] != painted.shape:
+            raise ValueError(
+                f"Expected painted layers of the picture's size {painted.shape}, "
+                f"got {layer.shape[:2]}."
+            )
+        if layer.ndim == 3 and layer.shape[-1] == 4:
+            painted |= layer[..., 3] > 0
+        else:
+            painted |= (layer.reshape(painted.shape + (-1,)) > 0).any(axis=-1)
+    return np.where(painted, 0, 255).astype(np.uint8)
+
+
+def inpaint_picture(
+    model,
+    image,
+    mask,
+    sampler="ddpm",
+    steps=50,
+    jump_length=5,
+    jump_n_sample=5,
+    num_images=1,
+    seed=0,
+):
+    """Fill in the painted region of an uploaded picture (RePaint), for display.
+
+    The picture and its mask are center-cropped and resized to the model's
+    size together (`fit_image`); a model pixel is filled in when at least
+    half of it was painted.
+
+    Args:
+        model: a `DiffusionModel`.
+        image: uint8 picture of any size (see `fit_image`).
+        mask: uint8 `(H, W)` of the picture's size: 255 (or any value >= 128)
+            keeps the pixel, 0 fills it in, as made by `painted_mask`.
+        sampler: a sampler of the linear step rule (`"ddpm"`, `"ddim"`, ...),
+            name or config dict.
+        steps: int, the sampler's steps.
+        jump_length: int in [1, steps], steps per jump back.
+        jump_n_sample: int >= 1, walks over each stretch (1: no resampling).
+        num_images: int >= 1, fillings drawn.
+        seed: int >= 0.
+
+    Returns:
+        A uint8 strip enlarged by `display_scale`: the input (at the model's
+        size), the region to fill shown grey, then each filling.
+
+    Raises:
+        ValueError: for a bad picture or mask, a mask that fills in nothing,
+            or sampling settings `model.inpaint` refuses.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_ddpm as kd
+    from keras_ddpm.demo import inpaint_picture
+
+    net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1, attention_levels=())
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    picture = np.zeros((30, 40, 3), np.uint8)
+    mask = np.full((30, 40), 255, np.uint8)
+    mask[10:20, 15:25] = 0
+    inpaint_picture(model, picture, mask, steps=4, jump_length=2, jump_n_sample=2).shape
+    # (192, 512, 3)
+    ```
+    """
+    num_images = check_int("num_images", num_images, low=1)
+    original = fit_image(image, model.image_shape)
+    mask = np.asarray(mask)
+    if mask.shape != np.asarray(image).shape[:2] or mask.dtype != np.uint8:
+        raise ValueError(
+            f"Expected a uint8 mask of the picture's size {np.asarray(image).shape[:2]}, "
+            f"got {mask.dtype} {mask.shape}."
+        )
+    height, width, _ = model.image_shape
+    keep = fit_image(mask, (height, width, 1)) >= 0.0  # at least half kept
+    if keep.all():
+        raise ValueError("Paint over the region to fill in first.")
+    keep = keep.astype(np.float32)
+    filled = model.inpaint(
+        np.repeat(original[None], num_images, axis=0),
+        keep,
+        sampler=sampler,
+        steps=steps,
+        jump_length=jump_length,
+        jump_n_sample=jump_n_sample,
+        seed=seed,
+    )
+    tiles = np.concatenate([original[None], (keep * original)[None], filled])
+    return _enlarge(image_grid(tiles, 1, len(tiles)), display_scale(model.image_shape))

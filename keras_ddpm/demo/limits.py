@@ -3,21 +3,32 @@ import math
 import numpy as np
 
 from keras_ddpm import samplers
+from keras_ddpm.models import inpainting
 from keras_ddpm.utils import check_float, check_int
 
 MAX_SEED = 2**31 - 1
+# Inpainting costs about `jump_n_sample` times a generation: its bounds are tighter.
+MAX_JUMP_N_SAMPLE = 10
+MAX_FILLINGS = 4
 
 
-def sampler_choices():
+def sampler_choices(linear_only=False):
     """The demo's sampler labels, upper-case registry names, and whether each takes η.
 
     Read from `kd.samplers.names()`, so a newly registered sampler is offered
     by itself; it takes η when its config has an `eta` entry.
+
+    Args:
+        linear_only: bool, only the samplers of the linear step rule (DDPM,
+            DDIM), the ones inpainting accepts. Defaults to False.
     """
-    return {
-        name.upper(): "eta" in samplers.get(name).get_config()
-        for name in samplers.names()
-    }
+    choices = {}
+    for name in samplers.names():
+        sampler = samplers.get(name)
+        if linear_only and not inpainting.is_linear_sampler(sampler):
+            continue
+        choices[name.upper()] = "eta" in sampler.get_config()
+    return choices
 
 
 def _whole_number(label, value, low, high):
@@ -37,8 +48,8 @@ def _whole_number(label, value, low, high):
     return int(value)
 
 
-def _check_sampler(sampler, eta):
-    choices = sampler_choices()
+def _check_sampler(sampler, eta, linear_only=False):
+    choices = sampler_choices(linear_only)
     label = str(sampler).strip().upper() if isinstance(sampler, str) else None
     if label not in choices:
         shown = [repr(choice) for choice in choices]
@@ -141,3 +152,51 @@ class DemoLimits:
             "steps": _whole_number("Steps", steps, 1, min(self.max_steps, t + 1)),
             "seed": _check_seed(seed),
         }
+
+    def check_inpaint(
+        self,
+        sampler,
+        steps,
+        jump_length,
+        jump_n_sample,
+        num_images=1,
+        seed=None,
+        eta=0.0,
+    ):
+        """Validate an inpainting request (RePaint).
+
+        Args:
+            sampler: `"DDPM"` or `"DDIM"` (any case): the samplers of the
+                linear step rule, the ones inpainting accepts.
+            steps: whole number in [1, max_steps].
+            jump_length: whole number in [1, steps], steps per jump back.
+            jump_n_sample: whole number in [1, 10], walks over each stretch.
+            num_images: whole number in [1, min(4, max_images)], fillings drawn.
+            seed: as in `check_generate`.
+            eta: as in `check_generate`.
+
+        Returns:
+            A dict with `sampler`, `steps`, `jump_length`, `jump_n_sample`,
+            `num_images` and `seed`.
+
+        Raises:
+            ValueError: one line saying which value is out of bounds.
+        """
+        steps = _whole_number("Steps", steps, 1, self.max_steps)
+        return {
+            "sampler": _check_sampler(sampler, eta, linear_only=True),
+            "steps": steps,
+            "jump_length": _whole_number("Jump length", jump_length, 1, steps),
+            "jump_n_sample": _whole_number(
+                "Resampling", jump_n_sample, 1, MAX_JUMP_N_SAMPLE
+            ),
+            "num_images": _whole_number(
+                "Number of fillings", num_images, 1, self.max_fillings
+            ),
+            "seed": _check_seed(seed),
+        }
+
+    @property
+    def max_fillings(self):
+        """Most fillings one inpainting request may draw: min(4, max_images)."""
+        return min(MAX_FILLINGS, self.max_images)

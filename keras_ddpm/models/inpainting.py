@@ -56,10 +56,16 @@ def repaint_levels(num_steps, jump_length, jump_n_sample):
     return path
 
 
+def is_linear_sampler(sampler):
+    """Whether `sampler` steps by the linear rule of `Sampler` (DDPM, DDIM), as RePaint needs."""
+    cls = type(sampler)
+    return cls.step is Sampler.step and cls.tables is Sampler.tables
+
+
 def check_linear_sampler(sampler):
     """RePaint composes the linear rule's steps: refuse a sampler with its own step."""
     cls = type(sampler)
-    if cls.step is not Sampler.step or cls.tables is not Sampler.tables:
+    if not is_linear_sampler(sampler):
         raise ValueError(
             "`inpaint` needs a sampler of the linear step rule (ddpm, or ddim with "
             f"any eta), got {cls.__name__}."

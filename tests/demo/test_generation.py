@@ -9,7 +9,9 @@ from keras_ddpm.demo import (
     display_scale,
     fit_image,
     generate_progressively,
+    inpaint_picture,
     model_summary,
+    painted_mask,
     reconstruct_picture,
     save_animation,
 )
@@ -229,3 +231,84 @@ def test_model_summary(model):
     assert summary["prediction"] == "epsilon"
     assert "0.999" in summary["EMA"]
     model.ema_updates.assign(0)
+
+
+def test_painted_mask_fills_in_wherever_a_layer_has_a_stroke():
+    first = np.zeros((6, 10, 4), np.uint8)
+    first[1:3, 2:5] = (255, 0, 255, 255)
+    second = np.zeros((6, 10, 4), np.uint8)
+    second[4, 7:9, 3] = 1  # a faint edge still counts as painted
+    second[0, 0, :3] = 200  # colour without alpha is not a stroke
+    mask = painted_mask([first, second], (6, 10))
+    expected = np.full((6, 10), 255, np.uint8)
+    expected[1:3, 2:5] = 0
+    expected[4, 7:9] = 0
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(painted_mask([], (3, 4)), np.full((3, 4), 255))
+    with pytest.raises(ValueError, match=r"picture's size \(6, 10\), got \(5, 10\)"):
+        painted_mask([first[:5]], (6, 10))
+
+
+def test_inpainting_strip_keeps_the_unpainted_pixels(model):
+    picture = split_picture(30, 40)  # centred 30×30: white left, black right
+    mask = np.full((30, 40), 255, np.uint8)
+    mask[:15, 20:35] = 0  # the top of the black half, in the picture's pixels
+    strip = inpaint_picture(
+        model,
+        picture,
+        mask,
+        sampler="ddpm",
+        steps=4,
+        jump_length=2,
+        jump_n_sample=2,
+        num_images=2,
+        seed=3,
+    )
+    assert strip.shape == (SCALE * (SIZE + 4), SCALE * (4 * SIZE + 10), 3)
+    original = fit_image(picture, (SIZE, SIZE, 3))
+    # The picture's crop is columns 5..35: the mask's hole is model pixels
+    # rows 0..3, columns 4..7 (at least half of each painted).
+    keep = np.ones((SIZE, SIZE, 1), np.float32)
+    keep[:4, 4:] = 0.0
+    filled = model.inpaint(
+        np.repeat(original[None], 2, axis=0),
+        keep,
+        sampler="ddpm",
+        steps=4,
+        jump_length=2,
+        jump_n_sample=2,
+        seed=3,
+    )
+    expected = enlarged_grid(
+        np.concatenate([original[None], (keep * original)[None], filled]), 1, 4
+    )
+    assert np.abs(strip.astype(int) - expected.astype(int)).max() <= 1
+    tiles = [
+        strip[2 * SCALE :, (2 + k * (SIZE + 2)) * SCALE :][
+            : SIZE * SCALE, : SIZE * SCALE
+        ]
+        for k in range(4)
+    ]
+    kept = np.repeat(np.repeat(keep[..., 0] > 0, SCALE, 0), SCALE, 1)
+    for filling in tiles[2:]:
+        np.testing.assert_array_equal(filling[kept], tiles[0][kept])
+    assert np.all(np.abs(tiles[1][~kept].astype(int) - 128) <= 1)  # the hole, grey
+
+
+@pytest.mark.parametrize(
+    "mask,message",
+    [
+        (np.full((30, 40), 255, np.uint8), "Paint over the region to fill in first"),
+        (np.zeros((30, 41), np.uint8), r"uint8 mask of the picture's size \(30, 40\)"),
+        (np.zeros((30, 40), np.float32), "uint8 mask"),
+    ],
+)
+def test_inpainting_rejects_bad_masks(model, mask, message):
+    with pytest.raises(ValueError, match=message):
+        inpaint_picture(model, split_picture(30, 40), mask, steps=2, jump_length=1)
+
+
+def test_inpainting_refuses_a_sampler_with_its_own_step(model):
+    mask = np.zeros((30, 40), np.uint8)
+    with pytest.raises(ValueError, match="linear step rule"):
+        inpaint_picture(model, split_picture(30, 40), mask, sampler="heun", steps=2)

@@ -145,3 +145,44 @@ def test_samplers_come_from_the_registry(monkeypatch):
         r"or 'TOYETA', got 'x'\.$",
     ):
         generate(sampler="x")
+
+
+def inpaint(**overrides):
+    values = dict(
+        sampler="DDPM", steps=20, jump_length=5, jump_n_sample=3, num_images=2, seed=1
+    )
+    values.update(overrides)
+    return LIMITS.check_inpaint(**values)
+
+
+def test_inpainting_request_is_normalised_to_plain_values():
+    assert inpaint(sampler="ddim", steps="20", eta=0.25) == {
+        "sampler": {"name": "ddim", "eta": 0.25},
+        "steps": 20,
+        "jump_length": 5,
+        "jump_n_sample": 3,
+        "num_images": 2,
+        "seed": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("sampler", "DPM_SOLVER", r"Sampler must be 'DDIM', 'DDPM' or 'EULER'"),
+        ("steps", 41, r"Steps must be a whole number in \[1, 40\]"),
+        ("jump_length", 21, r"Jump length must be a whole number in \[1, 20\], got 21"),
+        ("jump_length", 0, r"Jump length must be"),
+        ("jump_n_sample", 11, r"Resampling must be a whole number in \[1, 10\]"),
+        ("num_images", 5, r"Number of fillings must be a whole number in \[1, 4\]"),
+        ("seed", -1, r"Seed must be"),
+    ],
+)
+def test_inpainting_request_out_of_bounds(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        inpaint(**{field: value})
+
+
+def test_inpainting_offers_only_the_linear_step_rule():
+    assert set(sampler_choices(linear_only=True)) == {"DDIM", "DDPM", "EULER"}
+    assert DemoLimits(100, max_images=2).max_fillings == 2

@@ -147,13 +147,20 @@ def test_stop_cancels_a_generation_between_batches(page, monkeypatch):
     assert "2 of 6 images" in page.locator("#status").inner_text()
 
 
-def test_page_reconstructs_an_uploaded_picture(page, tmp_path):
-    picture = np.zeros((40, 60, 3), np.uint8)
-    picture[:, :30] = (255, 0, 0)
+def upload_red_and_black(page, tmp_path, tab, elem_id, height, width):
+    """Open `tab` and upload a picture, red on its left half, black on its right."""
+    picture = np.zeros((height, width, 3), np.uint8)
+    picture[:, : width // 2] = (255, 0, 0)
     path = tmp_path / "upload.png"
     Image.fromarray(picture).save(path)
-    page.get_by_role("tab", name="Reconstruct").click()
-    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.get_by_role("tab", name=tab).click()
+    page.locator(f"#{elem_id}").wait_for(state="visible")
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+    return path
+
+
+def test_page_reconstructs_an_uploaded_picture(page, tmp_path):
+    upload_red_and_black(page, tmp_path, "Reconstruct", "upload", 40, 60)
     page.locator("#upload img").first.wait_for(state="visible")
     set_slider(page, "t", 5)
     set_slider(page, "r-steps", 3)
@@ -166,6 +173,57 @@ def test_page_reconstructs_an_uploaded_picture(page, tmp_path):
     tile = strip[32:160, 32:160]
     assert tile[:, :32].mean(axis=(0, 1)) == pytest.approx([255, 0, 0], abs=8)
     assert tile[:, -32:].max() < 8
+
+
+def tile(strip, k, scale=128 // SIZE, padding=2):
+    """Tile `k` of a one-row strip, at display size."""
+    top, left = scale * padding, scale * (padding + k * (SIZE + padding))
+    return strip[top : top + scale * SIZE, left : left + scale * SIZE]
+
+
+def test_page_inpaints_the_painted_region(page, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    path = upload_red_and_black(page, tmp_path, "Inpaint", "inpaint-editor", 200, 200)
+    # Panning is enabled once the picture is on the canvas. An upload made while
+    # the editor's canvas is still starting up can be dropped, as it would be for
+    # a person clicking that fast: then upload it again.
+    loaded = page.locator("#inpaint-editor button[aria-label=Pan]:not([disabled])")
+    for _ in range(3):
+        try:
+            loaded.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.locator("#inpaint-editor input[type=file]").set_input_files(str(path))
+    loaded.wait_for()
+    page.locator("#inpaint-editor button[aria-label=Brush]").click()
+    # Paint over the right half's lower part: the canvas shows the picture centred.
+    canvas = page.locator("#inpaint-editor canvas").first.bounding_box()
+    x, y = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    side = 0.6 * min(canvas["width"], canvas["height"])
+    for row in range(4):
+        page.mouse.move(x + 0.1 * side, y + side * (0.1 + 0.1 * row))
+        page.mouse.down()
+        page.mouse.move(x + 0.4 * side, y + side * (0.1 + 0.1 * row), steps=5)
+        page.mouse.up()
+    set_slider(page, "i-steps", 4)
+    set_slider(page, "i-jump-length", 2)
+    set_slider(page, "i-jump-n-sample", 2)
+    set_slider(page, "i-num", 2)
+    page.locator("#run-inpaint").click()
+    strip = shown_image(page, "inpainting")
+    # One row: the input, the region to fill, two fillings.
+    assert strip.shape[:2] == grid_pixels(1, 4)
+    original, region = tile(strip, 0), tile(strip, 1)
+    assert original[:, :48].mean(axis=(0, 1)) == pytest.approx([255, 0, 0], abs=8)
+    # The painted pixels show grey (0 in [-1, 1]), all of them in the right half.
+    grey = (np.abs(region.astype(int) - 128) <= 2).all(axis=-1)
+    assert grey.sum() >= 16 * 16
+    assert not grey[:, :64].any()
+    assert not grey[:32].any()  # the top row was not painted
+    for k in (2, 3):  # every filling keeps the unpainted pixels as they were
+        np.testing.assert_array_equal(tile(strip, k)[~grey], original[~grey])
+    assert page.locator(".toast-body.error").count() == 0
 
 
 def test_page_answers_a_non_image_upload_with_a_message(page, tmp_path):
@@ -244,6 +302,43 @@ def test_api_rejects_bad_values_and_paths_with_messages(server, tmp_path):
         client.predict(None, 5, "DDIM", 3, 0, 0.0, api_name="/reconstruct")
 
 
+def test_inpainting_api_checks_its_values(server, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    picture, stroke = tmp_path / "picture.png", tmp_path / "stroke.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(picture)
+    layer = np.zeros((16, 16, 4), np.uint8)
+    layer[:8, :8] = (255, 0, 255, 255)
+    Image.fromarray(layer).save(stroke)
+
+    def edited(*layers):
+        return {
+            "background": handle_file(str(picture)),
+            "layers": [handle_file(str(path)) for path in layers],
+            "composite": None,
+        }
+
+    client = Client(server, verbose=False)
+    strip = client.predict(
+        edited(stroke), "DDPM", 4, 2, 2, 1, 0, 0.0, api_name="/inpaint"
+    )
+    assert np.asarray(Image.open(strip)).shape[:2] == grid_pixels(1, 3)
+    for args, message in [
+        ((edited(stroke), "HEUN", 4, 2, 2, 1, 0, 0.0), "not in the list of choices"),
+        ((edited(stroke), "DDPM", 4, 5, 2, 1, 0, 0.0), r"Jump length .* \[1, 4\]"),
+        (
+            (edited(stroke), "DDPM", 4, 2, 11, 1, 0, 0.0),
+            "greater than maximum value 10",
+        ),
+        ((edited(stroke), "DDPM", 4, 2, 2, 5, 0, 0.0), "greater than maximum value 4"),
+        ((edited(), "DDPM", 4, 2, 2, 1, 0, 0.0), "Paint over the region to fill in"),
+        ((None, "DDPM", 4, 2, 2, 1, 0, 0.0), "Upload an image first"),
+    ]:
+        with pytest.raises(AppError, match=message):
+            client.predict(*args, api_name="/inpaint")
+
+
 def call_raw(server, api_name, data):
     """One call of the HTTP API without gradio_client: (event name, its data)."""
     request = urllib.request.Request(
@@ -282,3 +377,7 @@ def test_api_never_reads_a_server_path(server, tmp_path):
         # Refused by Gradio (no message) or by the demo ("paths are not accepted").
         assert event == "error", data
         assert data["error"] in (None, PATH_REFUSED), data
+        edited = {"background": payload, "layers": [], "composite": None}
+        event, data = call_raw(server, "inpaint", [edited, "DDPM", 4, 2, 2, 1, 0, 0.0])
+        assert event == "error", data
+        assert "Paint over" not in str(data), data  # refused before it was read
