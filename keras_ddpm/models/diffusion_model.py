@@ -228,7 +228,23 @@ class DiffusionModel(SamplingMixin, keras.Model):
         validation = kwargs.get("validation_data")
         if validation is not None:
             inputs.check_data(validation, self.image_shape)
+        self._build_optimizer()
         return super().fit(x, y, **kwargs)
+
+    def _build_optimizer(self):
+        """Create the optimizer's variables before the train step is traced.
+
+        Keras leaves this to the first trace on TensorFlow without a
+        distribution strategy; a `tf.function` that creates variables is traced
+        twice, so the first `fit` would trace the whole train step twice.
+        """
+        if self.optimizer is None or self.optimizer.built or not self.built:
+            return
+        if keras.backend.backend() == "tensorflow":
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+        else:
+            self.optimizer.build(self.trainable_variables)
 
     def evaluate(self, x=None, y=None, **kwargs):
         inputs.check_data(x, self.image_shape)

@@ -158,6 +158,18 @@ def test_generate_uses_ema_unless_told(trained):
 
 
 @compiled_backends_only
+def test_first_fit_traces_the_train_step_once(monkeypatch):
+    # The optimizer's variables exist before the first trace: a step that
+    # created them would be traced twice by tf.function.
+    model = kd.DiffusionModel(minimal_unet(), seed=0)
+    model.compile(optimizer="adam")
+    traces = count_calls(monkeypatch, model, "compute_training_loss")
+    model.fit(images(16), batch_size=8, epochs=2, verbose=0)
+    assert traces[0] == 1
+    assert model.optimizer.iterations.numpy() == 4
+
+
+@compiled_backends_only
 def test_train_step_and_sampling_loop_compile_once(trained, monkeypatch):
     traces = count_calls(monkeypatch, trained, "compute_training_loss")
     trained.fit(images(16), batch_size=8, epochs=2, verbose=0)

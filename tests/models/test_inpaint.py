@@ -87,6 +87,7 @@ def inpainted_error(model, jump_n_sample, num=2000, seed=0, steps=50, jump_lengt
         jump_length=jump_length,
         jump_n_sample=jump_n_sample,
         seed=seed,
+        batch_size=num,  # one call: the images are 4 pixels each
     )
     flat = out.reshape(num, 4).astype(np.float64)
     np.testing.assert_array_equal(
@@ -150,10 +151,13 @@ def test_all_kept_returns_the_image_and_all_filled_samples_the_data(model):
         steps=50,
         jump_n_sample=1,
         seed=1,
+        batch_size=4000,
     ).reshape(4000, 4)
     # Nothing kept and no resampling: the same Markov chain as `generate`, so
     # the same distribution (other noise draws, so equal within sampling error).
-    generated = model.generate(4000, sampler=sampler, steps=50, seed=2).reshape(4000, 4)
+    generated = model.generate(
+        4000, sampler=sampler, steps=50, seed=2, batch_size=4000
+    ).reshape(4000, 4)
     np.testing.assert_allclose(free.mean(0), generated.mean(0), atol=0.02)
     np.testing.assert_allclose(
         np.cov(free, rowvar=False), np.cov(generated, rowvar=False), atol=0.008
