@@ -44,14 +44,14 @@ def affine_predictions(ab, mu=MU, s=S):
     return p, q, r, u
 
 
-def exact_moments(kind, schedule, timesteps, variance="fixed_small", eta=0.0):
+def exact_moments(kind, schedule, timesteps, variance="fixed_small", eta=0.0, mu=MU):
     """Propagate mean and variance through the papers' update equations."""
     mean, var = 0.0, 1.0
     alphas_cumprod = schedule.alphas_cumprod
     for i, t in enumerate(timesteps):
         ab = alphas_cumprod[t]
         ab_prev = alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
-        p, q, r, u = affine_predictions(ab)
+        p, q, r, u = affine_predictions(ab, mu)
         if kind == "ddpm":
             # Ho et al. 2020 eq. 7 on the respaced process; no noise at the last step.
             beta = 1 - ab / ab_prev

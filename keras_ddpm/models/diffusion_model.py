@@ -4,7 +4,7 @@ from keras import ops
 
 from keras_ddpm import samplers as samplers_lib
 from keras_ddpm import schedules as schedules_lib
-from keras_ddpm.models import ema, inputs, objective
+from keras_ddpm.models import conditioning, ema, inputs, objective
 from keras_ddpm.models.sampling_mixin import SamplingMixin
 from keras_ddpm.models.trainers import get_trainer
 
@@ -62,6 +62,16 @@ class DiffusionModel(SamplingMixin, keras.Model):
             `"lognormal"`. Defaults to 1.2 (their P_std).
         sampler: the default sampler of `generate` and `reconstruct`: a name,
             config dict or `Sampler`. Defaults to `"ddpm"`.
+        num_classes: int >= 1 or None, for a class-conditional model: the
+            network takes labels as a third input (e.g. `build_unet(...,
+            num_classes=K)`), `fit` trains on `(images, labels)` and
+            `generate(labels=..., guidance_scale=...)` samples a class with
+            classifier-free guidance (Ho & Salimans 2022). Defaults to None
+            (unconditional).
+        label_dropout: float in [0, 1), the probability that a training label
+            is replaced by the null label, so that the network also learns the
+            unconditional prediction that guidance needs. Defaults to 0.1.
+        class_names: None or a list of `num_classes` names, saved with the model.
         seed: int or None, seed of the noise and timesteps drawn in training.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
@@ -112,6 +122,9 @@ class DiffusionModel(SamplingMixin, keras.Model):
         lognormal_std=1.2,
         sampler="ddpm",
         seed=None,
+        num_classes=None,
+        label_dropout=0.1,
+        class_names=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -125,6 +138,11 @@ class DiffusionModel(SamplingMixin, keras.Model):
             min_snr_gamma,
         )
         inputs.check_noise_levels(noise_levels, lognormal_mean, lognormal_std)
+        self.num_classes, self.label_dropout, self.class_names = (
+            conditioning.check_class_arguments(
+                network, num_classes, label_dropout, class_names
+            )
+        )
         warmup = ema.normalise_warmup(ema_warmup)
         self.network = network
         self.schedule = schedules_lib.get(schedule)
@@ -222,12 +240,14 @@ class DiffusionModel(SamplingMixin, keras.Model):
 
     def fit(self, x=None, y=None, **kwargs):
         inputs.check_data(x, self.image_shape)
+        self._check_labels(x, y)
         if hasattr(x, "element_spec"):
             # A tf.data pipeline shuffles itself; Keras would only warn about it.
             kwargs.setdefault("shuffle", False)
         validation = kwargs.get("validation_data")
         if validation is not None:
             inputs.check_data(validation, self.image_shape)
+            self._check_labels(validation)
         self._build_optimizer()
         return super().fit(x, y, **kwargs)
 
@@ -248,7 +268,30 @@ class DiffusionModel(SamplingMixin, keras.Model):
 
     def evaluate(self, x=None, y=None, **kwargs):
         inputs.check_data(x, self.image_shape)
+        self._check_labels(x, y)
         return super().evaluate(x, y, **kwargs)
+
+    def _check_labels(self, x, y=None):
+        """A conditional model's labels, checked before `fit`/`evaluate` runs."""
+        if self.num_classes is None:
+            return
+        data = (x, y) if y is not None else x
+        conditioning.check_label_data(data, self.num_classes)
+
+    def _network_fn(self, network_fn, data, replica=None, drop=True):
+        """`network_fn` over `[x_t, t]`, given the batch's labels (dropped) if conditional."""
+        if self.num_classes is None:
+            return network_fn
+        labels = conditioning.batch_labels(data, self.num_classes)
+        if drop:
+            labels = conditioning.drop_labels(
+                labels,
+                self.num_classes,
+                self.label_dropout,
+                self.seed_generator,
+                replica,
+            )
+        return lambda inputs: network_fn(list(inputs) + [labels])
 
     def _table(self, name):
         return self._tables[name]
@@ -291,7 +334,9 @@ class DiffusionModel(SamplingMixin, keras.Model):
         """
         return self._diffusion_loss(
             inputs.image_batch(data, self.image_shape),
-            lambda inputs: self.network(inputs, training=True),
+            self._network_fn(
+                lambda inputs: self.network(inputs, training=True), data, replica
+            ),
             replica,
         )
 
@@ -313,7 +358,8 @@ class DiffusionModel(SamplingMixin, keras.Model):
             )[0]
 
         return self._diffusion_loss(
-            inputs.image_batch(data, self.image_shape), network_fn
+            inputs.image_batch(data, self.image_shape),
+            self._network_fn(network_fn, data, drop=False),
         )
 
     def _ema_momentum_now(self):
@@ -365,6 +411,9 @@ class DiffusionModel(SamplingMixin, keras.Model):
             "lognormal_std": self.lognormal_std,
             "sampler": samplers_lib.serialize(self.sampler),
             "seed": self.seed,
+            "num_classes": self.num_classes,
+            "label_dropout": self.label_dropout,
+            "class_names": self.class_names,
         }
 
     @classmethod

@@ -2,6 +2,7 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm import samplers as samplers_lib
+from keras_ddpm.models import conditioning as conditioning_lib
 from keras_ddpm.models import inpainting, inputs, sampling
 from keras_ddpm.ops import predict_x0_and_eps, rates_at
 from keras_ddpm.utils import check_int
@@ -45,24 +46,55 @@ class SamplingMixin:
             non_trainable: values of the network's non-trainable variables.
             x_t: the noisy images `(B, H, W, C)`.
             t: timestep, a scalar or one per image `(B,)` (int or float).
-            conditioning: dict of tensors for a conditional network (labels,
-                guidance scale, ...); an unconditional model takes none.
+            conditioning: dict of tensors for a class-conditional model:
+                `"labels"` `(B,)` int (the null label `num_classes` for none;
+                absent: all null) and optionally `"guidance_scale"` (a scalar
+                or `(B,)`), which runs classifier-free guidance, null + s ·
+                (label − null), in one call over the doubled batch. An
+                unconditional model takes none.
 
         Returns:
             A pair `(x0_hat, eps_hat)` of float32 tensors shaped like `x_t`.
 
         Raises:
-            ValueError: if `conditioning` is given to an unconditional model.
+            ValueError: for conditioning an unconditional model, or names other
+                than `labels` and `guidance_scale`.
         """
-        if conditioning:
+        conditioning = dict(conditioning or {})
+        labels = conditioning.pop("labels", None)
+        guidance = conditioning.pop("guidance_scale", None)
+        if self.num_classes is None and (
+            conditioning or labels is not None or guidance is not None
+        ):
+            given = sorted(conditioning) + [
+                name
+                for name, value in (("labels", labels), ("guidance_scale", guidance))
+                if value is not None
+            ]
             raise ValueError(
                 "This model is unconditional: it takes no conditioning, got "
-                f"{sorted(conditioning)}."
+                f"{sorted(given)}."
+            )
+        if conditioning:
+            raise ValueError(
+                "A class-conditional model takes the conditioning `labels` and "
+                f"`guidance_scale` only, got {sorted(conditioning)}."
             )
         timesteps = ops.broadcast_to(ops.cast(t, "float32"), (ops.shape(x_t)[0],))
-        output, _ = self.network.stateless_call(
-            weights, non_trainable, [x_t, timesteps], training=False
-        )
+
+        def call(network_inputs):
+            return self.network.stateless_call(
+                weights, non_trainable, network_inputs, training=False
+            )[0]
+
+        if self.num_classes is None:
+            output = ops.cast(call([x_t, timesteps]), "float32")
+        else:
+            if labels is None:
+                labels = ops.full((ops.shape(x_t)[0],), self.num_classes, "int32")
+            output = conditioning_lib.guided_output(
+                call, x_t, timesteps, labels, guidance, self.num_classes
+            )
         # Fractional timesteps (Karras spacing) read the tables interpolated.
         alpha, sigma = rates_at(
             t,
@@ -70,9 +102,7 @@ class SamplingMixin:
             self._table("noise_rates"),
             self._table("log_sigmas"),
         )
-        return predict_x0_and_eps(
-            self.prediction, ops.cast(output, "float32"), x_t, alpha, sigma
-        )
+        return predict_x0_and_eps(self.prediction, output, x_t, alpha, sigma)
 
     def generate(
         self,
@@ -85,6 +115,8 @@ class SamplingMixin:
         use_ema=True,
         batch_size=None,
         progress=False,
+        labels=None,
+        guidance_scale=1.0,
     ):
         """Sample images by running the reverse process from pure noise.
 
@@ -102,6 +134,14 @@ class SamplingMixin:
             use_ema: bool, sample with the EMA weights. Defaults to True.
             batch_size: int or None, images per compiled call (default up to 64).
             progress: bool, show a progress bar over the batches.
+            labels: for a class-conditional model, an int or an int array of
+                `num_images` class labels in [0, num_classes); None samples
+                unconditionally (the null label).
+            guidance_scale: float, classifier-free guidance scale s: 1 samples
+                the plain conditional model; s > 1 follows the label more
+                closely at some cost in diversity (each step then runs the
+                network on twice the batch). Changing `labels` or `s` (other
+                than 1) reuses the compiled program. Defaults to 1.0.
 
         Returns:
             float32 numpy images `(num_images, H, W, C)` in [-1, 1]; with
@@ -109,8 +149,10 @@ class SamplingMixin:
             has shape `(steps + 1, num_images, H, W, C)`, first frame the noise.
 
         Raises:
-            ValueError: for a bad count, steps outside [1, T], or noise of the
-                wrong shape or with NaN / infinite values.
+            ValueError: for a bad count, steps outside [1, T], noise of the
+                wrong shape or with NaN / infinite values, or labels out of
+                range, not integers, of the wrong length, or given to an
+                unconditional model.
 
         Example:
 
@@ -137,6 +179,9 @@ class SamplingMixin:
             use_ema=use_ema,
             batch_size=batch_size,
             progress=progress,
+            conditioning=conditioning_lib.sampling_conditioning(
+                self, labels, guidance_scale, len(x)
+            ),
         )
 
     def reconstruct(
@@ -150,6 +195,8 @@ class SamplingMixin:
         use_ema=True,
         batch_size=None,
         strength=None,
+        labels=None,
+        guidance_scale=1.0,
     ):
         """Noise real images to timestep `t` with q(x_t | x_0), then denoise them back.
 
@@ -173,6 +220,9 @@ class SamplingMixin:
             strength: float in (0, 1] or None, SDEdit's strength, instead of
                 `t`: 1 starts from (almost) pure noise, 0.3 keeps the image's
                 layout and redraws its details.
+            labels: for a class-conditional model, as in `generate` (one per
+                image, or an int for all).
+            guidance_scale: float, as in `generate`. Defaults to 1.0.
 
         Returns:
             float32 numpy images `(N, H, W, C)` in [-1, 1] (and the trajectory,
@@ -213,6 +263,9 @@ class SamplingMixin:
             return_trajectory=return_trajectory,
             use_ema=use_ema,
             batch_size=batch_size,
+            conditioning=conditioning_lib.sampling_conditioning(
+                self, labels, guidance_scale, len(x_t)
+            ),
         )
 
     def inpaint(

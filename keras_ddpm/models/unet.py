@@ -36,6 +36,7 @@ def build_unet(
     embedding_dim=None,
     num_heads=1,
     activation="swish",
+    num_classes=None,
     name="unet",
 ):
     """Build the DDPM U-Net as a functional `keras.Model`.
@@ -47,6 +48,11 @@ def build_unet(
     `UpBlock` per level in reverse with skip concatenation, and
     GroupNorm → activation → a zero-initialised 3×3 convolution, so an untrained
     network predicts exactly 0.
+
+    With `num_classes=K` it is class-conditional: a third input takes integer
+    labels `(B,)` in [0, K], and an `Embedding` of K + 1 rows (row K is the
+    null label, "no class", for classifier-free guidance) is added to the
+    time embedding.
 
     Args:
         image_size: int or `(height, width)`; each must be divisible by
@@ -63,11 +69,14 @@ def build_unet(
             `4 * widths[0]`.
         num_heads: int, heads of each attention block. Defaults to 1.
         activation: activation name or callable. Defaults to `"swish"`.
+        num_classes: int >= 1 or None, the number of classes of a
+            class-conditional network. Defaults to None (unconditional).
         name: str, model name. Defaults to `"unet"`.
 
     Returns:
-        A `keras.Model` taking `[images (B, H, W, channels), timesteps (B,)]` and
-        returning a tensor shaped like `images`.
+        A `keras.Model` taking `[images (B, H, W, channels), timesteps (B,)]`
+        (and `labels (B,)` with `num_classes`) and returning a tensor shaped
+        like `images`.
 
     Raises:
         ValueError: for image sizes not divisible by `2 ** (len(widths) - 1)`
@@ -110,6 +119,16 @@ def build_unet(
         embedding
     )
     embedding = layers.Dense(embedding_dim, name="time_mlp_2")(embedding)
+    model_inputs = [images, timesteps]
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, low=1)
+        labels = keras.Input((), dtype="int32", name="labels")
+        # Row num_classes is the null label of classifier-free guidance.
+        classes = layers.Embedding(
+            num_classes + 1, embedding_dim, name="class_embedding"
+        )(labels)
+        embedding = layers.Add(name="time_and_class")([embedding, classes])
+        model_inputs.append(labels)
 
     x = layers.Conv2D(widths[0], 3, padding="same", name="stem")(images)
     skips = []
@@ -146,4 +165,4 @@ def build_unet(
     outputs = layers.Conv2D(
         channels, 3, padding="same", kernel_initializer="zeros", name="out_conv"
     )(x)
-    return keras.Model([images, timesteps], outputs, name=name)
+    return keras.Model(model_inputs, outputs, name=name)
