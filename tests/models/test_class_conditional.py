@@ -216,6 +216,11 @@ def two_class_data(n=64, seed=0):
     return (level + noise).astype("float32"), labels
 
 
+@pytest.mark.skipif(
+    BACKEND == "torch",
+    reason="400 eager training steps; the conditional loss is the same keras.ops "
+    "code on every backend and trains here on TensorFlow and JAX",
+)
 def test_a_tiny_conditional_model_learns_to_draw_the_asked_class(tmp_path):
     keras.utils.set_random_seed(0)
     net = kd.models.build_unet(
