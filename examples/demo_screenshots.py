@@ -8,6 +8,7 @@ docs/images/demo-inpaint.png.
 """
 
 import os
+import re
 import sys
 import tempfile
 
@@ -57,9 +58,14 @@ def main(model_path, out="docs/images", port=7899):
 
             page.get_by_role("tab", name="Inpaint").click()
             editor = "#inpaint-editor"
+            # The editor's zoom label changes once it has fitted the picture.
+            zoom = page.locator(editor).get_by_text(re.compile(r"^\d+%$")).first
+            blank = zoom.inner_text()
             page.locator(f"{editor} input[type=file]").set_input_files(flower)
-            # Panning is enabled once the picture is on the canvas.
-            page.locator(f"{editor} button[aria-label=Pan]:not([disabled])").wait_for()
+            page.wait_for_function(
+                "([label, blank]) => label.innerText !== blank",
+                arg=[zoom.element_handle(), blank],
+            )
             page.locator(f"{editor} button[aria-label=Brush]").click()
             canvas = page.locator(f"{editor} canvas").first.bounding_box()
             x = canvas["x"] + canvas["width"] / 2
