@@ -60,8 +60,8 @@ def check_class_arguments(network, num_classes, label_dropout, class_names):
     return num_classes, label_dropout, class_names
 
 
-def batch_labels(data, num_classes):
-    """The labels of a training batch `(images, labels, ...)` as int32 `(B,)`."""
+def _labels_of(data, num_classes):
+    """The labels of a batch, a pair of arrays or a `tf.data` spec, with an integer dtype."""
     if not isinstance(data, (tuple, list)) or len(data) < 2 or data[1] is None:
         raise ValueError(
             f"This model is class-conditional ({num_classes} classes): train it on "
@@ -75,18 +75,19 @@ def batch_labels(data, num_classes):
         raise ValueError(
             f"Expected integer class labels in [0, {num_classes}), got dtype {dtype}."
         )
+    return labels
+
+
+def batch_labels(data, num_classes):
+    """The labels of a training batch `(images, labels, ...)` as int32 `(B,)`."""
+    labels = _labels_of(data, num_classes)
     return ops.reshape(ops.cast(labels, "int32"), (-1,))
 
 
 def check_label_data(data, num_classes):
     """Check the labels of arrays or a `tf.data` spec before `fit`/`evaluate` runs."""
     spec = getattr(data, "element_spec", None)
-    if spec is not None:
-        data = spec
-    labels = data[1] if isinstance(data, (tuple, list)) and len(data) > 1 else None
-    if labels is None:
-        batch_labels((data,), num_classes)  # raises: no labels
-    batch_labels((None, labels), num_classes)  # checks the dtype
+    labels = _labels_of(data if spec is None else spec, num_classes)
     if isinstance(labels, np.ndarray):
         check_label_values(labels, num_classes)
 

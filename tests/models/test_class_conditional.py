@@ -279,3 +279,19 @@ def test_fit_checks_the_labels_first(model, labels, message):
     images = np.zeros((16,) + IMAGE, "float32")
     with pytest.raises(ValueError, match=message):
         model.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+
+
+def test_fit_takes_a_dataset_of_pairs():
+    tf = pytest.importorskip("tensorflow")
+    net = kd.models.build_unet(
+        image_size=8, widths=(8,), block_depth=1, attention_levels=(), num_classes=2
+    )
+    model = kd.DiffusionModel(net, num_classes=2)
+    model.compile(optimizer="adam")
+    images = np.zeros((8, 8, 8, 3), "float32")
+    pairs = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+    history = model.fit(pairs, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    floats = tf.data.Dataset.from_tensor_slices((images, np.zeros(8, "float32")))
+    with pytest.raises(ValueError, match="Expected integer class labels"):
+        model.fit(floats.batch(4), epochs=1, verbose=0)
