@@ -178,3 +178,44 @@ def test_resume_with_a_budget_continues_until_the_time_is_spent(tmp_path):
     kd.training.train(tmp_path / "run", epochs=1, **TINY)
     result = kd.training.train(tmp_path / "run", minutes=0.1, resume=True, **TINY)
     assert result.completed and len(result.history["loss"]) >= 2
+
+
+@ONCE
+def test_a_conditional_run_learns_the_dataset_classes(tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "run"
+    # A budget with the cosine schedule: the step timing runs on (images, labels).
+    result = kd.training.train(
+        out,
+        conditional=True,
+        label_dropout=0.2,
+        minutes=0.1,
+        learning_rate_schedule="cosine",
+        **TINY,
+    )
+    assert result.completed, result.message
+    model = result.model
+    assert model.num_classes == 6 and model.label_dropout == 0.2
+    assert list(model.class_names) == list(kd.datasets.FLOWER_COLOURS)
+    names = {os.path.basename(path) for path in result.files}
+    assert {"classes.png", "samples.png", "model.keras"} <= names
+    with Image.open(out / "classes.png") as grid:  # 6 rows of 8, at scale 2
+        assert grid.size == (2 * (8 * 8 + 9 * 2), 2 * (6 * 8 + 7 * 2))
+    loaded = keras.saving.load_model(out / "model.keras")
+    assert list(loaded.class_names) == list(kd.datasets.FLOWER_COLOURS)
+    with pytest.raises(ValueError, match="class-conditional model: resume with"):
+        kd.training.train(out, epochs=2, resume=True, **TINY)
+
+
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        ({"conditional": "yes"}, "`conditional` must be True or False"),
+        ({"label_dropout": 1.0}, r"`label_dropout` must lie in \[0, 1\)"),
+        ({"guidance_scale": float("inf")}, "`guidance_scale` must be finite"),
+    ],
+)
+def test_conditional_arguments_are_checked(tmp_path, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        kd.training.train(tmp_path, **arguments)

@@ -99,6 +99,60 @@ def add_sampling_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
 
 
+def add_class_arguments(parser):
+    """`--label` and `--guidance`, read by `class_options`, for conditional models."""
+    parser.add_argument(
+        "--label",
+        help="class to sample, an index or a name (conditional models; default: "
+        "none, unconditional)",
+    )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=1.0,
+        help="classifier-free guidance scale; above 1 sharper, more typical "
+        "images of the class (default: 1)",
+    )
+
+
+def class_index(model, text):
+    """The class index `text` names: an index, or one of the model's class names."""
+    if model.num_classes is None:
+        raise UsageError("--label needs a class-conditional model; this one has none")
+    names = list(model.class_names or [])
+    if text in names:
+        return names.index(text)
+    try:
+        index = int(text)
+    except ValueError:
+        known = f"one of {', '.join(names[:12])}{', ...' if len(names) > 12 else ''}"
+        raise UsageError(
+            f"--label {text!r} is not a class of this model: expected an index in "
+            f"[0, {model.num_classes})" + (f" or {known}" if names else "")
+        ) from None
+    if not 0 <= index < model.num_classes:
+        raise UsageError(
+            f"--label {index} is out of range: expected [0, {model.num_classes})"
+        )
+    return index
+
+
+def class_options(model, args):
+    """`labels` and `guidance_scale` of `generate` from `--label` and `--guidance`."""
+    if args.guidance != 1.0 and model.num_classes is None:
+        raise UsageError(
+            "--guidance needs a class-conditional model; this one has none"
+        )
+    if not math.isfinite(args.guidance):
+        raise UsageError(f"--guidance must be a finite float, got {args.guidance}")
+    options = {}
+    if args.label is not None:
+        options["labels"] = class_index(model, args.label)
+    if model.num_classes is not None:
+        options["guidance_scale"] = args.guidance
+    return options
+
+
 def sampler_config(args):
     """The sampler config of `--sampler`, with the options that sampler takes.
 
@@ -125,17 +179,20 @@ def sampler_config(args):
     return config
 
 
-def generate(model, args, **options):
-    """`args.num` images from `model` as the sampling arguments and `--raw-weights` say."""
-    return model.generate(
-        args.num,
+def sampling_options(args):
+    """The `generate` arguments of the sampling options and `--raw-weights`."""
+    return dict(
         sampler=sampler_config(args),
         steps=args.steps,
         seed=args.seed,
         use_ema=not args.raw_weights,
         progress=True,
-        **options,
     )
+
+
+def generate(model, args, **options):
+    """`args.num` images from `model` as the sampling arguments and `--raw-weights` say."""
+    return model.generate(args.num, **sampling_options(args), **options)
 
 
 def load_model(path):

@@ -9,6 +9,8 @@ from keras_ddpm.cli.options import (
     DEFAULT_SAMPLER,
     UsageError,
     add_backend,
+    add_class_arguments,
+    class_options,
     load_model,
     names,
     positive,
@@ -47,6 +49,7 @@ def add_parser(commands):
         "--steps", type=positive(int), help="(default: the sampler's, capped at t + 1)"
     )
     reconstruct.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    add_class_arguments(reconstruct)
     reconstruct.add_argument(
         "--out",
         default="reconstruction.png",
@@ -60,6 +63,7 @@ def add_parser(commands):
 def run(args):
     """Write the three-row picture; returns the exit status."""
     model = load_model(args.model)
+    conditioning = class_options(model, args)
     if not os.path.isdir(args.images):
         raise UsageError(f"image folder not found: {args.images}")
     height, width, channels = model.image_shape
@@ -89,6 +93,7 @@ def run(args):
         steps=args.steps,
         seed=args.seed,
         return_trajectory=True,
+        **conditioning,
     )
     rows = np.concatenate([originals, trajectory[0], restored])
     viz.save_grid(rows, args.out, rows=3, cols=len(originals))

@@ -2,11 +2,15 @@
 
 from keras_ddpm import viz
 from keras_ddpm.cli.options import (
+    UsageError,
     add_backend,
+    add_class_arguments,
     add_sampling_arguments,
+    class_options,
     generate,
     load_model,
     positive,
+    sampling_options,
 )
 
 
@@ -22,6 +26,14 @@ def add_parser(commands):
         "--num", type=positive(int), default=32, help="images (default: 32)"
     )
     add_sampling_arguments(sample)
+    add_class_arguments(sample)
+    sample.add_argument(
+        "--per-class",
+        type=positive(int),
+        metavar="N",
+        help="a grid of one row of N samples per class instead (conditional "
+        "models; --num, --rows and --gif do not apply)",
+    )
     sample.add_argument(
         "--rows", type=positive(int), help="grid rows (default: near-square)"
     )
@@ -42,7 +54,10 @@ def add_parser(commands):
 def run(args):
     """Write the grid (and the GIF); returns the exit status."""
     model = load_model(args.model)
-    result = generate(model, args, return_trajectory=bool(args.gif))
+    conditioning = class_options(model, args)
+    if args.per_class:
+        return _per_class(model, args, conditioning)
+    result = generate(model, args, return_trajectory=bool(args.gif), **conditioning)
     images, trajectory = result if args.gif else (result, None)
     rows = args.rows or max(1, int(round(args.num**0.5)))
     cols = -(-args.num // rows)
@@ -51,4 +66,31 @@ def run(args):
     if args.gif:
         viz.save_gif(trajectory, args.gif, rows=rows, cols=cols, duration=3.0)
         print(f"Wrote {args.gif}")
+    return 0
+
+
+def _per_class(model, args, conditioning):
+    """`--per-class N`: one row of N samples per class (or of `--label`'s class)."""
+    if model.num_classes is None:
+        raise UsageError(
+            "--per-class needs a class-conditional model; this one has none"
+        )
+    if args.gif:
+        raise UsageError("--gif does not apply with --per-class")
+    classes = (
+        [conditioning["labels"]]
+        if "labels" in conditioning
+        else list(range(model.num_classes))
+    )
+    viz.save_class_grid(
+        model,
+        args.grid,
+        per_class=args.per_class,
+        classes=classes,
+        guidance_scale=conditioning["guidance_scale"],
+        scale=1,
+        **sampling_options(args),
+    )
+    names = model.class_names or [str(k) for k in range(model.num_classes)]
+    print(f"Wrote {args.grid} (rows: {', '.join(names[k] for k in classes)})")
     return 0

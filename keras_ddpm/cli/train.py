@@ -19,7 +19,7 @@ from keras_ddpm.cli.options import (
 )
 
 # Arguments of `training.train` whose flag (and TOML key) has a shorter name.
-RENAMED = {"output_dir": "out", "ema_momentum": "ema"}
+RENAMED = {"output_dir": "out", "ema_momentum": "ema", "guidance_scale": "guidance"}
 # Arguments given only as flags, never from a --config file.
 FLAGS_ONLY = ("resume", "verbose", "devices")
 
@@ -56,7 +56,8 @@ def add_parser(commands):
         help="train a diffusion model, then write samples.png and denoise.gif",
         description=(
             "Train a DDPM and write model.keras, samples.png (4x8), denoise.gif, "
-            "history.json and loss.png into --out. With no arguments it trains on "
+            "history.json and loss.png (and classes.png with --conditional) into "
+            "--out. With no arguments it trains on "
             "the built-in synthetic flowers. Ctrl-C stops after the current batch "
             "and saves a checkpoint; --resume continues from the newest one."
         ),
@@ -156,6 +157,28 @@ def add_parser(commands):
         metavar="EMA",
         type=float,
         help=f"EMA momentum, with warmup (default: {d['ema_momentum']})",
+    )
+    train.add_argument(
+        "--conditional",
+        action="store_const",
+        const=True,
+        help="learn the dataset's classes (synthetic_flowers: petal colour; TFDS: "
+        "its label; a folder: one class per sub-folder) with classifier-free "
+        "guidance's label dropout",
+    )
+    train.add_argument(
+        "--label-dropout",
+        type=float,
+        help="share of training labels replaced by the null label, with "
+        f"--conditional (default: {d['label_dropout']})",
+    )
+    train.add_argument(
+        "--guidance",
+        dest="guidance_scale",
+        metavar="SCALE",
+        type=float,
+        help="guidance scale of a conditional run's final pictures "
+        f"(default: {d['guidance_scale']})",
     )
     train.add_argument(
         "--out",

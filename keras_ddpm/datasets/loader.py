@@ -5,14 +5,22 @@ import warnings
 
 import numpy as np
 
-from keras_ddpm.datasets.synthetic_flowers import _render_range
+from keras_ddpm.datasets.synthetic_flowers import (
+    FLOWER_COLOURS,
+    _render_range,
+    flower_colour,
+)
 from keras_ddpm.utils import check_choice, check_float, check_image_size, check_int
 
 SPLITS = ("train", "validation", "all")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SYNTHETIC_SIZE = 4096
-# The seed project's datasets: all their official splits pooled, then re-split 80/20.
-KNOWN_TFDS = {"oxford_flowers102": "image", "oxford_iiit_pet": "image"}
+# The seed project's datasets (all their official splits pooled, then re-split
+# 80/20): their image and class-label features (102 species, 37 breeds).
+KNOWN_TFDS = {
+    "oxford_flowers102": ("image", "label"),
+    "oxford_iiit_pet": ("image", "label"),
+}
 
 
 def _tf():
@@ -144,7 +152,22 @@ def _folder_files(folder):
     return readable
 
 
-def _folder_dataset(tf, files, channels):
+def _folder_classes(folder, files):
+    """Class names (the sorted sub-folders holding images) and each file's label."""
+    parts = [os.path.relpath(path, folder).split(os.sep) for path in files]
+    loose = [os.path.join(*p) for p in parts if len(p) == 1]
+    if loose:
+        raise ValueError(
+            f"labels=True reads one class per sub-folder of {folder!r}, but "
+            f"{len(loose)} images lie in the folder itself (e.g. {loose[0]!r}); "
+            "move them into a class folder."
+        )
+    names = sorted({p[0] for p in parts})
+    index = {name: k for k, name in enumerate(names)}
+    return tuple(names), np.array([index[p[0]] for p in parts], np.int32)
+
+
+def _folder_dataset(tf, files, channels, labels=None):
     def decode(path):
         image = tf.io.decode_image(
             tf.io.read_file(path), channels=0, expand_animations=False
@@ -154,6 +177,10 @@ def _folder_dataset(tf, files, channels):
     dataset = tf.data.Dataset.from_tensor_slices(files).map(
         decode, num_parallel_calls=tf.data.AUTOTUNE
     )
+    if labels is not None:
+        dataset = tf.data.Dataset.zip(
+            dataset, tf.data.Dataset.from_tensor_slices(labels)
+        )
     return dataset.ignore_errors(log_warning=True)
 
 
@@ -167,7 +194,21 @@ def tfds_split(official_splits, split, validation_fraction):
     return "+".join(f"{name}{part}" for name in sorted(official_splits))
 
 
-def _tfds_dataset(tf, name, split, validation_fraction, data_dir, download):
+def _feature_key(tfds, name, features, kind, preferred):
+    """The key of `name`'s `kind` feature: `preferred` if it is one, else the first."""
+    if preferred in features.keys() and isinstance(features[preferred], kind):
+        return preferred
+    key = next((k for k, f in features.items() if isinstance(f, kind)), None)
+    if key is None:
+        raise ValueError(
+            f"TFDS dataset {name!r} has no {kind.__name__} feature"
+            + (" (labels=True needs one)." if kind is tfds.features.ClassLabel else ".")
+        )
+    return key
+
+
+def _tfds_dataset(tf, name, split, validation_fraction, data_dir, download, labels):
+    """The pooled-and-split TFDS dataset of images (and labels) and its class names."""
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
@@ -185,12 +226,7 @@ def _tfds_dataset(tf, name, split, validation_fraction, data_dir, download):
     try:
         if download:
             builder.download_and_prepare()
-        official = sorted(builder.info.splits.keys())
-        percent = int(round(100 * (1 - validation_fraction)))
-        part = {"train": f"[:{percent}%]", "validation": f"[{percent}%:]", "all": ""}[
-            split
-        ]
-        spec = "+".join(f"{s}{part}" for s in official)
+        spec = tfds_split(builder.info.splits.keys(), split, validation_fraction)
         dataset = builder.as_dataset(split=spec, shuffle_files=False)
     except Exception as error:
         raise ValueError(
@@ -198,17 +234,19 @@ def _tfds_dataset(tf, name, split, validation_fraction, data_dir, download):
             f"{str(error).splitlines()[0] if str(error) else error.__class__.__name__}. Without a network, "
             "download it elsewhere and pass `data_dir=`, or load a folder of images instead."
         ) from None
-    key = KNOWN_TFDS.get(name) or next(
-        (
-            k
-            for k, f in builder.info.features.items()
-            if isinstance(f, tfds.features.Image)
+    image_key, label_key = KNOWN_TFDS.get(name, ("image", "label"))
+    features = builder.info.features
+    image_key = _feature_key(tfds, name, features, tfds.features.Image, image_key)
+    if not labels:
+        return dataset.map(lambda example: example[image_key]), None
+    label_key = _feature_key(tfds, name, features, tfds.features.ClassLabel, label_key)
+    names = features[label_key].names
+    return (
+        dataset.map(
+            lambda example: (example[image_key], tf.cast(example[label_key], tf.int32))
         ),
-        None,
+        tuple(names),
     )
-    if key is None:
-        raise ValueError(f"TFDS dataset {name!r} has no image feature.")
-    return dataset.map(lambda example: example[key])
 
 
 def load(
@@ -225,6 +263,7 @@ def load(
     cache=True,
     data_dir=None,
     download=True,
+    labels=False,
 ):
     """Load images as a shuffled, batched, prefetched `tf.data.Dataset` in [-1, 1].
 
@@ -245,6 +284,21 @@ def load(
     backend. The `"train"` split drops its last partial batch, so every step has
     the same shape and compiles once.
 
+    With `labels=True` the batches are `(images, labels)` pairs, int32 labels
+    in `[0, num_classes)` for a class-conditional `DiffusionModel`, and the
+    dataset has two more attributes, `class_names` (a tuple of str) and
+    `num_classes`. The classes are:
+
+    - `"synthetic_flowers"`: the petals' colour family, `FLOWER_COLOURS`
+      (red, yellow, green, cyan, blue, magenta; see `flower_colour`), chosen
+      because a person sees it at any size, a small model learns it in
+      minutes, and the flowers encoder can judge it in samples;
+    - a TFDS dataset: its class-label feature (`"label"`: the 102 species of
+      Oxford Flowers 102, the 37 breeds of Oxford-IIIT Pets), with its names;
+    - a folder: one class per sub-folder, in sorted order of the sub-folder
+      names (images in the folder itself are refused). Every split of the
+      same folder has the same classes.
+
     Args:
         source: str name, folder path or numpy array (see above).
         image_size: int or `(height, width)`. Defaults to 64.
@@ -260,13 +314,20 @@ def load(
         cache: bool, keep preprocessed images in memory. Defaults to True.
         data_dir: str or None, TFDS data directory.
         download: bool, let TFDS download and prepare the dataset if needed.
+        labels: bool, also yield each image's class (see above). Not for an
+            array source: pass its labels to `model.fit(images, labels)`.
+            Defaults to False.
 
     Returns:
-        A `tf.data.Dataset` of float32 batches `(batch_size, height, width, channels)`.
+        A `tf.data.Dataset` of float32 batches `(batch_size, height, width,
+        channels)`; with `labels=True`, of `(images, labels)` pairs, with
+        `class_names` and `num_classes` attributes.
 
     Raises:
         ValueError: unknown name, empty folder or no readable image, a bad
-            array, a dataset that cannot be downloaded, or bad arguments.
+            array, a dataset that cannot be downloaded, bad arguments, or
+            `labels=True` for an array, a folder without class sub-folders or
+            a TFDS dataset without a class label.
         ImportError: TensorFlow or tensorflow-datasets missing (names the extra).
 
     Example:
@@ -276,6 +337,12 @@ def load(
 
     ds = kd.datasets.load("synthetic_flowers", image_size=32, batch_size=16, num_images=64)
     next(iter(ds)).shape  # TensorShape([16, 32, 32, 3])
+
+    pairs = kd.datasets.load(
+        "synthetic_flowers", image_size=32, batch_size=16, num_images=64, labels=True
+    )
+    pairs.class_names  # ('red', 'yellow', 'green', 'cyan', 'blue', 'magenta')
+    images, labels = next(iter(pairs))  # (16, 32, 32, 3) float32, (16,) int32
     ```
     """
     tf = _tf()
@@ -284,32 +351,52 @@ def load(
         split, validation_fraction, batch_size, channels
     )
     num_images = check_int("num_images", num_images, low=1, allow_none=True)
+    if not isinstance(labels, bool):
+        raise ValueError(f"`labels` must be True or False, got {labels!r}.")
 
+    class_names = None
     if isinstance(source, np.ndarray):
+        if labels:
+            raise ValueError(
+                "labels=True reads the classes of a dataset name or a folder; "
+                "for an array, pass its labels to model.fit(images, labels)."
+            )
         array = _images_from_array(source)
         start, stop = _split_range(len(array), split, validation_fraction)
         dataset = tf.data.Dataset.from_tensor_slices(array[start:stop])
     elif isinstance(source, (str, os.PathLike)) and str(source) == "synthetic_flowers":
         count = SYNTHETIC_SIZE if num_images is None else int(num_images)
         start, stop = _split_range(count, split, validation_fraction)
-        flowers = np.stack(
-            [image for image, _ in _render_range(count, size, seed, start, stop)]
-        )
-        dataset = tf.data.Dataset.from_tensor_slices(
-            np.round(flowers * 255).astype(np.uint8)
-        )
+        rendered = _render_range(count, size, seed, start, stop)
+        flowers = np.round(np.stack([image for image, _ in rendered]) * 255)
+        elements = flowers.astype(np.uint8)
+        if labels:
+            class_names = FLOWER_COLOURS
+            hues = [attributes["hue"] for _, attributes in rendered]
+            elements = (elements, flower_colour(hues))
+        dataset = tf.data.Dataset.from_tensor_slices(elements)
     elif isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
-        files = _folder_files(os.fspath(source))
+        folder = os.fspath(source)
+        files = _folder_files(folder)
+        classes = None
+        if labels:
+            class_names, classes = _folder_classes(folder, files)
         order = np.random.default_rng(seed).permutation(
             len(files)
         )  # split independent of file names
         start, stop = _split_range(len(files), split, validation_fraction)
-        dataset = _folder_dataset(tf, [files[i] for i in order[start:stop]], channels)
+        kept = order[start:stop]
+        dataset = _folder_dataset(
+            tf,
+            [files[i] for i in kept],
+            channels,
+            None if classes is None else classes[kept],
+        )
     elif isinstance(source, (str, os.PathLike)):
         if os.path.sep in str(source) or os.path.exists(source):
             raise ValueError(f"{str(source)!r} is not a folder of images.")
-        dataset = _tfds_dataset(
-            tf, str(source), split, validation_fraction, data_dir, download
+        dataset, class_names = _tfds_dataset(
+            tf, str(source), split, validation_fraction, data_dir, download, labels
         )
     else:
         raise ValueError(
@@ -318,8 +405,14 @@ def load(
     if num_images is not None and str(source) != "synthetic_flowers":
         dataset = dataset.take(int(num_images))
 
+    def each_image(function):
+        """`function` on the image of each element, the label passed through."""
+        if labels:
+            return lambda image, label: (function(image), label)
+        return function
+
     dataset = dataset.map(
-        lambda image: preprocess(image, size, channels),
+        each_image(lambda image: preprocess(image, size, channels)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     if cache:
@@ -329,8 +422,13 @@ def load(
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     if augment and training:
         dataset = dataset.map(
-            lambda image: tf.image.random_flip_left_right(image, seed=seed),
+            each_image(lambda image: tf.image.random_flip_left_right(image, seed=seed)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     dataset = dataset.batch(batch_size, drop_remainder=split == "train")
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    if labels:
+        # As keras.utils.image_dataset_from_directory does: names on the dataset.
+        dataset.class_names = tuple(class_names)
+        dataset.num_classes = len(class_names)
+    return dataset

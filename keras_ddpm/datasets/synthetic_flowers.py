@@ -8,6 +8,13 @@ from keras_ddpm.utils import check_int
 
 _SUPERSAMPLE = 3
 
+FLOWER_COLOURS = ("red", "yellow", "green", "cyan", "blue", "magenta")
+"""The class names of `synthetic_flowers` with labels: the petals' colour family.
+
+Class k holds the petal hues nearest to k/6 on the colour wheel (k · 60°):
+the three primaries and the three secondaries, each 60° wide.
+"""
+
 
 def _hsv(h, s, v):
     return np.array(colorsys.hsv_to_rgb(h % 1.0, np.clip(s, 0, 1), np.clip(v, 0, 1)))
@@ -145,6 +152,41 @@ def render_flower(seed, image_size=64):
     return _render(seed, image_size)[0]
 
 
+def flower_colour(hue):
+    """The colour family (class index into `FLOWER_COLOURS`) of petal hues.
+
+    The families are the six 60° sectors of the colour wheel centred on red
+    (hue 0), yellow (1/6), green (1/3), cyan (1/2), blue (2/3) and magenta
+    (5/6); a hue goes to the nearest centre (hues wrap around at 1).
+
+    Args:
+        hue: float or array of floats, hues in [0, 1) (others are wrapped).
+
+    Returns:
+        int32 numpy array of the shape of `hue`, values in 0–5.
+
+    Raises:
+        ValueError: if a hue is not finite.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    _, attributes = kd.datasets.synthetic_flowers(
+        4, image_size=16, return_attributes=True
+    )
+    labels = kd.datasets.flower_colour(attributes["hue"])  # int32, (4,)
+    [kd.datasets.FLOWER_COLOURS[k] for k in labels]  # e.g. ['blue', 'red', ...]
+    ```
+    """
+    hue = np.asarray(hue, np.float64)
+    if not np.all(np.isfinite(hue)):
+        raise ValueError("Hues must be finite numbers, got NaN or infinity.")
+    sectors = len(FLOWER_COLOURS)
+    return (np.floor(np.mod(hue, 1.0) * sectors + 0.5) % sectors).astype(np.int32)
+
+
 # Attributes that are integers or booleans; all others are float32.
 _INTEGER_ATTRIBUTES = {"petals": np.int32, "blotches": np.int32, "inner_ring": bool}
 
@@ -160,7 +202,9 @@ def synthetic_flowers(num_images, image_size=64, seed=0, return_attributes=False
     come too (the same draws: the images are identical either way), as a dict
     of arrays with one row per image. Positions and lengths are in image
     coordinates, [-1, 1] from top to bottom and left to right; angles in
-    radians; colours RGB in [0, 1]; hues in [0, 1).
+    radians; colours RGB in [0, 1]; hues in [0, 1). `flower_colour(hue)` gives
+    each flower's class for conditional training, its petals' colour family
+    (`FLOWER_COLOURS`), as `kd.datasets.load(..., labels=True)` does.
 
     - `petals` (int32): petal count, 4–12.
     - `size`: the petals' outer radius, 0.55–0.95.

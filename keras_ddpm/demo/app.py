@@ -14,8 +14,16 @@ from keras_ddpm.demo.generation import (
     reconstruct_picture,
     save_animation,
 )
-from keras_ddpm.demo.limits import MAX_JUMP_N_SAMPLE, DemoLimits, sampler_choices
+from keras_ddpm.demo.limits import (
+    MAX_GUIDANCE,
+    MAX_JUMP_N_SAMPLE,
+    DemoLimits,
+    check_class,
+    class_choices,
+    sampler_choices,
+)
 from keras_ddpm.demo.uploads import read_upload
+from keras_ddpm.training.recipe import GUIDANCE_SCALE
 from keras_ddpm.utils import check_int
 
 CSS = """
@@ -105,7 +113,9 @@ def build_demo(
     Three tabs. *Generate*: number of images, sampler (each of
     `kd.samplers.names()`: DDIM, DDPM, ...), steps, seed and η; the grid fills
     in batch by batch while a progress bar runs, a Stop button cancels between
-    batches, and a GIF shows the denoising afterwards.
+    batches, and a GIF shows the denoising afterwards. For a class-conditional
+    model it also has a class picker (its class names, or "Any" for
+    unconditional samples) and a classifier-free guidance slider (0–10).
     *Reconstruct*: an uploaded picture is cropped and resized to the model's
     size, noised to a chosen step t and denoised back. *Inpaint*: an uploaded
     picture, with the region to fill painted over in an image editor, is
@@ -158,10 +168,22 @@ def build_demo(
     upload_folder = get_upload_folder()
 
     tracker = gr.Progress()  # Gradio sees it as the default and reports through it
+    classes = class_choices(model)
 
-    def generate(num_images, sampler, steps, seed, eta, progress=tracker):
+    def generate(
+        num_images,
+        sampler,
+        steps,
+        seed,
+        eta,
+        label=None,
+        guidance=1.0,
+        progress=tracker,
+    ):
         try:
             request = limits.check_generate(num_images, sampler, steps, seed, eta)
+            if classes is not None:
+                request.update(check_class(label, guidance, classes))
         except ValueError as error:
             raise gr.Error(str(error), print_exception=False) from None
         total = request["num_images"]
@@ -176,6 +198,8 @@ def build_demo(
                 steps=request["steps"],
                 seed=request["seed"],
                 batch_size=batch_size,
+                labels=request.get("labels"),
+                guidance_scale=request.get("guidance_scale", 1.0),
             ):
                 progress((done, total), desc="Denoising", unit="images")
                 status = f"{done} of {total} images · seed {request['seed']}"
@@ -255,6 +279,25 @@ def build_demo(
                             eta_label="η (DDIM: 0 deterministic, 1 as noisy as DDPM)",
                             prefix="",
                         )
+                        class_inputs = []
+                        if classes is not None:
+                            class_inputs = [
+                                gr.Dropdown(
+                                    classes,
+                                    value=classes[1],
+                                    label="Class",
+                                    elem_id="class",
+                                ),
+                                gr.Slider(
+                                    0.0,
+                                    MAX_GUIDANCE,
+                                    value=GUIDANCE_SCALE,
+                                    step=0.5,
+                                    label="Guidance (1: plain conditional; "
+                                    "higher: more typical of the class)",
+                                    elem_id="guidance",
+                                ),
+                            ]
                         with gr.Row():
                             run = gr.Button(
                                 "Generate",
@@ -392,7 +435,7 @@ def build_demo(
         model_queue = dict(concurrency_limit=1, concurrency_id=MODEL_QUEUE)
         generating = run.click(
             generate,
-            [num_images, sampler, steps, seed, eta],
+            [num_images, sampler, steps, seed, eta, *class_inputs],
             [grid, animation, status],
             api_name="generate",
             **model_queue,

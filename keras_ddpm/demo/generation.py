@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from keras_ddpm.models import sampling
+from keras_ddpm.models.conditioning import sampling_conditioning
 from keras_ddpm.utils import check_int
 from keras_ddpm.viz.images import _grid_shape, image_grid, save_gif
 
@@ -46,8 +47,8 @@ def model_summary(model, name=None):
 
     Returns:
         A dict of display strings: `image size`, `schedule`, `prediction`,
-        `training steps`, `parameters`, `EMA`, `backend`
-        (and `model` when `name` is given).
+        `training steps`, `parameters`, `EMA`, `backend` (and `model` when
+        `name` is given, `classes` for a class-conditional model).
 
     Example:
 
@@ -82,6 +83,10 @@ def model_summary(model, name=None):
             "backend": keras.backend.backend(),
         }
     )
+    if model.num_classes is not None:
+        names = list(model.class_names or [])
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        summary["classes"] = f"{model.num_classes}" + (f" ({shown})" if names else "")
     return summary
 
 
@@ -93,6 +98,8 @@ def generate_progressively(
     seed=0,
     batch_size=4,
     max_frames=24,
+    labels=None,
+    guidance_scale=1.0,
 ):
     """Generate images a batch at a time, yielding the grid as it fills in.
 
@@ -112,6 +119,10 @@ def generate_progressively(
         batch_size: int >= 1, images per compiled call. Defaults to 4.
         max_frames: int >= 2, evenly spaced denoising frames kept for the
             animation. Defaults to 24.
+        labels: None, an int or one label per image: the class of a
+            conditional model, as in `generate`. Defaults to None.
+        guidance_scale: float, classifier-free guidance of a conditional
+            model. Defaults to 1.0.
 
     Yields:
         `(done, grid, trajectory)`: images finished so far; the uint8 grid
@@ -137,6 +148,7 @@ def generate_progressively(
     num_images = check_int("num_images", num_images, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
     seed = check_int("seed", seed, low=0)
+    conditioning = sampling_conditioning(model, labels, guidance_scale, num_images)
     shape = model.image_shape
     scale = display_scale(shape)
     rows, cols = _grid_shape(num_images, None, None)
@@ -153,6 +165,7 @@ def generate_progressively(
         seed=seed,
         return_trajectory=True,
         batch_size=batch_size,
+        conditioning=conditioning,
     )
     for begin, result, trajectory in chunks:
         if kept is None:

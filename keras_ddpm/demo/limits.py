@@ -31,6 +31,61 @@ def sampler_choices(linear_only=False):
     return choices
 
 
+# A conditional model's class picker: its class names, after this choice.
+ANY_CLASS = "Any (unconditional)"
+MAX_GUIDANCE = 10.0
+
+
+def class_choices(model):
+    """The class picker's choices for a conditional model (None for an unconditional one).
+
+    `ANY_CLASS` first, then the model's class names (or `"class 0"`, ... when
+    it has none), in label order.
+    """
+    if model.num_classes is None:
+        return None
+    names = model.class_names or [f"class {k}" for k in range(model.num_classes)]
+    return [ANY_CLASS, *map(str, names)]
+
+
+def check_class(choice, guidance, choices):
+    """Validate a class and a guidance scale of a conditional model's request.
+
+    Args:
+        choice: one of `choices` (from `class_choices`).
+        guidance: number in [0, 10], the classifier-free guidance scale.
+        choices: the class picker's choices.
+
+    Returns:
+        A dict with `labels` (the class index, or None for `ANY_CLASS`) and
+        `guidance_scale` (a float), the arguments of `generate`.
+
+    Raises:
+        ValueError: one line, for a class not offered or a scale out of range.
+
+    Example:
+
+    ```python
+    from keras_ddpm.demo.limits import check_class
+
+    check_class("blue", 3, ["Any (unconditional)", "red", "blue"])
+    # {'labels': 1, 'guidance_scale': 3.0}
+    ```
+    """
+    if not isinstance(choice, str) or choice not in choices:
+        raise ValueError(
+            f"Class must be one of the {len(choices)} offered, got {choice!r}."
+        )
+    try:
+        guidance = check_float("guidance", guidance, 0.0, MAX_GUIDANCE)
+    except ValueError:
+        raise ValueError(
+            f"Guidance scale must be a number in [0, {MAX_GUIDANCE:g}], got {guidance!r}."
+        ) from None
+    labels = None if choice == ANY_CLASS else choices.index(choice) - 1
+    return {"labels": labels, "guidance_scale": guidance}
+
+
 def _whole_number(label, value, low, high):
     """`value` as an int in [low, high], or a one-line ValueError naming `label`."""
     expected = f"{label} must be a whole number in [{low}, {high}]"

@@ -2,6 +2,7 @@
 
 from keras_ddpm.viz.images import (
     image_grid,
+    save_class_grid,
     save_gif,
     save_grid,
     save_samples,
@@ -16,6 +17,7 @@ __all__ = [
     "save_gif",
     "save_strip",
     "save_samples",
+    "save_class_grid",
     "plot_history",
     "to_uint8",
 ]

@@ -64,6 +64,59 @@ def test_load_synthetic_split_shapes_and_range():
     np.testing.assert_allclose(everything, expected, atol=1 / 127.5 + 1e-6)
 
 
+def nearest_colour(hue):
+    """The index of the nearest of the hues k/6 around the colour wheel."""
+    centres = np.arange(6) / 6
+    gap = np.abs(np.mod(np.asarray(hue)[..., None], 1.0) - centres)
+    return np.argmin(np.minimum(gap, 1 - gap), axis=-1)
+
+
+def test_flower_colour_is_the_nearest_of_six_hues():
+    hues = np.array([0.0, 0.08, 0.09, 1 / 6, 0.3, 0.5, 0.6, 0.75, 0.95, 0.999, -0.1])
+    expected = [0, 0, 1, 1, 2, 3, 4, 5, 0, 0, 5]
+    np.testing.assert_array_equal(kd.datasets.flower_colour(hues), expected)
+    grid = np.random.default_rng(0).uniform(0, 1, 10_000)
+    np.testing.assert_array_equal(kd.datasets.flower_colour(grid), nearest_colour(grid))
+    assert kd.datasets.FLOWER_COLOURS[int(kd.datasets.flower_colour(2 / 3))] == "blue"
+    with pytest.raises(ValueError, match="Hues must be finite"):
+        kd.datasets.flower_colour([0.1, np.nan])
+
+
+def test_synthetic_labels_are_the_petal_colour_families():
+    options = dict(image_size=8, num_images=30, augment=False, shuffle=False)
+    pairs = kd.datasets.load(
+        "synthetic_flowers", batch_size=30, split="all", labels=True, **options
+    )
+    assert pairs.class_names == kd.datasets.FLOWER_COLOURS and pairs.num_classes == 6
+    ((images, labels),) = [tuple(np.asarray(x) for x in b) for b in pairs]
+    flowers, attributes = kd.datasets.synthetic_flowers(
+        30, 8, seed=0, return_attributes=True
+    )
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, nearest_colour(attributes["hue"]))
+    np.testing.assert_allclose(images, flowers * 2 - 1, atol=1 / 127.5 + 1e-6)
+    # A split keeps each image with its own label.
+    validation = kd.datasets.load(
+        "synthetic_flowers", batch_size=30, split="validation", labels=True, **options
+    )
+    ((_, held_out),) = [tuple(np.asarray(x) for x in b) for b in validation]
+    np.testing.assert_array_equal(held_out, labels[24:])
+    # Trained with flips, the labels still follow their images.
+    flipped = kd.datasets.load(
+        "synthetic_flowers",
+        batch_size=6,
+        split="train",
+        labels=True,
+        image_size=8,
+        num_images=30,
+        shuffle=False,
+    )
+    for k, (x, y) in enumerate(flipped):
+        np.testing.assert_array_equal(np.asarray(y), labels[6 * k : 6 * k + 6])
+        for got, image in zip(np.asarray(x), images[6 * k : 6 * k + 6]):
+            assert np.array_equal(got, image) or np.array_equal(got, image[:, ::-1])
+
+
 def test_arrays_and_preprocessing_crop_centrally():
     image = np.zeros((1, 20, 40, 3), np.uint8)
     image[:, :, 10:30] = 255  # the central 20×20 square is white
@@ -143,6 +196,47 @@ def test_folder_of_images_skips_corrupt_files(tmp_path):
     assert len(train) == 3 and len(validation) == 1
 
 
+def test_folder_classes_are_its_sorted_sub_folders(tmp_path):
+    # Each class's images have their own grey level, so labels can be read back.
+    levels = {"tulip": 200, "daisy": 40, "rose": 120}
+    for name, level in levels.items():
+        (tmp_path / name / "more").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((10, 10, 3), level, np.uint8)).save(
+                tmp_path / name / ("more" if i == 2 else "") / f"{i}.png"
+            )
+    names = ("daisy", "rose", "tulip")
+    seen = {}
+    for split in ("train", "validation"):
+        dataset = kd.datasets.load(
+            tmp_path,
+            image_size=4,
+            batch_size=1,
+            split=split,
+            labels=True,
+            validation_fraction=1 / 3,
+        )
+        assert dataset.class_names == names and dataset.num_classes == 3
+        for images, labels in dataset:
+            level = round((float(np.asarray(images).mean()) + 1) * 127.5)
+            seen.setdefault(split, []).append(int(np.asarray(labels)[0]))
+            assert levels[names[int(np.asarray(labels)[0])]] == level
+    assert len(seen["train"]) == 6 and len(seen["validation"]) == 3
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "loose.png")
+    with pytest.raises(ValueError, match="1 images lie in the folder itself"):
+        kd.datasets.load(tmp_path, image_size=4, labels=True)
+    assert kd.datasets.load(tmp_path, image_size=4, split="all", batch_size=10)
+
+
+def test_labels_errors():
+    with pytest.raises(
+        ValueError, match=r"pass its labels to model.fit\(images, labels\)"
+    ):
+        kd.datasets.load(np.zeros((4, 4, 4, 3), np.uint8), image_size=4, labels=True)
+    with pytest.raises(ValueError, match="`labels` must be True or False"):
+        kd.datasets.load("synthetic_flowers", image_size=4, num_images=4, labels=1)
+
+
 def test_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="No images"):
         kd.datasets.load(tmp_path, image_size=8)
@@ -189,7 +283,11 @@ def test_unknown_name_and_missing_download(tmp_path):
         )
 
 
-@pytest.mark.parametrize("name", ["oxford_flowers102", "oxford_iiit_pet"])
+# The class-label features: Oxford Flowers 102's species, the pets' breeds.
+CLASSES = {"oxford_flowers102": 102, "oxford_iiit_pet": 37}
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
 def test_tfds_datasets_with_mock_data(name):
     import tensorflow_datasets as tfds
 
@@ -204,6 +302,12 @@ def test_tfds_datasets_with_mock_data(name):
         )
     assert train.shape[1:] == (16, 16, 3) and validation.shape[1:] == (16, 16, 3)
     assert train.min() >= -1 and train.max() <= 1
+    with tfds.testing.mock_data(num_examples=10):
+        pairs = kd.datasets.load(name, image_size=16, batch_size=2, labels=True)
+        labels = np.concatenate([np.asarray(y) for _, y in pairs])
+    assert pairs.num_classes == CLASSES[name] == len(pairs.class_names)
+    assert labels.dtype == np.int32 and len(labels) == len(train)
+    assert labels.min() >= 0 and labels.max() < CLASSES[name]
 
 
 def test_tfds_split_pools_every_official_split():

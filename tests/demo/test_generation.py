@@ -312,3 +312,35 @@ def test_inpainting_refuses_a_sampler_with_its_own_step(model):
     mask = np.zeros((30, 40), np.uint8)
     with pytest.raises(ValueError, match="linear step rule"):
         inpaint_picture(model, split_picture(30, 40), mask, sampler="heun", steps=2)
+
+
+def test_a_conditional_grid_matches_guided_generate():
+    net = kd.models.build_unet(
+        image_size=SIZE,
+        widths=(8,),
+        block_depth=1,
+        groups=2,  # with a channel per group, normalisation removes the label
+        attention_levels=(),
+        num_classes=3,
+    )
+    # Untrained output layers are zero: random weights make labels matter.
+    rng = np.random.default_rng(0)
+    net.set_weights([w + rng.normal(0, 0.2, w.shape) for w in net.get_weights()])
+    model = kd.DiffusionModel(
+        net,
+        schedule={"name": "linear", "timesteps": 20},
+        seed=0,
+        num_classes=3,
+        class_names=["a", "b", "c"],
+    )
+    options = dict(sampler={"name": "ddim", "eta": 0.0}, steps=2, seed=1)
+    *_, (_, grid, _) = generate_progressively(
+        model, 3, batch_size=2, labels=2, guidance_scale=4.0, **options
+    )
+    reference = model.generate(3, labels=2, guidance_scale=4.0, **options)
+    assert (
+        np.abs(grid.astype(int) - enlarged_grid(reference, 2, 2).astype(int)).max() <= 1
+    )
+    unguided = model.generate(3, labels=2, **options)
+    assert not np.allclose(reference, unguided, atol=1e-3)  # the scale was used
+    assert model_summary(model)["classes"] == "3 (a, b, c)"

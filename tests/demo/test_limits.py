@@ -186,3 +186,31 @@ def test_inpainting_request_out_of_bounds(field, value, message):
 def test_inpainting_offers_only_the_linear_step_rule():
     assert set(sampler_choices(linear_only=True)) == {"DDIM", "DDPM", "EULER"}
     assert DemoLimits(100, max_images=2).max_fillings == 2
+
+
+def test_class_and_guidance_of_a_conditional_request():
+    from keras_ddpm.demo.limits import ANY_CLASS, check_class, class_choices
+
+    net = kd.models.build_unet(
+        8, widths=(8,), block_depth=1, attention_levels=(), num_classes=2
+    )
+    named = kd.DiffusionModel(net, num_classes=2, class_names=["tulip", "rose"])
+    choices = class_choices(named)
+    assert choices == [ANY_CLASS, "tulip", "rose"]
+    assert class_choices(kd.DiffusionModel(net, num_classes=2))[1:] == [
+        "class 0",
+        "class 1",
+    ]
+    assert check_class("rose", 2.5, choices) == {"labels": 1, "guidance_scale": 2.5}
+    assert check_class(ANY_CLASS, 1, choices) == {
+        "labels": None,
+        "guidance_scale": 1.0,
+    }
+    for choice, guidance, message in [
+        ("daisy", 1.0, "Class must be one of the 3 offered, got 'daisy'."),
+        (1, 1.0, "Class must be one of the 3 offered, got 1."),
+        ("rose", 10.5, r"Guidance scale must be a number in \[0, 10\], got 10.5."),
+        ("rose", math.nan, "Guidance scale must be a number in"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_class(choice, guidance, choices)

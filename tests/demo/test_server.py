@@ -119,6 +119,10 @@ def test_page_generates_a_grid_of_the_requested_size(page):
     animation = page.locator("#animation img")
     animation.wait_for(state="visible")
     assert page.locator(".toast-body.error").count() == 0
+    # An unconditional model has no class picker.
+    assert (
+        page.locator("#class").count() == 0 and page.locator("#guidance").count() == 0
+    )
 
 
 def test_stop_cancels_a_generation_between_batches(page, monkeypatch):
@@ -393,3 +397,63 @@ def test_api_never_reads_a_server_path(server, tmp_path):
         event, data = call_raw(server, "inpaint", [edited, "DDPM", 4, 2, 2, 1, 0, 0.0])
         assert event == "error", data
         assert "Paint over" not in str(data), data  # refused before it was read
+
+
+@pytest.fixture(scope="module")
+def conditional_server():
+    pytest.importorskip("gradio")
+    from keras_ddpm.demo import build_demo, launch_demo
+
+    net = kd.models.build_unet(
+        image_size=SIZE, widths=(8,), block_depth=1, attention_levels=(), num_classes=2
+    )
+    model = kd.DiffusionModel(
+        net,
+        schedule={"name": "linear", "timesteps": 20},
+        num_classes=2,
+        class_names=["tulip", "rose"],
+    )
+    demo = build_demo(model, max_images=6, max_steps=10, batch_size=2)
+    url = launch_demo(demo, port=_free_port(), block=False)
+    yield url, model
+    demo.close()
+
+
+def test_a_conditional_model_samples_the_picked_class(conditional_server, browser):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from keras_ddpm.demo import generate_progressively
+
+    url, model = conditional_server
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        page.locator("#class").wait_for()
+        assert page.locator("#guidance").count() == 1
+        assert "tulip, rose" in page.locator("#model-info").inner_text()
+    finally:
+        page.close()
+    client = Client(url, verbose=False)
+    grid, _, status = client.predict(
+        3, "DDIM", 2, 0, 0.0, "rose", 3.0, api_name="/generate"
+    )
+    *_, (_, expected, _) = generate_progressively(
+        model,
+        3,
+        sampler={"name": "ddim", "eta": 0.0},
+        steps=2,
+        seed=0,
+        batch_size=2,
+        labels=1,
+        guidance_scale=3.0,
+    )
+    np.testing.assert_allclose(
+        np.asarray(Image.open(grid).convert("RGB")), expected, atol=1
+    )
+    for args, message in [
+        (("daisy", 3.0), "not in the list of choices"),
+        (("rose", 11.0), "greater than maximum value 10"),
+    ]:
+        with pytest.raises(AppError, match=message):
+            client.predict(3, "DDIM", 2, 0, 0.0, *args, api_name="/generate")
