@@ -94,6 +94,20 @@ KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 --num 256 \
     --out benchmarks/results/quality-cpu-tensorflow.json
 python benchmarks/make_table.py benchmarks/results/*.json -o docs/benchmarks.md
 ```
+
+## Class-conditional flowers: guidance
+
+`benchmarks/guidance.py` trains the main job's recipe for the same time with
+and without class labels (the petal colour families of `synthetic_flowers`),
+then scores samples at guidance scales 1, 2, 3 and 5: the share judged to be
+the asked class by `kd.metrics.flower_colours`, and FID as above. Its results
+(`benchmarks/results/guidance/`) and the table are in the
+[class-conditional guide](guides/class-conditional.md#how-well-it-works-guidance-against-quality):
+
+```bash
+KERAS_BACKEND=tensorflow python benchmarks/guidance.py --minutes 8.5 \\
+    --out benchmarks/results/guidance/guidance-cpu-tensorflow.json
+```
 """
 
 CHANGES = {

@@ -114,7 +114,8 @@ def baselines(encoder, real_stats, num):
     }
 
 
-def run(name, config, minutes, seed, encoder, real_stats, num, sampler, steps):
+def train_for(minutes, seed, **config):
+    """`kd.training.train` for `minutes` in a scratch folder: its result and wall seconds."""
     with tempfile.TemporaryDirectory() as folder:
         start = time.monotonic()
         result = kd.training.train(
@@ -122,10 +123,13 @@ def run(name, config, minutes, seed, encoder, real_stats, num, sampler, steps):
             minutes=minutes,
             seed=seed,
             verbose=0,
-            sample_steps=steps,
             **config,
         )
-        trained = time.monotonic() - start
+        return result, time.monotonic() - start
+
+
+def run(name, config, minutes, seed, encoder, real_stats, num, sampler, steps):
+    result, trained = train_for(minutes, seed, sample_steps=steps, **config)
     model = result.model
     images = model.generate(num, sampler=sampler, steps=steps, seed=seed + 100)
     return {

@@ -15,12 +15,14 @@ from keras_ddpm.demo.generation import (
     reconstruct_picture,
     save_animation,
 )
-from keras_ddpm.demo.limits import DemoLimits
+from keras_ddpm.demo.limits import DemoLimits, check_class, class_choices
 from keras_ddpm.demo.uploads import read_upload
 
 __all__ = [
     "DemoLimits",
     "build_demo",
+    "check_class",
+    "class_choices",
     "display_scale",
     "fit_image",
     "generate_progressively",

@@ -41,6 +41,23 @@ def class_choices(model):
 
     `ANY_CLASS` first, then the model's class names (or `"class 0"`, ... when
     it has none), in label order.
+
+    Args:
+        model: a `DiffusionModel`.
+
+    Returns:
+        A list of str, or None for a model without `num_classes`.
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+    from keras_ddpm.demo import class_choices
+
+    net = kd.models.build_unet(8, widths=(8,), block_depth=1, num_classes=2)
+    model = kd.DiffusionModel(net, num_classes=2, class_names=["tulip", "rose"])
+    class_choices(model)  # ['Any (unconditional)', 'tulip', 'rose']
+    ```
     """
     if model.num_classes is None:
         return None
@@ -66,7 +83,7 @@ def check_class(choice, guidance, choices):
     Example:
 
     ```python
-    from keras_ddpm.demo.limits import check_class
+    from keras_ddpm.demo import check_class
 
     check_class("blue", 3, ["Any (unconditional)", "red", "blue"])
     # {'labels': 1, 'guidance_scale': 3.0}

@@ -4,6 +4,7 @@
 with its weights: an offline feature space for those images.
 """
 
+from keras_ddpm.metrics.classes import class_accuracy, flower_colours
 from keras_ddpm.metrics.feature_extractor import FeatureExtractor, build_inception
 from keras_ddpm.metrics.feature_statistics import FeatureStatistics
 from keras_ddpm.metrics.flowers import (
@@ -27,6 +28,8 @@ __all__ = [
     "FeatureStatistics",
     "build_inception",
     "flowers_encoder",
+    "flower_colours",
+    "class_accuracy",
     "flowers_encoder_targets",
     "frechet_distance",
     "kernel_distance",
