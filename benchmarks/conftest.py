@@ -101,6 +101,9 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     settings = metafunc.config._ddpm_settings
+    if "peer_batch" in metafunc.fixturenames:
+        ids = [f"b{b}" for b in settings.batches]
+        metafunc.parametrize("peer_batch", settings.batches, ids=ids)
     names = ("policy", "jit_compile")
     if not set(names) <= set(metafunc.fixturenames):
         return
@@ -148,14 +151,28 @@ def flops_per_image(settings):
 
 @pytest.fixture
 def record(benchmark, settings, matmul_peak):
-    """Time `run` with pytest-benchmark and store images/s, GFLOP/s and utilisation."""
+    """Time `run` with pytest-benchmark and store images/s, GFLOP/s and utilisation.
+
+    Utilisation is against the matmul peak of the Keras backend at `policy`,
+    or against `peak` (GFLOP/s) when given, as for the peer, which has its own.
+    """
 
     def measure(
-        run, *, kind, variant, images, flops, policy, jit_compile, batch, **extra
+        run,
+        *,
+        kind,
+        variant,
+        images,
+        flops,
+        policy,
+        jit_compile,
+        batch,
+        peak=None,
+        **extra,
     ):
         benchmark.pedantic(run, rounds=settings.rounds, warmup_rounds=1, iterations=1)
         seconds = benchmark.stats.stats.median
-        peak = matmul_peak(policy)
+        peak = peak or matmul_peak(policy)
         images_per_s = images / seconds
         gflops = flops * images_per_s / 1e9
         info = {

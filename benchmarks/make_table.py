@@ -6,7 +6,10 @@ Each JSON file (written by `pytest benchmarks/ --benchmark-json=...`) becomes on
 section: the machine, the load it ran under, the command, every measurement and
 the ratios measured side by side. Files written by `benchmarks/quality.py`
 become the quality section: FID per recipe at equal wall time, with the floor
-and the baselines measured in the same run.
+and the baselines measured in the same run. Files written by
+`benchmarks/quality_curve.py` become the quality-against-time section: a table
+of FID per budget and sampler, and its plot (`images/quality-curve-<file>.png`
+beside the page).
 """
 
 import argparse
@@ -34,7 +37,7 @@ benchmark compiled first and then timed over 3 rounds:
 
 ```bash
 pip install -e ".[bench,jax,torch,tensorflow]"
-KERAS_BACKEND=jax python -m pytest benchmarks/ --benchmark-only \
+KERAS_BACKEND=jax python -m pytest benchmarks/ --benchmark-only \\
     --conditions "quiet machine" --records benchmarks/results/cpu-jax.json
 python benchmarks/make_table.py benchmarks/results/*.json -o docs/benchmarks.md
 ```
@@ -89,10 +92,26 @@ configuration it names, so a file that skips a row still reads right. Every
 row has two seeds; the spread is the larger minus the smaller FID:
 
 ```bash
-KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 --num 256 \
-    --sampler dpm_solver --steps 20 --conditions "quiet machine" \
+KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 --num 256 \\
+    --sampler dpm_solver --steps 20 --conditions "quiet machine" \\
     --out benchmarks/results/quality-cpu-tensorflow.json
 python benchmarks/make_table.py benchmarks/results/*.json -o docs/benchmarks.md
+```
+
+## Quality against training time
+
+`benchmarks/quality_curve.py` trains the main job's recipe (`keras-ddpm train`
+with its defaults) once, stops it at cumulative wall-clock budgets and resumes
+it from its checkpoint for the next one. At each stop it samples 256 images
+with every sampler at its default number of steps and scores them as above,
+with the floor and the baselines from the same run:
+
+```bash
+KERAS_BACKEND=tensorflow python benchmarks/quality_curve.py --budgets 2 5 10 20 \\
+    --num 256 --conditions "quiet machine" \\
+    --out benchmarks/results/quality-curve/curve-cpu-tensorflow.json
+python benchmarks/make_table.py benchmarks/results/*.json \\
+    benchmarks/results/quality-curve/*.json -o docs/benchmarks.md
 ```
 
 ## Class-conditional flowers: guidance
@@ -123,6 +142,10 @@ CHANGES = {
     '(`noise_levels="lognormal"`)',
     "small-batch32": "small with batch 32 instead of 16",
     "small-minsnr": "small with min-SNR-γ loss weighting, γ = 5",
+    "lr2e-3-ema0.9995": "small-lr2e-3 with EMA momentum 0.9995 instead of 0.999",
+    "lr2e-3-cosine": "small-lr2e-3 with a cosine decay of the learning rate to 0 "
+    "over the budget (its length timed on a copy of the model first)",
+    "lr2e-3-minsnr": "small-lr2e-3 with min-SNR-γ loss weighting, γ = 5",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
@@ -131,6 +154,8 @@ CHANGES = {
 def load(path):
     with open(path) as f:
         data = json.load(f)
+    if data.get("kind") == "quality_curve":
+        return data, "curve"
     if "runs" in data and "baselines" in data:
         return data, None
     records = [b["extra_info"] for b in data["benchmarks"] if b.get("extra_info")]
@@ -180,6 +205,103 @@ def quality_section(path, data):
     return "\n".join(lines)
 
 
+def curve_stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def curve_section(path, data, plot):
+    """The table of one `quality_curve.py` file: FID per budget and sampler."""
+    machine = data["machine"]
+    floor = data["baselines"]["floor"]
+    budgets = data["budgets"]
+    if not budgets:
+        raise SystemExit(f"{path}: no budget was scored in this file.")
+    samplers = [(row["sampler"], row["steps"]) for row in budgets[0]["scores"]]
+    recipe = data["recipe"]
+    lines = [
+        f"### {machine['backend']} on {machine['processor']}, {machine['cores']} cores "
+        f"({os.path.basename(path)})",
+        "",
+        f"- Load: {machine.get('conditions') or 'not recorded'}.",
+        f"- Recipe: `kd.training.train` defaults (widths "
+        f"{'/'.join(str(w) for w in recipe.get('widths', []))}, batch "
+        f"{recipe.get('batch_size')}, learning rate {recipe.get('learning_rate')}); "
+        f"{data['num_images']} samples per sampler against {data['real_images']} "
+        "held-out real flowers.",
+        f"- Floor (other real flowers): {floor:.2f}; Gaussian fitted to the training "
+        f"pixels: {data['baselines']['gaussian']:.1f}; uniform noise: "
+        f"{data['baselines']['noise']:.0f}.",
+        "",
+        "| training minutes | optimizer steps | "
+        + " | ".join(f"{name}-{steps}" for name, steps in samplers)
+        + " | best × floor |",
+        "|---|---|" + "---|" * len(samplers) + "---|",
+    ]
+    for entry in budgets:
+        fids = {(row["sampler"], row["steps"]): row["fid"] for row in entry["scores"]}
+        cells = [f"{fids[key]:.2f}" if key in fids else "" for key in samplers]
+        lines.append(
+            f"| {entry['minutes']:g} | {entry['optimizer_steps']} | "
+            + " | ".join(cells)
+            + f" | {min(fids.values()) / floor:.1f} |"
+        )
+    seconds = {
+        (row["sampler"], row["steps"]): row["sample_seconds"]
+        for row in budgets[-1]["scores"]
+    }
+    lines += [
+        "",
+        f"Seconds to sample the {data['num_images']} images, at the last budget: "
+        + ", ".join(
+            f"{name}-{steps} {seconds[(name, steps)]:g}" for name, steps in samplers
+        )
+        + ".",
+        "",
+        f"![FID against training minutes]({plot})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def curve_plot(data, path):
+    """FID against training minutes, one line per sampler, the floor dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = data["budgets"]
+    minutes = [entry["minutes"] for entry in budgets]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for row in budgets[0]["scores"]:
+        key = (row["sampler"], row["steps"])
+        fids = [
+            next(r["fid"] for r in entry["scores"] if (r["sampler"], r["steps"]) == key)
+            for entry in budgets
+        ]
+        axes.plot(minutes, fids, marker="o", label=f"{key[0]}, {key[1]} steps")
+    axes.axhline(
+        data["baselines"]["floor"], color="black", linestyle="--", label="floor"
+    )
+    axes.axhline(
+        data["baselines"]["gaussian"], color="grey", linestyle=":", label="Gaussian fit"
+    )
+    axes.set_yscale("log")
+    axes.set_xlabel("training minutes")
+    axes.set_ylabel(f"FID, flowers encoder ({data['num_images']} samples)")
+    machine = data["machine"]
+    axes.set_title(
+        f"{machine['backend']} on {machine['processor']}, {machine['cores']} cores",
+        fontsize=10,
+    )
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def section(path, data, records):
     first = records[0]
     cpu = data.get("machine_info", {}).get("cpu", {}).get("brand_raw", "unknown CPU")
@@ -204,12 +326,21 @@ def section(path, data, records):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", nargs="+", help="pytest-benchmark JSON files")
+    parser.add_argument(
+        "json",
+        nargs="+",
+        help="JSON files of the benchmark suite, quality.py or quality_curve.py",
+    )
     parser.add_argument("-o", "--output", default="docs/benchmarks.md")
     args = parser.parse_args(argv)
-    sections, quality = [], []
+    sections, quality, curves = [], [], []
     for path in sorted(args.json):
         data, records = load(path)
+        if records == "curve":
+            plot = f"images/quality-curve-{curve_stem(path)}.png"
+            curve_plot(data, os.path.join(os.path.dirname(args.output), plot))
+            curves.append(curve_section(path, data, plot))
+            continue
         if records is None:
             quality.append(quality_section(path, data))
             continue
@@ -219,6 +350,8 @@ def main(argv=None):
     text = HEADER + "\n## Results\n\n" + "\n".join(sections)
     if quality:
         text += "\n## Quality results\n\n" + "\n".join(quality)
+    if curves:
+        text += "\n## Quality against training time: results\n\n" + "\n".join(curves)
     tmp = args.output + ".tmp"
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(tmp, "w") as f:

@@ -64,6 +64,15 @@ CONFIGS = {
     # network's lead at 3 minutes holds at the main job's 8.5.
     "defaults-lr2e-3": {**DEFAULTS_BEFORE, "learning_rate": 2e-3, "warmup_steps": 100},
 }
+# Rows that change one thing of the recipe as the rows above chose it.
+RECIPE = CONFIGS["small-lr2e-3"]
+CONFIGS.update(
+    {
+        "lr2e-3-ema0.9995": {**RECIPE, "ema_momentum": 0.9995},
+        "lr2e-3-cosine": {**RECIPE, "learning_rate_schedule": "cosine"},
+        "lr2e-3-minsnr": {**RECIPE, "min_snr_gamma": 5.0},
+    }
+)
 
 
 def processor_name():

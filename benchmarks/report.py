@@ -50,6 +50,46 @@ def variant_ratios(records):
     return rows
 
 
+# (kind, the library's variant, the peer's variant)
+PEER_PAIRS = (
+    ("train", "diffusion_fit", "diffusers_fit"),
+    ("sample", "ddim", "diffusers_ddim"),
+)
+PEER_TARGETS = {"train": "target ≥ 1.0", "sample": "target ≥ 1.2"}
+
+
+def peer_ratios(records):
+    """Rows `(description, config dict, ratio)`: keras-ddpm's GFLOP/s over diffusers'.
+
+    Each library record of `PEER_PAIRS` is paired with the peer's record of the
+    same kind, image size, batch (and sampling steps) in the same run; the
+    networks differ slightly, so GFLOP/s (each counted from its own layers)
+    is compared, and img/s is given beside it.
+    """
+    rows = []
+    for kind, ours, theirs in PEER_PAIRS:
+        peers = {
+            (r["image_size"], r["batch"], r.get("sampling_steps")): r
+            for r in records
+            if r["kind"] == kind and r["variant"] == theirs
+        }
+        for r in sorted(records, key=lambda r: str(_config(r))):
+            if r["kind"] != kind or r["variant"] != ours:
+                continue
+            peer = peers.get((r["image_size"], r["batch"], r.get("sampling_steps")))
+            if peer is None:
+                continue
+            text = (
+                f"vs diffusers, {kind}: keras-ddpm {ours} GFLOP/s ÷ {peer['backend']} "
+                f"{theirs} GFLOP/s ({PEER_TARGETS[kind]}; img/s ratio "
+                f"{r['images_per_s'] / peer['images_per_s']:.2f})"
+            )
+            rows.append(
+                (text, dict(zip(CONFIG_KEYS, _config(r))), r["gflops"] / peer["gflops"])
+            )
+    return rows
+
+
 def policy_ratios(records):
     """Rows `(kind/variant, config dict without policy, bf16 ÷ fp32 img/s)`."""
     groups = defaultdict(dict)
@@ -115,7 +155,7 @@ def results_table(records):
 def ratios_table(records):
     """A markdown table of the in-run ratios."""
     lines = ["| ratio | configuration | value |", "|---|---|---|"]
-    for text, config, value in variant_ratios(records):
+    for text, config, value in variant_ratios(records) + peer_ratios(records):
         lines.append(f"| {text} | {_describe(config)} | {value:.2f} |")
     for what, config, value in policy_ratios(records):
         lines.append(
@@ -127,7 +167,7 @@ def ratios_table(records):
 def summary_lines(records):
     """Plain-text ratios for the terminal."""
     lines = []
-    for text, config, value in variant_ratios(records):
+    for text, config, value in variant_ratios(records) + peer_ratios(records):
         lines.append(f"{value:6.2f}  {text}  [{_describe(config)}]")
     for what, config, value in policy_ratios(records):
         lines.append(

@@ -83,3 +83,101 @@ def test_make_table_writes_the_page_from_json(tmp_path):
     with pytest.raises(SystemExit, match="no keras-ddpm benchmark records"):
         (tmp_path / "empty.json").write_text(json.dumps({"benchmarks": []}))
         make_table.main([str(tmp_path / "empty.json"), "-o", str(page)])
+
+
+def test_peer_ratios_pair_each_library_record_with_the_peer_of_its_size():
+    report = _load("report")
+
+    def with_gflops(record, gflops, **changes):
+        return {**record, "gflops": gflops, **changes}
+
+    peer = {"backend": "diffusers 0.0 (torch eager)", "policy": "float32"}
+    records = [
+        with_gflops(_record("train", "diffusion_fit", "float32", 20.0), 50.0),
+        with_gflops(_record("train", "diffusion_fit", "mixed_bfloat16", 40.0), 80.0),
+        with_gflops(_record("train", "diffusers_fit", "float32", 25.0), 62.5, **peer),
+        # Another batch size: its peer is missing, so it gets no ratio.
+        with_gflops(_record("train", "diffusion_fit", "float32", 9.0), 40.0, batch=8),
+        with_gflops(
+            _record("sample", "ddim", "float32", 1.0), 60.0, sampling_steps=100
+        ),
+        with_gflops(
+            _record("sample", "diffusers_ddim", "float32", 1.0),
+            50.0,
+            sampling_steps=100,
+            **peer,
+        ),
+        # The same batch at other steps is not the ddim record's peer.
+        with_gflops(
+            _record("sample", "diffusers_ddim", "float32", 1.0),
+            10.0,
+            sampling_steps=50,
+            **peer,
+        ),
+    ]
+    rows = report.peer_ratios(records)
+    found = {
+        (config["policy"], text.split(",")[1].strip()[:6]): v
+        for text, config, v in rows
+    }
+    assert found == pytest.approx(
+        {
+            ("float32", "train:"): 50.0 / 62.5,
+            ("mixed_bfloat16", "train:"): 80.0 / 62.5,
+            ("float32", "sample"): 60.0 / 50.0,
+        }
+    )
+    assert any("img/s ratio 0.80" in text for text, _, _ in rows)
+    assert "vs diffusers" in report.ratios_table(records)
+
+
+def test_make_table_writes_the_quality_curve_table_and_plot(tmp_path):
+    import json
+
+    make_table = _load("make_table")
+
+    def scores(fid):
+        return [
+            {"sampler": "dpm_solver", "steps": 20, "sample_seconds": 3.0, "fid": fid},
+            {"sampler": "ddim", "steps": 50, "sample_seconds": 7.0, "fid": 2 * fid},
+        ]
+
+    data = {
+        "kind": "quality_curve",
+        "machine": {
+            "backend": "tensorflow",
+            "processor": "Test CPU",
+            "cores": 2,
+            "conditions": "quiet",
+        },
+        "recipe": {"widths": [32, 64], "batch_size": 16, "learning_rate": 0.002},
+        "seed": 0,
+        "num_images": 256,
+        "real_images": 2000,
+        "baselines": {"floor": 0.5, "gaussian": 75.0, "noise": 500.0},
+        "budgets": [
+            {
+                "minutes": 2,
+                "wall_seconds": 130,
+                "optimizer_steps": 500,
+                "status": "completed",
+                "scores": scores(20.0),
+            },
+            {
+                "minutes": 5,
+                "wall_seconds": 200,
+                "optimizer_steps": 1300,
+                "status": "completed",
+                "scores": scores(10.0),
+            },
+        ],
+    }
+    (tmp_path / "curve.json").write_text(json.dumps(data))
+    page = tmp_path / "docs" / "benchmarks.md"
+    make_table.main([str(tmp_path / "curve.json"), "-o", str(page)])
+    text = page.read_text()
+    assert "| 2 | 500 | 20.00 | 40.00 | 40.0 |" in text
+    assert "| 5 | 1300 | 10.00 | 20.00 | 20.0 |" in text
+    assert "dpm_solver-20 3, ddim-50 7" in text
+    plot = tmp_path / "docs" / "images" / "quality-curve-curve.png"
+    assert plot.stat().st_size > 1000 and "images/quality-curve-curve.png" in text

@@ -78,6 +78,18 @@ def _labels_of(data, num_classes):
     return labels
 
 
+def check_no_labels(data):
+    """An unconditional model's data (a batch, arrays or a spec): no labels, or a ValueError."""
+    spec = getattr(data, "element_spec", None)
+    data = data if spec is None else spec
+    if isinstance(data, (tuple, list)) and len(data) >= 2 and data[1] is not None:
+        raise ValueError(
+            "This model is unconditional and takes images only, got (images, labels): "
+            "drop the labels, or build a class-conditional model "
+            "(build_unet(num_classes=K) in DiffusionModel(num_classes=K))."
+        )
+
+
 def batch_labels(data, num_classes):
     """The labels of a training batch `(images, labels, ...)` as int32 `(B,)`."""
     labels = _labels_of(data, num_classes)

@@ -239,15 +239,13 @@ class DiffusionModel(SamplingMixin, keras.Model):
     # -- training --------------------------------------------------------------
 
     def fit(self, x=None, y=None, **kwargs):
-        inputs.check_data(x, self.image_shape)
-        self._check_labels(x, y)
+        x = self._check_input(x, y)
         if hasattr(x, "element_spec"):
             # A tf.data pipeline shuffles itself; Keras would only warn about it.
             kwargs.setdefault("shuffle", False)
         validation = kwargs.get("validation_data")
         if validation is not None:
-            inputs.check_data(validation, self.image_shape)
-            self._check_labels(validation)
+            kwargs["validation_data"] = self._check_input(validation, None)
         self._build_optimizer()
         return super().fit(x, y, **kwargs)
 
@@ -267,20 +265,30 @@ class DiffusionModel(SamplingMixin, keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def evaluate(self, x=None, y=None, **kwargs):
-        inputs.check_data(x, self.image_shape)
-        self._check_labels(x, y)
+        x = self._check_input(x, y)
         return super().evaluate(x, y, **kwargs)
 
+    def _check_input(self, x, y):
+        """Check the data of `fit`/`evaluate` up front; `x`, with a peeked batch put back."""
+        x, first = inputs.peek(x)
+        shown = x if first is None else first
+        inputs.check_data(shown, self.image_shape)
+        self._check_labels(shown, y)
+        return x
+
     def _check_labels(self, x, y=None):
-        """A conditional model's labels, checked before `fit`/`evaluate` runs."""
-        if self.num_classes is None:
-            return
+        """The labels (a conditional model's) or their absence, checked before `fit`/`evaluate`."""
         data = (x, y) if y is not None else x
-        conditioning.check_label_data(data, self.num_classes)
+        if self.num_classes is None:
+            conditioning.check_no_labels(data)
+        else:
+            conditioning.check_label_data(data, self.num_classes)
 
     def _network_fn(self, network_fn, data, replica=None, drop=True):
         """`network_fn` over `[x_t, t]`, given the batch's labels (dropped) if conditional."""
         if self.num_classes is None:
+            # Also reached by generators and PyDatasets, which fit cannot inspect.
+            conditioning.check_no_labels(data)
             return network_fn
         labels = conditioning.batch_labels(data, self.num_classes)
         if drop:

@@ -3,6 +3,8 @@
 Each check raises a one-line `ValueError` that says what was expected.
 """
 
+import collections.abc
+
 import keras
 import numpy as np
 from keras import ops
@@ -107,6 +109,35 @@ def image_batch(data, image_shape, cast=True):
             "uint8 images with x / 127.5 - 1."
         )
     return ops.cast(images, "float32") if cast else images
+
+
+def peek(data):
+    """`(data, first)`: an iterator's first batch, put back in front of it.
+
+    `fit` and `evaluate` check a generator's (or a `PyDataset`'s) first batch
+    before training starts, as they check arrays and `tf.data` specs: an error
+    raised later, inside the traced train step, would leave a JAX model's
+    variables unset. Anything else is returned as is, with `first` None.
+    """
+    if isinstance(data, keras.utils.PyDataset):
+        return data, data[0] if len(data) else None
+    if isinstance(data, collections.abc.Iterator) and not hasattr(data, "element_spec"):
+        try:
+            first = next(data)
+        except StopIteration:
+            return _put_back_nothing(), None
+        return _put_back(first, data), first
+    return data, None
+
+
+def _put_back_nothing():
+    yield from ()
+
+
+def _put_back(first, rest):
+    # A generator, not an itertools.chain: Keras' data adapters take generators.
+    yield first
+    yield from rest
 
 
 def check_data(data, image_shape):

@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -97,7 +99,7 @@ def test_power_warmup_formula():
 @pytest.mark.skipif(
     BACKEND != "jax",
     reason="120 optimizer steps: checked under JAX, where they take seconds; every "
-    "backend's train step learns in test_labels_are_ignored_and_validation_uses_ema",
+    "backend's train step learns in test_validation_uses_ema",
 )
 def test_small_unet_overfits_a_batch():
     model = kd.DiffusionModel(tiny_unet(), ema_momentum=0.5, seed=0)
@@ -274,23 +276,96 @@ def test_bad_training_data_is_a_clear_error(data, message):
         np.testing.assert_array_equal(x, y)
 
 
-def test_labels_are_ignored_and_validation_uses_ema():
+def test_validation_uses_ema():
     # An EMA that barely moves stays the initial network, whose output is exactly 0,
     # so its ε-loss is E[ε²] ≈ 1 while the training weights have learned.
     model = kd.DiffusionModel(minimal_unet(), ema_momentum=0.999999, seed=1)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     data = np.tile(images(8), (10, 1, 1, 1))
     history = model.fit(
-        data,
-        np.zeros(80),
-        batch_size=8,
-        epochs=3,
-        verbose=0,
-        validation_data=(data, np.zeros(80)),
+        data, batch_size=8, epochs=3, verbose=0, validation_data=(data,)
     )
     assert set(history.history) == {"loss", "val_loss"}
     assert history.history["loss"][-1] < 0.7
     assert history.history["val_loss"][-1] == pytest.approx(1.0, abs=0.05)
+
+
+def _pairs_dataset(x, y):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+
+
+def _labelled_batches():
+    while True:
+        yield images(4), np.zeros(4, "int32")
+
+
+class _LabelledBatches(keras.utils.PyDataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return images(4, seed=index), np.zeros(4, "int32")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda model, x, y: model.fit(x, y, batch_size=4, verbose=0),
+        lambda model, x, y: model.fit((x, y), batch_size=4, verbose=0),
+        lambda model, x, y: model.fit(_pairs_dataset(x, y), verbose=0),
+        lambda model, x, y: model.fit(
+            x, batch_size=4, verbose=0, validation_data=(x, y)
+        ),
+        lambda model, x, y: model.fit(
+            _labelled_batches(), steps_per_epoch=1, verbose=0
+        ),
+        lambda model, x, y: model.fit(_LabelledBatches(), verbose=0),
+        lambda model, x, y: model.evaluate(x, y, batch_size=4, verbose=0),
+    ],
+    ids=[
+        "arrays",
+        "tuple",
+        "tf.data",
+        "validation",
+        "generator",
+        "pydataset",
+        "evaluate",
+    ],
+)
+def test_unconditional_model_refuses_labels(call):
+    model = kd.DiffusionModel(minimal_unet(), seed=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x, y = images(8), np.zeros(8, "int32")
+    before = weights_of(model.network.trainable_variables)
+    with pytest.raises(
+        ValueError, match="This model is unconditional and takes images only"
+    ):
+        call(model, x, y)
+    # Refused before training started: the weights are still there, unchanged.
+    for a, b in zip(before, weights_of(model.network.trainable_variables)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_generator_batches_all_reach_training_after_the_check():
+    # fit looks at a generator's first batch before training: it must not be lost.
+    seen = []
+
+    def batches():
+        for index in range(3):
+            seen.append(index)
+            yield (images(4, seed=index),)
+
+    model = kd.DiffusionModel(minimal_unet(), seed=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    # With exactly as many batches as steps: a lost batch would end training
+    # a step early, with Keras' "ran out of data" warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(batches(), epochs=1, steps_per_epoch=3, shuffle=False, verbose=0)
+    assert seen == [0, 1, 2]
+    assert int(ops.convert_to_numpy(model.optimizer.iterations)) == 3
 
 
 @pytest.mark.parametrize(
