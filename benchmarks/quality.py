@@ -76,15 +76,35 @@ CONFIGS.update(
 
 
 def processor_name():
-    """The CPU's model name (Linux), else what `platform` knows."""
+    """The CPU's model name and widest vector unit (Linux), else what `platform` knows.
+
+    The name alone does not tell machines apart: "AMD EPYC" has been seen
+    both with and without AVX-512, at different speeds.
+    """
+    name = flags = None
     try:
         with open("/proc/cpuinfo") as file:
             for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if line.startswith("model name") and name is None:
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and flags is None:
+                    flags = line.split(":", 1)[1].split()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    if name is None:
+        return platform.processor() or platform.machine()
+    if flags:
+        vector = next(
+            (
+                label
+                for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2"))
+                if flag in flags
+            ),
+            None,
+        )
+        if vector:
+            name = f"{name} ({vector})"
+    return name
 
 
 def machine(conditions):

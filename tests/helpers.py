@@ -97,6 +97,22 @@ def run_layer_test(
     return eager
 
 
+def same_random_weights(ours, reference, shape, seed=0):
+    """Build two layers of the same weight shapes on `shape` with equal random weights.
+
+    Returns `(ours, reference)`, for tests that compare a layer with the one
+    it stands in for.
+    """
+    ours.build(shape)
+    reference.build(shape)
+    rng = np.random.default_rng(seed)
+    for a, b in zip(ours.weights, reference.weights):
+        value = rng.standard_normal(a.shape).astype("float32")
+        a.assign(value)
+        b.assign(value)
+    return ours, reference
+
+
 def count_calls(monkeypatch, obj, name):
     """Wrap `obj.name` to count its calls; inside a compiled step, a call is a trace."""
     calls = [0]

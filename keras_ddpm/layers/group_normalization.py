@@ -13,8 +13,10 @@ class GroupNormalization(keras.layers.GroupNormalization):
     reduction), then per group on the small `(batch, channels)` result, and
     the output is one multiply-add with a per-channel scale and shift. The
     statistics are float32 under mixed precision; the variance is the mean of
-    squared deviations from the mean (two passes), never `E[x²] - E[x]²`. Any
-    other axis, or unknown spatial dimensions, use the Keras computation.
+    squared deviations from the mean (two passes), never `E[x²] - E[x]²`. On
+    PyTorch, 4-D inputs go to its fused `group_norm` kernel through a
+    channels-last view (no transposed copies). Any other axis, or unknown
+    spatial dimensions, use the Keras computation.
 
     Args:
         groups: int, number of groups; must divide the channel count.
@@ -58,6 +60,8 @@ class GroupNormalization(keras.layers.GroupNormalization):
         axis = self.axis if self.axis >= 0 else len(shape) + self.axis
         if axis != len(shape) - 1 or len(shape) < 2 or None in shape[1:]:
             return super().call(inputs)
+        if keras.backend.backend() == "torch" and len(shape) == 4:
+            return self._torch_call(inputs)
         channels = shape[-1]
         per_group = channels // self.groups
         positions = 1
@@ -86,3 +90,28 @@ class GroupNormalization(keras.layers.GroupNormalization):
             outputs = outputs + ops.cast(self.beta, "float32")
         outputs = ops.cast(outputs, self.compute_dtype)
         return ops.reshape(outputs, (-1,) + shape[1:])
+
+    def _torch_call(self, inputs):
+        """PyTorch's fused kernel on a channels-last view: no copies, one pass each way."""
+        import torch
+        import torch.nn.functional as F
+
+        # (B, H, W, C) viewed as (B, C, H, W) in channels-last memory, which
+        # `group_norm` keeps, so the view back to (B, H, W, C) is free too.
+        x = ops.cast(inputs, "float32").permute(0, 3, 1, 2)
+        channels = inputs.shape[-1]
+        # Both always given: the kernel's backward without a weight fails.
+        weight = ops.cast(self.gamma, "float32") if self.scale else ops.ones(channels)
+        bias = ops.cast(self.beta, "float32") if self.center else ops.zeros(channels)
+        if (
+            torch.is_grad_enabled()
+            and not x.requires_grad
+            and (weight.requires_grad or bias.requires_grad)
+        ):
+            # The CPU kernel's backward crashes (segmentation fault) for a
+            # channels-last input that needs no gradient while the weights
+            # do, as when the layer reads a model's input: copy it to
+            # channels-first memory there.
+            x = x.contiguous()
+        outputs = F.group_norm(x, self.groups, weight, bias, self.epsilon)
+        return ops.cast(outputs.permute(0, 2, 3, 1), self.compute_dtype)

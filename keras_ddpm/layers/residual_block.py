@@ -1,6 +1,7 @@
 import keras
 from keras import layers, ops
 
+from keras_ddpm.layers.conv import Conv2D
 from keras_ddpm.layers.group_normalization import GroupNormalization
 from keras_ddpm.utils import check_float, check_int
 
@@ -72,9 +73,7 @@ class ResidualBlock(keras.layers.Layer):
         self.norm1 = GroupNormalization(
             groups, epsilon=1e-5, dtype=policy, name="norm1"
         )
-        self.conv1 = layers.Conv2D(
-            filters, 3, padding="same", dtype=policy, name="conv1"
-        )
+        self.conv1 = Conv2D(filters, 3, padding="same", dtype=policy, name="conv1")
         self.embedding_projection = layers.Dense(
             filters, dtype=policy, name="embedding_projection"
         )
@@ -82,9 +81,7 @@ class ResidualBlock(keras.layers.Layer):
             groups, epsilon=1e-5, dtype=policy, name="norm2"
         )
         self.dropout_layer = layers.Dropout(self.dropout, dtype=policy, name="dropout")
-        self.conv2 = layers.Conv2D(
-            filters, 3, padding="same", dtype=policy, name="conv2"
-        )
+        self.conv2 = Conv2D(filters, 3, padding="same", dtype=policy, name="conv2")
         self.skip_projection = None
 
     def build(self, input_shape):
@@ -104,7 +101,7 @@ class ResidualBlock(keras.layers.Layer):
         self.dropout_layer.build(out_shape)
         self.conv2.build(out_shape)
         if channels != self.filters:
-            self.skip_projection = layers.Conv2D(
+            self.skip_projection = Conv2D(
                 self.filters, 1, dtype=self.dtype_policy, name="skip_projection"
             )
             self.skip_projection.build(x_shape)

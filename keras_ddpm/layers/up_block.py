@@ -1,6 +1,7 @@
 import keras
 from keras import layers, ops
 
+from keras_ddpm.layers.conv import Conv2D
 from keras_ddpm.layers.unet_level import UNetLevel
 
 
@@ -86,7 +87,7 @@ class UpBlock(UNetLevel):
         if self.upsample:
             self.upsampler.build(x_shape)
             x_shape = (x_shape[0], _double(x_shape[1]), _double(x_shape[2]), x_shape[3])
-            self.upsample_conv = layers.Conv2D(
+            self.upsample_conv = Conv2D(
                 x_shape[-1],
                 3,
                 padding="same",

@@ -9,6 +9,7 @@ from keras_ddpm.layers import (
     SinusoidalEmbedding,
     UpBlock,
 )
+from keras_ddpm.layers.conv import Conv2D
 from keras_ddpm.layers.residual_block import check_groups
 from keras_ddpm.utils import check_image_size, check_int
 
@@ -130,7 +131,7 @@ def build_unet(
         embedding = layers.Add(name="time_and_class")([embedding, classes])
         model_inputs.append(labels)
 
-    x = layers.Conv2D(widths[0], 3, padding="same", name="stem")(images)
+    x = Conv2D(widths[0], 3, padding="same", name="stem")(images)
     skips = []
     for level, w in enumerate(widths):
         x, level_skips = DownBlock(
@@ -162,7 +163,7 @@ def build_unet(
 
     x = GroupNormalization(groups, epsilon=1e-5, name="out_norm")(x)
     x = layers.Activation(activation, name="out_activation")(x)
-    outputs = layers.Conv2D(
+    outputs = Conv2D(
         channels, 3, padding="same", kernel_initializer="zeros", name="out_conv"
     )(x)
     return keras.Model(model_inputs, outputs, name=name)

@@ -6,20 +6,14 @@ import pytest
 from keras import ops
 
 import keras_ddpm as kd
+from tests.helpers import same_random_weights
 
 
 def _pair(groups, shape, seed=0, **kwargs):
     """Ours and Keras' layer built on `shape` with the same random gamma and beta."""
     ours = kd.layers.GroupNormalization(groups, epsilon=1e-5, **kwargs)
     reference = keras.layers.GroupNormalization(groups, epsilon=1e-5, **kwargs)
-    ours.build(shape)
-    reference.build(shape)
-    rng = np.random.default_rng(seed)
-    for a, b in zip(ours.weights, reference.weights):
-        value = rng.standard_normal(a.shape).astype("float32")
-        a.assign(value)
-        b.assign(value)
-    return ours, reference
+    return same_random_weights(ours, reference, shape, seed)
 
 
 def _inputs(shape, seed=1):
@@ -69,6 +63,24 @@ def test_values_and_gradients_equal_keras(shape, kwargs):
     grads = [_gradients(layer, x, upstream) for layer in (ours, reference)]
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_trains_on_a_models_input():
+    # The first layer of a model: its input needs no gradient, its weights
+    # do (PyTorch's channels-last kernel crashed in that case).
+    x = _inputs((4, 4, 4, 16))
+    inputs = keras.Input((4, 4, 16))
+    model = keras.Model(inputs, kd.layers.GroupNormalization(4)(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    before = [np.copy(ops.convert_to_numpy(w)) for w in model.trainable_weights]
+    target = np.full(x.shape, 0.5, "float32")
+    model.fit(x, target, batch_size=4, epochs=1, verbose=0)
+    after = [ops.convert_to_numpy(w) for w in model.trainable_weights]
+    # Before the step the output has mean 0 over each group, so the MSE's
+    # gradient on the shifts averages -2 · 0.5 / 16 over the 16 channels: one
+    # SGD step moves their mean up by 0.5 · 1/16.
+    np.testing.assert_allclose(np.mean(after[1] - before[1]), 0.5 / 16, rtol=1e-4)
+    assert not np.allclose(after[0], before[0])
 
 
 def _gradients(layer, x, upstream):

@@ -144,4 +144,6 @@ def test_stored_references_are_what_diffusers_computes():
 
     stored = np.load(REFERENCES)
     for key, value in make.references().items():
-        np.testing.assert_allclose(stored[key], value, atol=1e-6, err_msg=key)
+        # float32 recomputed on another CPU or diffusers release: the last bits
+        # of values of size about 3 move (seen: 2.6e-6), a wrong step moves more.
+        np.testing.assert_allclose(stored[key], value, atol=1e-5, err_msg=key)

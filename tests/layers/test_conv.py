@@ -1,0 +1,103 @@
+"""The blocks' `Conv2D` against `keras.layers.Conv2D`: values, gradients, saving."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_ddpm as kd
+from keras_ddpm.layers.conv import Conv2D
+from tests.helpers import same_random_weights
+
+CASES = [
+    {"filters": 8, "kernel_size": 3, "padding": "same"},
+    {"filters": 5, "kernel_size": 1},
+    {"filters": 4, "kernel_size": 3, "padding": "valid"},
+    {"filters": 6, "kernel_size": 3, "padding": "same", "dilation_rate": 2},
+    {"filters": 4, "kernel_size": 3, "padding": "same", "strides": 2},
+    {"filters": 4, "kernel_size": 2, "padding": "same"},
+]
+
+
+def _pair(kwargs, shape, seed=0):
+    return same_random_weights(
+        Conv2D(**kwargs), keras.layers.Conv2D(**kwargs), shape, seed
+    )
+
+
+def _value_and_gradients(layer, x):
+    """The output and d(sum(output²))/d(input, kernel), on the current backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = layer(xt)
+            loss = tf.reduce_sum(y * y)
+        grads = tape.gradient(loss, [xt, layer.kernel])
+        return [y.numpy()] + [g.numpy() for g in grads]
+    if backend == "jax":
+        import jax
+
+        def loss(x, kernel):
+            y, _ = layer.stateless_call([kernel, layer.bias.value], [], x)
+            return (y * y).sum(), y
+
+        (_, y), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+            x, layer.kernel.value
+        )
+        return [np.asarray(y)] + [np.asarray(g) for g in grads]
+    import torch
+
+    xt = torch.tensor(x, requires_grad=True)
+    y = layer(xt)
+    grads = torch.autograd.grad((y * y).sum(), [xt, layer.kernel.value])
+    return [y.detach().numpy()] + [g.detach().numpy() for g in grads]
+
+
+@pytest.mark.parametrize("kwargs", CASES, ids=lambda k: "-".join(map(str, k.values())))
+def test_values_and_gradients_equal_keras(kwargs):
+    x = np.random.default_rng(1).standard_normal((2, 8, 6, 3)).astype("float32")
+    ours, reference = _pair(kwargs, x.shape)
+    for a, b in zip(_value_and_gradients(ours, x), _value_and_gradients(reference, x)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="a PyTorch path")
+def test_torch_takes_the_channels_last_path_and_answers_contiguously():
+    layer, _ = _pair(CASES[0], (2, 8, 6, 3))
+    assert layer._fast()
+    y = layer(np.zeros((2, 8, 6, 3), "float32"))
+    assert tuple(y.shape) == (2, 8, 6, 8) and y.is_contiguous()
+    strided, _ = _pair(CASES[4], (2, 8, 6, 3))
+    assert not strided._fast()
+
+
+def test_unet_uses_it_and_saves(tmp_path):
+    network = kd.models.build_unet(8, widths=(8, 16), block_depth=1, groups=4)
+    convs = [
+        layer
+        for layer in network._flatten_layers()
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
+    assert len(convs) > 4 and all(isinstance(c, Conv2D) for c in convs)
+    path = str(tmp_path / "unet.keras")
+    network.save(path)
+    loaded = keras.saving.load_model(path)
+    assert all(
+        type(layer) is Conv2D
+        for layer in loaded._flatten_layers()
+        if isinstance(layer, keras.layers.Conv2D)
+    )
+    x = [np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype("float32")]
+    x.append(np.array([3.0, 500.0], "float32"))
+    for variable in network.trainable_variables:
+        variable.assign(np.random.default_rng(1).standard_normal(variable.shape) * 0.1)
+    for a, b in zip(loaded.trainable_variables, network.trainable_variables):
+        a.assign(b.value)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(network(x)), atol=1e-5
+    )
