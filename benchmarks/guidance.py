@@ -79,7 +79,7 @@ def run_in_process(conditional, minutes, seed, num, num_real, sampler, steps, sa
     """Train and score one model (in a fresh process): its record."""
     encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
     real_stats = reference_statistics(encoder, num_real)
-    result, seconds = train_for(minutes, seed, conditional=conditional)
+    result, seconds = train_for({"minutes": minutes}, seed, conditional=conditional)
     model = result.model
     if save:
         os.makedirs(os.path.dirname(os.path.abspath(save)), exist_ok=True)

@@ -150,6 +150,13 @@ KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 --num 256 \\
 python benchmarks/make_table.py benchmarks/results/*.json -o docs/benchmarks.md
 ```
 
+A change that costs nothing per step (a loss weight, an EMA momentum) is
+better compared at equal steps: `--epochs 7` (1,428 steps, about what the
+main job buys in its 8.5 minutes) trains every run for the same number of
+epochs instead of minutes, so the machine's speed at the time, which on a
+shared machine moved a run's steps by half, does not enter the comparison. A repeat of a configuration and seed is
+listed as a second run of that seed ("FID per run (seed)").
+
 ## Quality against training time
 
 `benchmarks/quality_curve.py` trains the main job's recipe (`keras-ddpm train`
@@ -214,6 +221,19 @@ def load(path):
     return data, records
 
 
+def budget_words(run):
+    """How long one `quality.py` run trained, in words."""
+    if run.get("epoch_budget"):
+        return (
+            f"{run['epoch_budget']} epochs of training (the same optimizer steps "
+            "for every run)"
+        )
+    return (
+        f"{run['minutes']:g} min of training (model building and `fit`; the cosine "
+        "row also times a copy of the model first)"
+    )
+
+
 def quality_section(path, data):
     """The ablation table of one `quality.py` file: FID per configuration over seeds."""
     machine = data["machine"]
@@ -225,8 +245,7 @@ def quality_section(path, data):
         f"({os.path.basename(path)})",
         "",
         f"- Load: {machine.get('conditions') or 'not recorded'}.",
-        f"- Each run: {first['minutes']:g} min of training (model building and `fit`; "
-        f"the cosine row also times a copy of the model first), then {first['num_images']} samples "
+        f"- Each run: {budget_words(first)}, then {first['num_images']} samples "
         f"({first['sampler']}, {first['sample_steps']} steps) against "
         f"{data['real_images']} held-out real flowers.",
         "",

@@ -12,6 +12,11 @@ yardsticks beside it.
         --configs defaults small small-lognormal --seeds 0 1 \\
         --out benchmarks/results/quality-cpu-tensorflow.json
 
+`--epochs N` trains each run for N epochs instead (the same optimizer steps
+for every row, whatever the machine's speed at the time): on a shared machine
+the steps a time budget buys vary from run to run, and at a few thousand steps
+that moves FID as much as the changes being compared.
+
 `--append` adds runs to an existing file measured with the same settings.
 `python benchmarks/make_table.py benchmarks/results/*.json` turns the records
 into the tables of `docs/benchmarks.md`.
@@ -143,22 +148,25 @@ def baselines(encoder, real_stats, num):
     }
 
 
-def train_for(minutes, seed, **config):
-    """`kd.training.train` for `minutes` in a scratch folder: its result and wall seconds."""
+def train_for(budget, seed, **config):
+    """`kd.training.train` for a budget in a scratch folder: its result and wall seconds.
+
+    `budget` is `{"minutes": m}` or `{"epochs": n}`.
+    """
     with tempfile.TemporaryDirectory() as folder:
         start = time.monotonic()
         result = kd.training.train(
             os.path.join(folder, "run"),
-            minutes=minutes,
             seed=seed,
             verbose=0,
+            **budget,
             **config,
         )
         return result, time.monotonic() - start
 
 
-def run(name, config, minutes, seed, encoder, real_stats, num, sampler, steps):
-    result, trained = train_for(minutes, seed, sample_steps=steps, **config)
+def run(name, config, budget, seed, encoder, real_stats, num, sampler, steps):
+    result, trained = train_for(budget, seed, sample_steps=steps, **config)
     model = result.model
     images = model.generate(num, sampler=sampler, steps=steps, seed=seed + 100)
     return {
@@ -167,7 +175,8 @@ def run(name, config, minutes, seed, encoder, real_stats, num, sampler, steps):
             k: list(v) if isinstance(v, tuple) else v for k, v in config.items()
         },
         "seed": seed,
-        "minutes": minutes,
+        "minutes": budget.get("minutes"),
+        "epoch_budget": budget.get("epochs"),
         "wall_seconds": round(trained, 1),
         "optimizer_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "epochs": len(result.history["loss"]),
@@ -186,17 +195,21 @@ def reference_statistics(encoder, num_real):
     return extractor.statistics(real.astype("float32"))
 
 
-def run_in_process(name, minutes, seed, num_real, num, sampler, steps):
+def run_in_process(name, budget, seed, num_real, num, sampler, steps):
     encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
     real_stats = reference_statistics(encoder, num_real)
     return run(
-        name, CONFIGS[name], minutes, seed, encoder, real_stats, num, sampler, steps
+        name, CONFIGS[name], budget, seed, encoder, real_stats, num, sampler, steps
     )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=3.0)
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="training budget (default: 3)")
+    budget.add_argument(
+        "--epochs", type=int, help="train each run this many epochs instead of minutes"
+    )
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--num", type=int, default=500, help="generated images")
@@ -213,6 +226,15 @@ def main(argv=None):
         "--conditions", default="", help="free text: the machine's load"
     )
     args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be a positive int, got {args.epochs}")
+    if args.minutes is not None and not args.minutes > 0:
+        parser.error(f"--minutes must be positive, got {args.minutes}")
+    budget = (
+        {"epochs": args.epochs}
+        if args.epochs is not None
+        else {"minutes": args.minutes if args.minutes is not None else 3.0}
+    )
     unknown = sorted(set(args.configs) - set(CONFIGS))
     if unknown:
         parser.error(f"unknown configs {unknown}; known: {sorted(CONFIGS)}")
@@ -229,10 +251,17 @@ def main(argv=None):
         with open(args.out) as file:
             before = json.load(file)
         same = {
-            (run["minutes"], run["sampler"], run["sample_steps"], run["num_images"])
+            (
+                run["minutes"],
+                run.get("epoch_budget"),
+                run["sampler"],
+                run["sample_steps"],
+                run["num_images"],
+            )
             for run in before["runs"]
         }
-        if same != {(args.minutes, args.sampler, args.steps, args.num)}:
+        wanted = (budget.get("minutes"), budget.get("epochs"))
+        if same != {wanted + (args.sampler, args.steps, args.num)}:
             parser.error(f"--append: {args.out} was measured with other settings")
         if before["real_images"] != args.real:
             parser.error(
@@ -248,7 +277,7 @@ def main(argv=None):
             with context.Pool(1) as pool:
                 record = pool.apply(
                     run_in_process,
-                    (name, args.minutes, seed, args.real, args.num),
+                    (name, budget, seed, args.real, args.num),
                     {"sampler": args.sampler, "steps": args.steps},
                 )
             records["runs"].append(record)

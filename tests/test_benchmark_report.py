@@ -181,3 +181,36 @@ def test_make_table_writes_the_quality_curve_table_and_plot(tmp_path):
     assert "dpm_solver-20 3, ddim-50 7" in text
     plot = tmp_path / "docs" / "images" / "quality-curve-curve.png"
     assert plot.stat().st_size > 1000 and "images/quality-curve-curve.png" in text
+
+
+def test_quality_table_names_each_runs_seed_and_an_epoch_budget():
+    make_table = _load("make_table")
+
+    def run(config, seed, fid, steps):
+        return {
+            "config": config,
+            "seed": seed,
+            "minutes": None,
+            "epoch_budget": 7,
+            "optimizer_steps": steps,
+            "num_images": 256,
+            "sampler": "dpm_solver",
+            "sample_steps": 20,
+            "fid": fid,
+        }
+
+    data = {
+        "machine": {"backend": "tensorflow", "processor": "Test CPU", "cores": 2},
+        "real_images": 2000,
+        "baselines": {"floor": 0.5, "gaussian": 75.0, "noise": 500.0},
+        "runs": [
+            run("small-lr2e-3", 0, 20.0, 1428),
+            run("small-lr2e-3", 0, 18.0, 1428),
+            run("lr2e-3-minsnr", 1, 15.0, 1428),
+        ],
+    }
+    text = make_table.quality_section("q.json", data)
+    assert "7 epochs of training (the same optimizer steps for every run)" in text
+    # A repeat of one seed is shown as such, not as a second seed.
+    assert "| 1428/1428 | 19.00 | 20.00 (0), 18.00 (0) | 2.00 | 38.0 |" in text
+    assert "| 15.00 (1) | 0.00 | 30.0 |" in text
