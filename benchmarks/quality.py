@@ -98,18 +98,9 @@ def processor_name():
         pass
     if name is None:
         return platform.processor() or platform.machine()
-    if flags:
-        vector = next(
-            (
-                label
-                for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2"))
-                if flag in flags
-            ),
-            None,
-        )
-        if vector:
-            name = f"{name} ({vector})"
-    return name
+    flags = flags or ()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    return f"{name} ({vector})" if vector else name
 
 
 def machine(conditions):
