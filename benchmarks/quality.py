@@ -76,6 +76,9 @@ CONFIGS.update(
         "lr2e-3-ema0.9995": {**RECIPE, "ema_momentum": 0.9995},
         "lr2e-3-cosine": {**RECIPE, "learning_rate_schedule": "cosine"},
         "lr2e-3-minsnr": {**RECIPE, "min_snr_gamma": 5.0},
+        # Smaller networks: more steps in the same time.
+        "lr2e-3-w16": {**RECIPE, "widths": (16, 32, 64)},
+        "lr2e-3-w24": {**RECIPE, "widths": (24, 48, 72)},
     }
 )
 
@@ -160,6 +163,9 @@ def run(name, config, budget, seed, encoder, real_stats, num, sampler, steps):
     result, trained = train_for(budget, seed, sample_steps=steps, **config)
     model = result.model
     images = model.generate(num, sampler=sampler, steps=steps, seed=seed + 100)
+    raw = model.generate(
+        num, sampler=sampler, steps=steps, seed=seed + 100, use_ema=False
+    )
     return {
         "config": name,
         "settings": {
@@ -177,6 +183,8 @@ def run(name, config, budget, seed, encoder, real_stats, num, sampler, steps):
         "sample_steps": steps,
         "num_images": num,
         "fid": fid(encoder, real_stats, images),
+        # The same samples from the raw (not averaged) weights.
+        "fid_raw_weights": fid(encoder, real_stats, raw),
     }
 
 
