@@ -159,18 +159,20 @@ listed as a second run of that seed ("FID per run (seed)"). Newer files also
 score the same samples (same noise) drawn with the raw, not averaged, weights
 ("raw weights"), which says whether the EMA helps at that budget.
 
-What the FID is made of, measured with the main job's model (1,362 steps,
-FID 25.1 under DPM-Solver++ 20): the feature space is very sensitive to fine
-texture (real flowers with added Gaussian noise of σ = 0.05 score 3.2, σ = 0.1
-score 52; blurred with σ = 0.8 pixels 2.8, with 1.2 pixels 14), but the
-samples' distance is mostly structure. Read through the encoder's heads, the
-samples' petal counts pile up at 6–8 where the real ones are uniform over
-4–12, and their flower sizes vary half as much as the real ones (standard
-deviation 0.29 against 0.58 in the head's units); an unsharp mask on the
-samples only takes FID from 25 to 20. Until the network places petals, no
-loss weighting or EMA setting moves FID by more than the seed spread: the
-quality curve below stays near 23 up to about 1,600 steps and falls only
-beyond (16 at 3,100 steps, 10 at 6,000).
+What the FID is made of, measured with the main job's model (the default
+recipe, 2,411 steps, FID 22.4 under DPM-Solver++ 20) by
+`benchmarks/fid_anatomy.py runs/flowers/model.keras` (results in
+`benchmarks/results/fid-anatomy/`): the feature space is very sensitive to
+fine texture (real flowers with added Gaussian noise of σ = 0.05 score 3.2,
+σ = 0.1 score 52; blurred with σ = 0.8 pixels 2.8, with 1.2 pixels 14), but
+the samples' distance is mostly structure. Read through the encoder's heads,
+the samples' petal counts pile up at 6–8 (none at 11 or 12) where the real ones
+spread evenly over 4–12, and their flower sizes vary much less than the real
+ones (standard deviation 0.34 against 0.58 in the head's units); an unsharp
+mask on the samples only takes FID from 22.4 to 17.5. Until the network places
+petals, no loss weighting or EMA setting has moved FID by more than the seed
+spread: the quality curve below stays near 23 up to about 1,600 steps and
+falls only beyond (16 at 3,100 steps, 10 at 6,000).
 
 ## Quality against training time
 
@@ -209,7 +211,7 @@ CHANGES = {
     "small": "defaults with widths 32/64/96 and one residual block per level "
     "(1.4 M parameters)",
     "small-lr2e-3": "small with learning rate 2e-3 (after 100 warmup steps): "
-    "**the recipe's defaults now**",
+    "the recipe's defaults until lr2e-3-w16",
     "small-cosine": "small with 100 warmup steps and a cosine decay to 0 over "
     "the budget (its length timed on a copy of the model first)",
     "small-lognormal": "small with log-normal training noise levels "
@@ -221,7 +223,8 @@ CHANGES = {
     "over the budget (its length timed on a copy of the model first)",
     "lr2e-3-minsnr": "small-lr2e-3 with min-SNR-γ loss weighting, γ = 5",
     "lr2e-3-w16": "small-lr2e-3 with half the widths, 16/32/64 (0.53 M "
-    "parameters, about a third of the FLOPs per image)",
+    "parameters, about a third of the FLOPs per image): **the recipe's "
+    "defaults now**",
     "lr2e-3-w24": "small-lr2e-3 with widths 24/48/72",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
