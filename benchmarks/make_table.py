@@ -226,6 +226,7 @@ CHANGES = {
     "parameters, about a third of the FLOPs per image): **the recipe's "
     "defaults now**",
     "lr2e-3-w24": "small-lr2e-3 with widths 24/48/72",
+    "w16-lr4e-3": "lr2e-3-w16 with learning rate 4e-3 (after 100 warmup steps)",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }

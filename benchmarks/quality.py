@@ -81,6 +81,9 @@ CONFIGS.update(
         "lr2e-3-w24": {**RECIPE, "widths": (24, 48, 72)},
     }
 )
+# Rows that change one thing of the recipe with the smaller network.
+W16 = CONFIGS["lr2e-3-w16"]
+CONFIGS["w16-lr4e-3"] = {**W16, "learning_rate": 4e-3}
 
 
 def processor_name():
