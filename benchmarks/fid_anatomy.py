@@ -8,7 +8,7 @@ flowers. It tells a texture problem (noise or blur, which the first rows
 price) from a structure problem (wrong petal counts, too little variety):
 
     KERAS_BACKEND=tensorflow python benchmarks/fid_anatomy.py runs/flowers/model.keras \\
-        --out benchmarks/results/fid-anatomy.json
+        --out benchmarks/results/fid-anatomy/anatomy-main-job-cpu-tensorflow.json
 """
 
 import argparse
@@ -16,15 +16,14 @@ import json
 
 import keras
 import numpy as np
+from quality import IMAGE_SIZE, REAL_SEED, fid, reference_statistics
 from scipy.ndimage import gaussian_filter
 
 import keras_ddpm as kd
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS, TARGET_NAMES
 from keras_ddpm.utils import atomic_path
 
-IMAGE_SIZE = 32
-REAL_SEED = 2024  # as benchmarks/quality.py: never a training seed
-OTHER_SEED = REAL_SEED + 1
+OTHER_SEED = REAL_SEED + 1  # the floor's other real flowers, as in quality.py
 
 
 def blur(images, sigma):
@@ -44,24 +43,20 @@ def main(argv=None):
 
     encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
     heads = kd.metrics.flowers_encoder(IMAGE_SIZE, include_top=True)
-    extractor = kd.metrics.FeatureExtractor(feature_extractor=encoder)
-    real = kd.datasets.synthetic_flowers(args.real, IMAGE_SIZE, seed=REAL_SEED)
-    stats = extractor.statistics((real * 2 - 1).astype("float32"))
+    stats = reference_statistics(encoder, args.real)
 
-    def fid(images):
-        metric = kd.metrics.FrechetInceptionDistance(feature_extractor=encoder)
-        metric.set_reference(stats)
-        metric.update_state(generated=np.clip(images, -1, 1).astype("float32"))
-        return round(float(metric.result()), 3)
+    def score(images):
+        clipped = np.clip(images, -1, 1).astype("float32")
+        return round(fid(encoder, stats, clipped), 3)
 
     other = kd.datasets.synthetic_flowers(args.num, IMAGE_SIZE, seed=OTHER_SEED) * 2 - 1
     rng = np.random.default_rng(0)
-    spoiled = {"floor: other real flowers": fid(other)}
+    spoiled = {"floor: other real flowers": score(other)}
     for sigma in (0.02, 0.05, 0.1):
         noisy = other + rng.normal(0, sigma, other.shape)
-        spoiled[f"real + Gaussian noise, sigma {sigma}"] = fid(noisy)
+        spoiled[f"real + Gaussian noise, sigma {sigma}"] = score(noisy)
     for sigma in (0.5, 0.8, 1.2):
-        spoiled[f"real blurred, sigma {sigma} px"] = fid(blur(other, sigma))
+        spoiled[f"real blurred, sigma {sigma} px"] = score(blur(other, sigma))
 
     model = keras.saving.load_model(args.model)
     samples = np.asarray(
@@ -69,8 +64,8 @@ def main(argv=None):
     )
     sharpened = samples + (samples - blur(samples, 1.0))
     scored = {
-        "samples": fid(samples),
-        "samples, unsharp mask (1 px, amount 1)": fid(sharpened),
+        "samples": score(samples),
+        "samples, unsharp mask (1 px, amount 1)": score(sharpened),
     }
 
     def readings(images):
