@@ -84,6 +84,9 @@ CONFIGS.update(
 # Rows that change one thing of the recipe with the smaller network.
 W16 = CONFIGS["lr2e-3-w16"]
 CONFIGS["w16-lr4e-3"] = {**W16, "learning_rate": 4e-3}
+# Batch 8: about as many images per second as batch 16 on two cores, in
+# nearly twice the optimizer steps.
+CONFIGS["w16-batch8"] = {**W16, "batch_size": 8}
 
 
 def processor_name():

@@ -46,7 +46,7 @@ def train(
     image_size=32,
     num_images=None,
     epochs=None,
-    batch_size=16,
+    batch_size=8,
     widths=(16, 32, 64),
     block_depth=1,
     attention_levels=None,
@@ -111,7 +111,11 @@ def train(
         epochs: int or None, the total number of epochs (a resumed run counts
             the ones done before); with `minutes`, a cap on them. Defaults to
             None: as many as fit in `minutes`.
-        batch_size: int, images per step, a multiple of `devices`. Defaults to 16.
+        batch_size: int, images per step, a multiple of `devices`. Defaults to 8:
+            on 2 CPU cores it trains about as many images per second as 16 in
+            twice the optimizer steps, and beat 16 on both seeds at equal wall
+            time (FID 20.0 and 16.6 against 20.5 and 19.0 after 8.5 minutes).
+            On a GPU, raise it (64 or more) with the learning rate.
         widths: sequence of int, the U-Net's level widths. Defaults to
             `(16, 32, 64)`: at equal wall time on 2 CPU cores it beat
             `(32, 64, 96)` on both seeds (FID 21.0 and 19.0 against 24.1 and
