@@ -160,16 +160,16 @@ score the same samples (same noise) drawn with the raw, not averaged, weights
 ("raw weights"), which says whether the EMA helps at that budget.
 
 What the FID is made of, measured with the main job's model (the default
-recipe, 2,411 steps, FID 22.4 under DPM-Solver++ 20) by
+recipe, 4,453 steps at batch 8, FID 21.7 under DPM-Solver++ 20) by
 `benchmarks/fid_anatomy.py runs/flowers/model.keras` (results in
 `benchmarks/results/fid-anatomy/`): the feature space is very sensitive to
 fine texture (real flowers with added Gaussian noise of σ = 0.05 score 3.2,
 σ = 0.1 score 52; blurred with σ = 0.8 pixels 2.8, with 1.2 pixels 14), but
 the samples' distance is mostly structure. Read through the encoder's heads,
-the samples' petal counts pile up at 6–8 (none at 11 or 12) where the real ones
+the samples' petal counts pile up at 6–9 (none at 11 or 12) where the real ones
 spread evenly over 4–12, and their flower sizes vary much less than the real
-ones (standard deviation 0.34 against 0.58 in the head's units); an unsharp
-mask on the samples only takes FID from 22.4 to 17.5. Until the network places
+ones (standard deviation 0.32 against 0.58 in the head's units); an unsharp
+mask on the samples only takes FID from 21.7 to 19.0. Until the network places
 petals, no loss weighting or EMA setting has moved FID by more than the seed
 spread: the quality curve below stays near 23 up to about 1,600 steps and
 falls only beyond (16 at 3,100 steps, 10 at 6,000).
@@ -223,10 +223,12 @@ CHANGES = {
     "over the budget (its length timed on a copy of the model first)",
     "lr2e-3-minsnr": "small-lr2e-3 with min-SNR-γ loss weighting, γ = 5",
     "lr2e-3-w16": "small-lr2e-3 with half the widths, 16/32/64 (0.53 M "
-    "parameters, about a third of the FLOPs per image): **the recipe's "
-    "defaults now**",
+    "parameters, about a third of the FLOPs per image): the recipe's "
+    "defaults until w16-batch8",
     "lr2e-3-w24": "small-lr2e-3 with widths 24/48/72",
     "w16-lr4e-3": "lr2e-3-w16 with learning rate 4e-3 (after 100 warmup steps)",
+    "w16-batch8": "lr2e-3-w16 with batch 8 instead of 16: **the recipe's "
+    "defaults now**",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
