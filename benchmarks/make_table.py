@@ -104,13 +104,26 @@ KERAS_BACKEND=tensorflow python -m pytest benchmarks/ --benchmark-only \\
 Compare ratios, not rates across files: on a shared 2-core machine the same
 diffusers step ran at 112 to 139 GFLOP/s within half an hour, so only the two
 sides of one run share their conditions. Measured that way on two cores of an
-AMD EPYC with AVX-512 (the `peers-cpu-*.json` files below, batch 16, float32):
+AMD EPYC with AVX-512 (the `peers-cpu-*.json` files below) and, later, on two
+cores of an AMD EPYC with AVX2 only (`peers-epyc-avx2-cpu-*.json`), batch 16,
+float32:
 
-| backend | training: keras-ddpm ÷ diffusers (GFLOP/s) | sampling, DDIM 50 |
-|---|---|---|
-| TensorFlow (graph; XLA) | 0.80; 0.79 | 0.86; 1.08 |
-| PyTorch | 0.66 | 0.55 |
-| JAX (XLA) | 0.59 | 0.61 |
+| backend | AVX-512: training, keras-ddpm ÷ diffusers (GFLOP/s) | sampling, DDIM 50 | AVX2: training | sampling |
+|---|---|---|---|---|
+| TensorFlow (graph; XLA) | 0.80; 0.79 | 0.86; 1.08 | 0.26 (0.52)¹; 0.56 | 0.90; 0.78 |
+| PyTorch | 0.66 | 0.55 | 0.72 | 0.62 |
+| JAX (XLA) | 0.59 | 0.61 | 0.38 | 0.60 |
+
+¹ On the AVX2 machine, TensorFlow's graph-mode training rounds took either
+about 2.6 s or about 5.2 s (four steps each, the same work), and two of the
+three fell in the slow mode; the median gives 0.26, the fastest round 0.52.
+The same halving showed in a plain `fit` loop of the training recipe's
+network there (93, 47, then 93 images/s in three epochs of 60 steps), so it is
+the machine's, not the benchmark's. On AVX2, XLA trains TensorFlow faster than
+its graph mode (0.56 against 0.52 at best), where on AVX-512 the two tied;
+diffusers leads every backend in training on both machines, and sampling
+reaches diffusers' rate (img/s ratio 1.20, GFLOP/s ratio 0.90) only with
+TensorFlow.
 
 On PyTorch, Keras' convolution copies each channels-last activation into a
 contiguous channels-first tensor and back, and its group normalisation is a
@@ -126,8 +139,10 @@ against 10.0 ms for a forward and backward pass at 32×32 with 32 channels),
 and 31 % outside them: Keras' per-layer work in eager mode (dtype casts and
 copies, about 1,300 small copy kernels a step, name scopes, argument
 handling), which a plain PyTorch module does not pay. The training step's own
-overhead over the bare network step stays within 10 % on every backend (0.88
-to 1.07 above).
+overhead over the bare network step stayed within 10 % on every backend on
+the AVX-512 machine (0.88 to 1.07); on the AVX2 one it was 0.93 (TensorFlow
+with XLA), 0.94 (PyTorch) and 1.13 (JAX), and TensorFlow graph mode's 1.98
+is the slow rounds of the footnote above.
 
 ## Quality per wall-clock minute
 
@@ -229,6 +244,7 @@ CHANGES = {
     "w16-lr4e-3": "lr2e-3-w16 with learning rate 4e-3 (after 100 warmup steps)",
     "w16-batch8": "lr2e-3-w16 with batch 8 instead of 16: **the recipe's "
     "defaults now**",
+    "b8-ema0.995": "w16-batch8 with EMA momentum 0.995 instead of 0.999",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
