@@ -64,6 +64,25 @@ def test_load_synthetic_split_shapes_and_range():
     np.testing.assert_allclose(everything, expected, atol=1 / 127.5 + 1e-6)
 
 
+@pytest.mark.parametrize(
+    "source, kwargs",
+    [
+        ("synthetic_flowers", {}),
+        ("synthetic_flowers", {"split": "validation", "labels": True}),
+        (np.zeros((8, 16, 16, 3), "uint8"), {"split": "all"}),
+    ],
+)
+def test_load_turns_tf_data_autotuning_off(source, kwargs):
+    # Its tuning thread makes iterator teardown (every epoch of `fit`) wait.
+    dataset = kd.datasets.load(
+        source, image_size=16, batch_size=4, num_images=8, **kwargs
+    )
+    assert dataset.options().autotune.enabled is False
+    assert sum(1 for _ in dataset) >= 1  # still a working pipeline
+    if kwargs.get("labels"):
+        assert dataset.num_classes == 6 and len(dataset.class_names) == 6
+
+
 def nearest_colour(hue):
     """The index of the nearest of the hues k/6 around the colour wheel."""
     centres = np.arange(6) / 6
