@@ -242,9 +242,12 @@ CHANGES = {
     "defaults until w16-batch8",
     "lr2e-3-w24": "small-lr2e-3 with widths 24/48/72",
     "w16-lr4e-3": "lr2e-3-w16 with learning rate 4e-3 (after 100 warmup steps)",
-    "w16-batch8": "lr2e-3-w16 with batch 8 instead of 16: **the recipe's "
-    "defaults now**",
+    "w16-batch8": "lr2e-3-w16 with batch 8 instead of 16, a graph without "
+    "XLA: the recipe's defaults until b8-auto-jit",
     "b8-ema0.995": "w16-batch8 with EMA momentum 0.995 instead of 0.999",
+    "b8-auto-jit": "w16-batch8 with the recipe's measured choice of XLA (XLA "
+    "on this CPU) and no tf.data autotuning stalls: **the recipe's defaults "
+    "now**",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }

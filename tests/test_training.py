@@ -7,6 +7,7 @@ import os
 import time
 
 import keras
+import numpy as np
 import pytest
 
 import keras_ddpm as kd
@@ -82,6 +83,10 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
         ),
         ({"dataset": "no_such_dataset_xyz"}, "Unknown dataset"),
         ({"noise_levels": "edm"}, "`noise_levels` must be one of"),
+        (
+            {"jit_compile": "yes"},
+            "`jit_compile` must be 'auto', True or False, got 'yes'.",
+        ),
     ],
 )
 def test_errors_name_arguments_not_flags(tmp_path, arguments, message):
@@ -131,6 +136,86 @@ def test_constant_schedule_warms_up_then_holds_its_rate(tmp_path):
     schedule = result.model.optimizer._learning_rate
     rates = [float(keras.ops.convert_to_numpy(schedule(s))) for s in (0, 1, 2, 3, 99)]
     assert rates == pytest.approx([0.0, 0.005, 0.01, 0.01, 0.01], abs=1e-6)
+
+
+class _Clock:
+    """A fake `time.monotonic` that only the fake models below advance."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class _Timed:
+    """A stand-in model whose steps take `first` seconds, then `seconds` each."""
+
+    def __init__(self, clock, first, seconds):
+        self.clock, self.first, self.seconds, self.batches = clock, first, seconds, []
+
+    def _build_optimizer(self):
+        pass
+
+    def train_on_batch(self, images):
+        self.clock.now += self.seconds if self.batches else self.first
+        self.batches.append(float(images[0, 0, 0, 0]))
+
+
+def test_the_faster_train_step_is_kept_and_both_train_on_the_same_batches(
+    monkeypatch, capsys
+):
+    from keras_ddpm.training import recipe
+
+    clock = _Clock()
+    monkeypatch.setattr(recipe.time, "monotonic", clock)
+    images = np.arange(12, dtype="float32").reshape(12, 1, 1, 1, 1)
+    train_data = tf_like(images)
+    graph = _Timed(clock, first=1.0, seconds=0.10)
+    xla = _Timed(clock, first=9.0, seconds=0.07)  # slower to compile, faster to run
+    assert recipe._faster({False: graph, True: xla}, train_data) is xla
+    assert graph.batches == xla.batches == list(range(recipe.JIT_TIMED_STEPS + 1))
+    assert (
+        "Train step on this CPU: 0.100 s without XLA, 0.070 s with XLA -> XLA."
+        in capsys.readouterr().out
+    )
+    slow_xla = _Timed(clock, first=9.0, seconds=0.2)
+    assert recipe._faster({False: graph, True: slow_xla}, train_data) is graph
+    timed = recipe._time_steps({"a": _Timed(clock, 2.0, 0.5)}, [[images[0]]] * 4)
+    assert timed == {"a": (2.0, 0.5)}
+
+
+def tf_like(images):
+    """An iterable stand-in for a `tf.data` pipeline of single-image batches."""
+
+    class Batches:
+        def __iter__(self):
+            return iter(images)
+
+    return Batches()
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="`jit_compile='auto'` is measured on a TensorFlow CPU only",
+)
+def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys):
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("a GPU takes DiffusionModel.compile's choice, XLA")
+    result = kd.training.train(tmp_path / "run", epochs=1, **TINY)
+    out = capsys.readouterr().out
+    assert result.completed, result.message
+    line = next(line for line in out.splitlines() if line.startswith("Train step"))
+    assert "s without XLA" in line and "s with XLA" in line
+    # Sampling and the saved model keep the model's own setting: no XLA.
+    assert result.model.jit_compile is False
+    saved = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert saved.jit_compile is False
+    # Explicit settings are not measured.
+    kd.training.train(tmp_path / "off", epochs=1, jit_compile=False, **TINY)
+    assert "Train step" not in capsys.readouterr().out
 
 
 @ONCE

@@ -6,6 +6,7 @@ for the few renamed in `RENAMED`; a TOML key is the flag without `--` and with
 `_` for `-`. Defaults come from `training.DEFAULTS` only.
 """
 
+import argparse
 import re
 import sys
 
@@ -46,6 +47,14 @@ def in_flag_words(message):
         return flag(name) if name in training.DEFAULTS else match.group(0)
 
     return re.sub(r"`(\w+)`", replace, message)
+
+
+def auto_on_off(text):
+    """`--jit-compile`'s value: "auto", True (on) or False (off)."""
+    values = {"auto": "auto", "on": True, "off": False}
+    if text not in values:
+        raise argparse.ArgumentTypeError(f"expected auto, on or off, got {text!r}")
+    return values[text]
 
 
 def add_parser(commands):
@@ -91,6 +100,13 @@ def add_parser(commands):
         type=positive(float),
         help="wall-clock budget for training, which stops cleanly when it is spent "
         "(default: 8.5 without --epochs, else none)",
+    )
+    train.add_argument(
+        "--jit-compile",
+        type=auto_on_off,
+        metavar="{auto,on,off}",
+        help="compile the train step with XLA; auto measures both ways on a "
+        "TensorFlow CPU and keeps the faster (default: auto)",
     )
     train.add_argument(
         "--batch-size", type=positive(int), help=f"(default: {d['batch_size']})"
