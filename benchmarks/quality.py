@@ -96,6 +96,11 @@ CONFIGS["b8-ema0.995"] = {**B8, "ema_momentum": 0.995}
 # step ran 1.3-1.4 times as fast), with datasets.load's tf.data autotuning
 # off (before, epochs could start up to 41 s late).
 CONFIGS["b8-auto-jit"] = {**B8, "jit_compile": "auto"}
+# Rows that change one thing of the recipe with its measured XLA choice.
+B8X = CONFIGS["b8-auto-jit"]
+CONFIGS["b8x-cosine"] = {**B8X, "learning_rate_schedule": "cosine"}
+CONFIGS["b8x-lognormal"] = {**B8X, "noise_levels": "lognormal"}
+CONFIGS["b8x-ema0.9995"] = {**B8X, "ema_momentum": 0.9995}
 
 
 def processor_name():
