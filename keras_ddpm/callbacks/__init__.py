@@ -1,6 +1,8 @@
 """Training callbacks: sample grids, resumable checkpoints, a history file,
-validation KID, a stop on a non-finite loss, a wall-clock budget."""
+validation KID, a stop on a non-finite loss, a wall-clock budget and a
+learning-rate decay along it."""
 
+from keras_ddpm.callbacks.budget_cosine_decay import BudgetCosineDecay
 from keras_ddpm.callbacks.checkpoint import Checkpoint, HistoryFile, list_checkpoints
 from keras_ddpm.callbacks.sample_grid import SampleGrid
 from keras_ddpm.callbacks.terminate_on_non_finite import TerminateOnNonFinite
@@ -8,6 +10,7 @@ from keras_ddpm.callbacks.time_limit import TimeLimit
 from keras_ddpm.callbacks.validation_kid import ValidationKID
 
 __all__ = [
+    "BudgetCosineDecay",
     "SampleGrid",
     "Checkpoint",
     "HistoryFile",

@@ -149,7 +149,8 @@ def add_parser(commands):
         "--learning-rate-schedule",
         choices=("constant", "cosine"),
         help="constant, or cosine: linear warmup, then cosine decay to 0 at the end of "
-        f"the run (default: {d['learning_rate_schedule']})",
+        "the run (of --epochs, or along the clock of --minutes) "
+        f"(default: {d['learning_rate_schedule']})",
     )
     train.add_argument(
         "--warmup-steps",

@@ -133,9 +133,9 @@ def train(
             `"v"`. Defaults to `"v"`.
         learning_rate: float, AdamW's (peak) learning rate. Defaults to 2e-3.
         learning_rate_schedule: `"constant"`, or `"cosine"`: a cosine decay
-            to 0 at the last step of the run (the last of `epochs`, or of the
-            `minutes` budget). Both start with `warmup_steps` of linear
-            warmup. Defaults to `"constant"`.
+            to 0 at the end of the run (the last step of `epochs`, or the
+            end of the `minutes` budget, along its clock). Both start with
+            `warmup_steps` of linear warmup. Defaults to `"constant"`.
         warmup_steps: int >= 0, steps of linear warmup from 0 to
             `learning_rate`. Defaults to 100.
         min_snr_gamma: float > 0 or None, min-SNR-γ loss weighting (Hang et
@@ -165,9 +165,9 @@ def train(
             `kd.callbacks.TimeLimit` stops training cleanly at the budget,
             with a checkpoint, the history and the final pictures as at any
             end (`epochs`, if given, still caps the run). The `"cosine"`
-            schedule needs the run's length in steps: for it, a few steps of
-            a copy of the model are timed first (inside the budget), and
-            training ends when the decay reaches 0. The budget starts
+            decay then follows the clock (`kd.callbacks.BudgetCosineDecay`):
+            it reaches 0 when the budget is spent, however many steps the
+            machine managed. The budget starts
             after the data are loaded and does not include the final
             pictures; each epoch's validation loss is then taken on its first
             8 batches. None trains for `epochs`, or when `epochs` is None too
@@ -185,7 +185,10 @@ def train(
             compiled (a graph without XLA on a TensorFlow CPU), and a resumed
             run takes `DiffusionModel.compile`'s choice. Defaults to `"auto"`.
         resume: bool, continue from the newest checkpoint of `output_dir`
-            (a new run when there is none). Defaults to False.
+            (a new run when there is none). A model whose rate decayed along
+            a budget goes on at `learning_rate`, or, with `minutes` and the
+            cosine schedule, decays again over the new budget (no warmup).
+            Defaults to False.
         verbose: int, `fit`'s verbosity: 0, 1 (progress bars) or 2.
             Defaults to 1.
 
@@ -296,36 +299,28 @@ def train(
                 classes=train_data.class_names if conditional else None,
                 label_dropout=label_dropout,
             )
-            steps_per_epoch = _count_batches(train_data)
-            total_steps = (epochs or 1) * steps_per_epoch
-            xla = None  # measured with the budget's step time, or not at all
-            if minutes is not None and learning_rate_schedule == "constant":
-                # No horizon to plan: the time limit alone ends the run.
+            if minutes is not None:
+                # No step count to plan: the time limit ends the run, and a
+                # cosine decay follows its clock (`BudgetCosineDecay`).
                 epochs = epochs or 10**6
+                # Under the decay's callback the rate starts at 0 (the XLA
+                # timing's steps then leave the weights alone).
+                learning = (
+                    0.0
+                    if learning_rate_schedule == "cosine"
+                    else _learning_rate(learning_rate, "constant", warmup_steps, 1)
+                )
                 print(f"Time budget: {minutes:.1f} min, training until it is spent.")
-            elif minutes is not None:
-                budget = 60.0 * minutes - (time.monotonic() - started)
-                total_steps, step_seconds, xla = _steps_in_budget(
-                    image_size, architecture, train_data, budget, jit_compile, devices
+            else:
+                learning = _learning_rate(
+                    learning_rate,
+                    learning_rate_schedule,
+                    warmup_steps,
+                    epochs * _count_batches(train_data),
                 )
-                # Validation: a few batches per epoch, a forward pass each.
-                per_epoch = steps_per_epoch + validation_steps / 3.0
-                total_steps = max(1, int(total_steps * steps_per_epoch / per_epoch))
-                needed = -(-total_steps // steps_per_epoch)
-                epochs = needed if epochs is None else min(epochs, needed)
-                total_steps = min(total_steps, epochs * steps_per_epoch)
-                print(
-                    f"Time budget: {budget / 60:.1f} min, {step_seconds:.3f} s per "
-                    f"step -> {total_steps} steps ({epochs} epochs)."
-                )
-            learning = _learning_rate(
-                learning_rate, learning_rate_schedule, warmup_steps, total_steps
-            )
             model = _new_model(image_size, learning_rate=learning, **architecture)
             sampling_jit = model.jit_compile
-            if xla is not None:
-                _use_xla(model, xla)
-            elif jit_compile != "auto":
+            if jit_compile != "auto":
                 _use_xla(model, jit_compile)
             elif _measures_jit(devices):
                 rival = _new_model(image_size, learning_rate=learning, **architecture)
@@ -350,11 +345,25 @@ def train(
         history = callbacks.HistoryFile(os.path.join(output_dir, "history.json"))
         non_finite = callbacks.TerminateOnNonFinite(verbose=False)
         run_callbacks = [non_finite, checkpoint, history]
+        decays = minutes is not None and learning_rate_schedule == "cosine"
+        if restored is not None and _has_float_rate(model) and not decays:
+            # A run that decayed along a budget left its rate near 0.
+            model.optimizer.learning_rate = learning_rate
         if minutes is not None:
-            remaining = minutes - (time.monotonic() - started) / 60.0
+            remaining = max(minutes - (time.monotonic() - started) / 60.0, 1e-3)
             # Before the checkpoint, so that the stopped epoch is saved.
             run_callbacks.insert(
-                0, callbacks.TimeLimit(max(remaining, 1e-3), verbose=bool(verbose))
+                0, callbacks.TimeLimit(remaining, verbose=bool(verbose))
+            )
+        if decays and _has_float_rate(model):
+            # A resumed run decays again over its new budget, without warmup.
+            run_callbacks.insert(
+                0,
+                callbacks.BudgetCosineDecay(
+                    learning_rate,
+                    remaining,
+                    warmup_steps=warmup_steps if restored is None else 0,
+                ),
             )
         if grid_every > 0:
             run_callbacks.append(
@@ -568,40 +577,9 @@ def _jit_line(timed, best):
     return f"Train step on this CPU: {steps} -> {'XLA' if best else 'no XLA'}."
 
 
-def _steps_in_budget(
-    image_size, architecture, train_data, seconds, jit_compile="auto", devices=1
-):
-    """How many optimizer steps fit in `seconds`, timed on copies of the model.
-
-    A copy's first step (tracing and compiling) stands for the real model's;
-    then `JIT_TIMED_STEPS` steps are timed. With `jit_compile="auto"` on a
-    TensorFlow CPU, a copy with XLA and one without are timed in turns and the
-    faster setting is chosen. A validation batch costs about a third of a
-    training step (a forward pass against forward and backward).
-
-    Returns:
-        `(steps, seconds per step, XLA or not)`, the last None when it was
-        not measured (the model keeps `jit_compile`).
-    """
-    start = time.monotonic()
-    settings = [None]
-    if jit_compile == "auto" and _measures_jit(devices):
-        settings = [False, True]
-    elif jit_compile != "auto":
-        settings = [bool(jit_compile)]
-    probes = {}
-    for setting in settings:
-        probes[setting] = _new_model(image_size, learning_rate=1e-9, **architecture)
-        if setting is not None:
-            _use_xla(probes[setting], setting)
-    timed = _time_steps(probes, _first_batches(train_data, JIT_TIMED_STEPS + 1))
-    del probes
-    best = min(timed, key=lambda key: timed[key][1])
-    if len(timed) > 1:
-        print(_jit_line(timed, best))
-    compile_seconds, step_seconds = timed[best]
-    left = seconds - (time.monotonic() - start) - compile_seconds
-    return max(1, int(left / step_seconds)), step_seconds, best
+def _has_float_rate(model):
+    """Whether `model`'s optimizer has a plain learning rate (not a schedule)."""
+    return isinstance(getattr(model.optimizer, "_learning_rate", None), keras.Variable)
 
 
 @contextlib.contextmanager
