@@ -246,8 +246,17 @@ CHANGES = {
     "XLA: the recipe's defaults until b8-auto-jit",
     "b8-ema0.995": "w16-batch8 with EMA momentum 0.995 instead of 0.999",
     "b8-auto-jit": "w16-batch8 with the recipe's measured choice of XLA (XLA "
-    "on this CPU) and no tf.data autotuning stalls: **the recipe's defaults "
-    "now**",
+    "on this CPU) and no tf.data autotuning stalls: the recipe's defaults "
+    "until b8x-cosine",
+    "b8x-cosine": "b8-auto-jit with a cosine decay of the learning rate to 0 "
+    "at the end of the run (along the clock of a time budget): **the "
+    "recipe's defaults now**",
+    "b8x-lognormal": "b8-auto-jit with log-normal training noise levels "
+    '(`noise_levels="lognormal"`)',
+    "b8x-4levels": "b8-auto-jit with a fourth level, widths 16/32/64/128 "
+    "(2.1 M parameters), attention at 4×4",
+    "b8x-cosine-lognormal": "b8-auto-jit with the cosine decay and log-normal "
+    "noise levels together",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }

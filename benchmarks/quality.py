@@ -100,7 +100,6 @@ CONFIGS["b8-auto-jit"] = {**B8, "jit_compile": "auto"}
 B8X = CONFIGS["b8-auto-jit"]
 CONFIGS["b8x-cosine"] = {**B8X, "learning_rate_schedule": "cosine"}
 CONFIGS["b8x-lognormal"] = {**B8X, "noise_levels": "lognormal"}
-CONFIGS["b8x-ema0.9995"] = {**B8X, "ema_momentum": 0.9995}
 # A fourth level at 4×4 (with the attention): a wider view for the flower's
 # shape and colour, at little cost per step (its convolutions see 16 pixels).
 CONFIGS["b8x-4levels"] = {**B8X, "widths": (16, 32, 64, 128)}
