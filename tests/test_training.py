@@ -131,7 +131,12 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step(tmp_path)
 @ONCE
 def test_constant_schedule_warms_up_then_holds_its_rate(tmp_path):
     result = kd.training.train(
-        tmp_path / "run", epochs=1, learning_rate=0.01, warmup_steps=2, **TINY
+        tmp_path / "run",
+        epochs=1,
+        learning_rate=0.01,
+        learning_rate_schedule="constant",
+        warmup_steps=2,
+        **TINY,
     )
     schedule = result.model.optimizer._learning_rate
     rates = [float(keras.ops.convert_to_numpy(schedule(s))) for s in (0, 1, 2, 3, 99)]

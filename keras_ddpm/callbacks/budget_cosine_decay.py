@@ -74,7 +74,15 @@ class BudgetCosineDecay(keras.callbacks.Callback):
         self._assigned = None
 
     def rate(self, steps, elapsed):
-        """The rate after `steps` steps of this run and `elapsed` seconds of the budget."""
+        """The learning rate this callback sets at a point of the run.
+
+        Args:
+            steps: int, steps taken in this `fit` (for the warmup).
+            elapsed: float, seconds since `fit` started.
+
+        Returns:
+            The rate, a float: 0 once `elapsed` reaches the budget.
+        """
         fraction = min(max(elapsed / (60.0 * self.minutes), 0.0), 1.0)
         value = self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * fraction))
         if steps < self.warmup_steps:
