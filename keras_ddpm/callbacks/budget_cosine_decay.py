@@ -6,6 +6,11 @@ import keras
 from keras_ddpm.utils import check_float, check_int
 
 
+def has_float_rate(optimizer):
+    """Whether `optimizer` has a plain learning rate (a variable), not a schedule."""
+    return isinstance(getattr(optimizer, "_learning_rate", None), keras.Variable)
+
+
 @keras.saving.register_keras_serializable(package="keras_ddpm")
 class BudgetCosineDecay(keras.callbacks.Callback):
     """Warm the learning rate up, then decay it to 0 along a wall-clock budget.
@@ -91,8 +96,8 @@ class BudgetCosineDecay(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         optimizer = self.model.optimizer
-        current = getattr(optimizer, "_learning_rate", None)
-        if not isinstance(current, keras.Variable):
+        if not has_float_rate(optimizer):
+            current = getattr(optimizer, "_learning_rate", None)
             raise ValueError(
                 "BudgetCosineDecay needs an optimizer with a float learning rate, "
                 f"got {type(current).__name__}; compile with e.g. AdamW(1e-3)."

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_ddpm import callbacks, datasets, distribute, models, viz
+from keras_ddpm.callbacks.budget_cosine_decay import has_float_rate
 from keras_ddpm.models.diffusion_model import DiffusionModel
 from keras_ddpm.models.objective import NOISE_LEVELS
 from keras_ddpm.training.training_result import TrainingResult
@@ -348,7 +349,7 @@ def train(
         non_finite = callbacks.TerminateOnNonFinite(verbose=False)
         run_callbacks = [non_finite, checkpoint, history]
         decays = minutes is not None and learning_rate_schedule == "cosine"
-        if restored is not None and _has_float_rate(model) and not decays:
+        if restored is not None and has_float_rate(model.optimizer) and not decays:
             # A run that decayed along a budget left its rate near 0.
             model.optimizer.learning_rate = learning_rate
         if minutes is not None:
@@ -357,7 +358,7 @@ def train(
             run_callbacks.insert(
                 0, callbacks.TimeLimit(remaining, verbose=bool(verbose))
             )
-        if decays and _has_float_rate(model):
+        if decays and has_float_rate(model.optimizer):
             # A resumed run decays again over its new budget, without warmup.
             run_callbacks.insert(
                 0,
@@ -577,11 +578,6 @@ def _jit_line(timed, best):
         f"{timed[key][1]:.3f} s {'with' if key else 'without'} XLA" for key in timed
     )
     return f"Train step on this CPU: {steps} -> {'XLA' if best else 'no XLA'}."
-
-
-def _has_float_rate(model):
-    """Whether `model`'s optimizer has a plain learning rate (not a schedule)."""
-    return isinstance(getattr(model.optimizer, "_learning_rate", None), keras.Variable)
 
 
 @contextlib.contextmanager
