@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ddpm.samplers.sampler import Sampler, noise_seed_generator
+from keras_ddpm.samplers.sampler import Sampler, noise_seed_generator, normal
 from keras_ddpm.utils import check_int
 
 
@@ -177,7 +177,7 @@ def repaint_loop(
             with keras.StatelessScope(
                 state_mapping=[(generator.state, current[0])]
             ) as scope:
-                z = keras.random.normal(ops.shape(x), seed=generator)
+                z = normal(ops.shape(x), generator)
             current[0] = scope.get_current_value(generator.state)
             return z
 

@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from keras_ddpm.ops import min_snr_weight, prediction_target, q_sample, rates_at
+from keras_ddpm.samplers.sampler import normal
 
 NOISE_LEVELS = ("uniform", "lognormal")
 
@@ -58,17 +59,15 @@ def draw_timesteps_and_noise(
     count, index = (1, 0) if replica is None else replica
     batch = shape[0]
     if noise_levels == "lognormal":
-        log_sigma = lognormal_mean + lognormal_std * keras.random.normal(
-            (batch * count,), seed=seed_generator
+        log_sigma = lognormal_mean + lognormal_std * normal(
+            (batch * count,), seed_generator
         )
         timesteps = timesteps_of_log_sigmas(log_sigma, log_sigmas)
     else:
         timesteps = keras.random.randint(
             (batch * count,), 0, num_timesteps, seed=seed_generator
         )
-    noise = keras.random.normal(
-        (batch * count,) + tuple(shape[1:]), seed=seed_generator
-    )
+    noise = normal((batch * count,) + tuple(shape[1:]), seed_generator)
     if count > 1:
         mine = index * batch + ops.arange(batch)
         timesteps, noise = ops.take(timesteps, mine, 0), ops.take(noise, mine, 0)

@@ -22,6 +22,36 @@ def noise_seed_generator():
     return _noise_generator
 
 
+def normal(shape, seed_generator):
+    """`keras.random.normal(shape, seed=seed_generator)` in float32, faster under TensorFlow's XLA.
+
+    The same numbers as Keras draws, on every backend and in every mode. On
+    TensorFlow, `tf.random.stateless_normal` asks for the Philox generator by
+    name: its default, "auto_select", resolves to the same Philox numbers,
+    but compiled with XLA for the CPU it takes a path about 13× slower (4.6
+    against 0.36 ms for the (8, 32, 32, 3) noise of the training recipe's
+    step on two CPU cores, an eighth of the whole step). Other backends call
+    Keras.
+
+    Args:
+        shape: the shape of the draw.
+        seed_generator: a `keras.random.SeedGenerator`, advanced by one draw
+            (inside a `keras.StatelessScope`, its mapped state is).
+
+    Returns:
+        A float32 tensor of standard normal draws.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return keras.random.normal(shape, seed=seed_generator)
+    import tensorflow as tf
+
+    seed = seed_generator.next()
+    if seed.dtype != tf.int32:
+        # What Keras does to its int64 seed states: stateless ops on XLA take int32.
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    return tf.random.stateless_normal(shape, seed=seed, alg="philox")
+
+
 # Every chunk of a sampling call owns a block of this many noise draws: the loop
 # advances a seed state by one per draw, so chunks whose states start this far
 # apart never meet, however the backend turns the state into a generator seed.
@@ -494,7 +524,7 @@ class Sampler(ConfigEquality):
                 with keras.StatelessScope(
                     state_mapping=[(generator.state, current[0])]
                 ) as scope:
-                    z = keras.random.normal(shape, seed=generator)
+                    z = normal(shape, generator)
                 current[0] = scope.get_current_value(generator.state)
                 return z
 
