@@ -98,51 +98,65 @@ reason, otherwise). The issue-sized comparison, one backend at a time:
 KERAS_BACKEND=tensorflow python -m pytest benchmarks/ --benchmark-only \\
     -k "diffusion_fit or bare_fit or test_sampling and ddim or peer" \\
     --policy float32 --sample-batch 16 --sampling-steps 50 \\
-    --conditions "quiet machine" --records benchmarks/results/peers-cpu-tensorflow.json
+    --conditions "quiet machine" --records benchmarks/results/peers-epyc-avx512-cpu-tensorflow.json
 ```
 
 Compare ratios, not rates across files: on a shared 2-core machine the same
 diffusers step ran at 112 to 139 GFLOP/s within half an hour, so only the two
-sides of one run share their conditions. Measured that way on two cores of an
-AMD EPYC with AVX-512 (the `peers-cpu-*.json` files below) and, later, on two
-cores of an AMD EPYC with AVX2 only (`peers-epyc-avx2-cpu-*.json`), batch 16,
-float32:
+sides of one run share their conditions. On PyTorch, add `--jit false true`
+to time `torch.compile` as well (about 3.6 minutes of compiling per variant).
 
-| backend | AVX-512: training, keras-ddpm ÷ diffusers (GFLOP/s) | sampling, DDIM 50 | AVX2: training | sampling |
+The latest runs, on two cores of an AMD EPYC with AVX-512, batch 16, float32,
+one backend after another (`peers-epyc-avx512-cpu-*.json`, 2026-12-04):
+
+| backend | training, keras-ddpm ÷ diffusers (GFLOP/s) | img/s ratio | sampling, DDIM 50 | img/s ratio |
+|---|---|---|---|---|
+| TensorFlow, graph; XLA | 0.71; 0.77 | 0.94; 1.02 | 0.77; 0.76 | 1.03; 1.01 |
+| PyTorch, eager; `torch.compile` | 0.62; 0.83 | 0.83; 1.10 | 0.49; 0.52 | 0.65; 0.69 |
+| JAX (XLA) | 0.41 | 0.55 | 0.73 | 0.97 |
+
+The peer's network does a third more work per image (three residual blocks
+per up level against two, on wider concatenations), in larger convolutions
+that run closer to the machine's peak, so keras-ddpm trains about as many
+images per second as diffusers on TensorFlow while its GFLOP/s ratio stays
+below 0.8; the targets (≥ 1.0 training, ≥ 1.2 sampling) are not met on this
+machine. `torch.compile` (`compile(jit_compile=True)` on PyTorch) lifts the
+PyTorch backend past 0.8, at the cost of minutes of compiling. The
+training step's own overhead over the bare network step stayed within 10 % on
+TensorFlow (0.96, 1.02) and PyTorch (1.03, 0.97); on JAX it was 1.19 in this
+run (0.98 the day before).
+
+Earlier runs, on the same machine class (`peers-cpu-*.json`) and on two cores
+of an AMD EPYC with AVX2 only (`peers-epyc-avx2-cpu-*.json`):
+
+| backend | AVX-512: training | sampling, DDIM 50 | AVX2: training | sampling |
 |---|---|---|---|---|
 | TensorFlow (graph; XLA) | 0.80; 0.79 | 0.86; 1.08 | 0.26 (0.52)¹; 0.56 | 0.90; 0.78 |
 | PyTorch | 0.66 | 0.55 | 0.72 | 0.62 |
 | JAX (XLA) | 0.59 | 0.61 | 0.38 | 0.60 |
 
-¹ On the AVX2 machine, TensorFlow's graph-mode training rounds took either
-about 2.6 s or about 5.2 s (four steps each, the same work), and two of the
-three fell in the slow mode; the median gives 0.26, the fastest round 0.52.
-The same halving showed in a plain `fit` loop of the training recipe's
-network there (93, 47, then 93 images/s in three epochs of 60 steps), so it is
-the machine's, not the benchmark's. On AVX2, XLA trains TensorFlow faster than
-its graph mode (0.56 against 0.52 at best), where on AVX-512 the two tied;
-diffusers leads every backend in training on both machines, and sampling
-reaches diffusers' rate (img/s ratio 1.20, GFLOP/s ratio 0.90) only with
-TensorFlow.
+¹ TensorFlow's graph-mode training rounds took either about 2.6 s or about
+5.2 s (four steps each, the same work); the median gives 0.26, the fastest
+round 0.52. This was first put down to the machine. It was the benchmark's
+input: the harness gave `fit` numpy arrays, which Keras wraps in a `tf.data`
+pipeline with autotuning, and at an epoch's start that pipeline stalled the
+first step by 1.1–1.5 s in about a third of epochs (9 of 29 epochs of 8
+steps; none of 29 with autotuning off). A round is one short epoch, so the
+stall decided the median. The harness now feeds TensorFlow's `fit` from a
+pipeline without autotuning, as `kd.datasets.load` builds it; in one session
+on the AVX-512 machine that took graph-mode training from 0.39 of diffusers
+(`peers-numpy-fit-epyc-avx512-cpu-tensorflow.json`) to 0.80, with its
+overhead over the bare step from 1.93 to 1.00.
 
-On PyTorch, Keras' convolution copies each channels-last activation into a
-contiguous channels-first tensor and back, and its group normalisation is a
-chain of reductions; the library's `Conv2D` and `GroupNormalization` now hand
-a channels-last view straight to PyTorch's convolution and fused `group_norm`
-kernels. Measured side by side on the machine above (same command, before and
-after): training 75.1 → 91.9 GFLOP/s (0.57 → 0.66 of diffusers), sampling
-59.1 → 85.9 GFLOP/s (0.38 → 0.55). A profile of the training step after
-the change (`torch.profiler`, eight steps of batch 16 on the same machine)
-finds 69 % of its wall time in PyTorch's kernels, two thirds of that in the
-convolutions (which run faster channels-last than channels-first here: 6.1
-against 10.0 ms for a forward and backward pass at 32×32 with 32 channels),
-and 31 % outside them: Keras' per-layer work in eager mode (dtype casts and
-copies, about 1,300 small copy kernels a step, name scopes, argument
-handling), which a plain PyTorch module does not pay. The training step's own
-overhead over the bare network step stayed within 10 % on every backend on
-the AVX-512 machine (0.88 to 1.07); on the AVX2 one it was 0.93 (TensorFlow
-with XLA), 0.94 (PyTorch) and 1.13 (JAX), and TensorFlow graph mode's 1.98
-is the slow rounds of the footnote above.
+Under XLA, TensorFlow drew the training noise through a slow CPU path:
+`tf.random.stateless_normal` with its default `alg="auto_select"` takes 4.6
+ms for a (8, 32, 32, 3) draw compiled with XLA, 0.36 ms when asked for Philox
+by name, which gives the same numbers. The library now asks by name (training
+noise, sampler noise, inpainting); the training recipe's step (widths
+16/32/64, batch 8, XLA) went from 36.5 to 31.5 ms at best, where a bare step
+of the same network takes 27.5 ms. On PyTorch, the EMA update became one
+multi-tensor interpolation over all weights (7 → 1.3 ms a step for the
+224-weight U-Net above), within the noise of this benchmark.
 
 ## Quality per wall-clock minute
 
@@ -265,6 +279,7 @@ CHANGES = {
     "(2.1 M parameters), attention at 4×4",
     "b8x-cosine-lognormal": "b8-auto-jit with the cosine decay and log-normal "
     "noise levels together",
+    "b4x-cosine": "b8x-cosine (the defaults since) with batch 4",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }

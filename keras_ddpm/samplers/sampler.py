@@ -23,7 +23,7 @@ def noise_seed_generator():
 
 
 def normal(shape, seed_generator):
-    """`keras.random.normal(shape, seed=seed_generator)` in float32, faster under TensorFlow's XLA.
+    """`keras.random.normal(shape, seed=seed_generator)`, faster under TensorFlow's XLA.
 
     The same numbers as Keras draws, on every backend and in every mode. On
     TensorFlow, `tf.random.stateless_normal` asks for the Philox generator by
@@ -39,7 +39,8 @@ def normal(shape, seed_generator):
             (inside a `keras.StatelessScope`, its mapped state is).
 
     Returns:
-        A float32 tensor of standard normal draws.
+        A tensor of standard normal draws in Keras' floatx (float32 unless
+        set otherwise).
     """
     if keras.backend.backend() != "tensorflow":
         return keras.random.normal(shape, seed=seed_generator)
@@ -49,7 +50,8 @@ def normal(shape, seed_generator):
     if seed.dtype != tf.int32:
         # What Keras does to its int64 seed states: stateless ops on XLA take int32.
         seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
-    return tf.random.stateless_normal(shape, seed=seed, alg="philox")
+    dtype = keras.config.floatx()
+    return tf.random.stateless_normal(shape, seed=seed, dtype=dtype, alg="philox")
 
 
 # Every chunk of a sampling call owns a block of this many noise draws: the loop
