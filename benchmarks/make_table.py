@@ -124,7 +124,8 @@ machine. `torch.compile` (`compile(jit_compile=True)` on PyTorch) lifts the
 PyTorch backend past 0.8, at the cost of minutes of compiling. The
 training step's own overhead over the bare network step stayed within 10 % on
 TensorFlow (0.96, 1.02) and PyTorch (1.03, 0.97); on JAX it was 1.19 in this
-run (0.98 the day before).
+run (0.98 the day before), and six more rounds of each right after gave
+medians of 58 to 62 images/s against 63 (1.03 to 1.09).
 
 Earlier runs, on the same machine class (`peers-cpu-*.json`) and on two cores
 of an AMD EPYC with AVX2 only (`peers-epyc-avx2-cpu-*.json`):
