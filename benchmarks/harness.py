@@ -106,11 +106,11 @@ def fit_data(inputs, target, batch):
         return {"x": inputs, "y": target, "batch_size": batch}
     import tensorflow as tf
 
-    options = tf.data.Options()
-    options.autotune.enabled = False
+    from keras_ddpm.datasets.loader import _no_autotune
+
     elements = inputs if target is None else (tuple(inputs), target)
     dataset = tf.data.Dataset.from_tensor_slices(elements).batch(batch).prefetch(1)
-    return {"x": dataset.with_options(options)}
+    return {"x": dataset.with_options(_no_autotune(tf))}
 
 
 def diffusion_fit(network, jit_compile):

@@ -304,10 +304,7 @@ def budget_words(run):
             f"{run['epoch_budget']} epochs of training (the same optimizer steps "
             "for every run)"
         )
-    return (
-        f"{run['minutes']:g} min of training (model building and `fit`; the cosine "
-        "row also times a copy of the model first)"
-    )
+    return f"{run['minutes']:g} min of training (model building and `fit`)"
 
 
 def raw_weights(runs):

@@ -64,7 +64,7 @@ def update(ema_weights, weights, momentum):
     Keras' own PyTorch optimizers update their slots), one pass over memory,
     instead of five small operations and a Keras `assign` per weight: for the
     224 weights of a 4.1 M-parameter U-Net on two CPU cores, 7 ms a step
-    became 2. The weight m stays a tensor, so a GPU step never waits for it.
+    became 1.3. The weight m stays a tensor, so a GPU step never waits for it.
     """
     if keras.backend.backend() == "torch":
         import torch
