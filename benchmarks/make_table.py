@@ -201,8 +201,9 @@ spread evenly over 4–12, and their flower sizes vary much less than the real
 ones (standard deviation 0.32 against 0.58 in the head's units); an unsharp
 mask on the samples only takes FID from 21.7 to 19.0. Until the network places
 petals, no loss weighting or EMA setting has moved FID by more than the seed
-spread: the quality curve below stays near 23 up to about 1,600 steps and
-falls only beyond (16 at 3,100 steps, 10 at 6,000).
+spread: an earlier quality curve (batch 16, widths 32/64/96, a constant
+learning rate) stayed near 23 up to about 1,600 steps and fell only beyond
+(16 at 3,100 steps, 10 at 6,000).
 
 The main job with the cosine decay, from a fresh clone on two cores of an AMD
 EPYC with AVX-512 (12,802 steps in its 8.5 minutes,
@@ -212,18 +213,29 @@ the mask fixes. Structure remains: petal counts still pile up at 7–9 (of 256
 samples 6 have four petals and 1 twelve, of 256 real flowers 36 and 23), and
 flower sizes vary less than the real ones (0.41 against 0.58).
 
+The quality curve below, with the recipe of today on the same machine, keeps
+falling with time: FID 19.1 after 2 minutes (2,912 steps), 14.7 after 5
+(8,118), 11.3 after 10 (18,262) and 7.0 after 20 (37,657) under DPM-Solver++
+20 steps, one seed per budget. Doubling the time takes off about a third of
+the FID: the recipe is nowhere near its limit at 10 minutes, and 3× the
+floor (about 1.3) is far beyond what 2 cores buy in that time.
+
 ## Quality against training time
 
 `benchmarks/quality_curve.py` trains the main job's recipe (`keras-ddpm train`
-with its defaults) once, stops it at cumulative wall-clock budgets and resumes
-it from its checkpoint for the next one. At each stop it samples 256 images
-with every sampler at its default number of steps and scores them as above,
-with the floor and the baselines from the same run:
+with its defaults) once per wall-clock budget, from scratch, as `keras-ddpm
+train --minutes M` would: the learning rate's cosine decay follows each run's
+own budget, so each point is what a user with that much time gets. After
+each run it samples 256 images with every sampler at its default number of
+steps and scores them as above, with the floor and the baselines from the
+same run. (Files without `"runs": "independent"` come from an earlier version
+that trained once and resumed from a checkpoint at each budget, with a
+constant learning rate.)
 
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/quality_curve.py --budgets 2 5 10 20 \\
     --num 256 --conditions "quiet machine" \\
-    --out benchmarks/results/quality-curve/curve-cpu-tensorflow.json
+    --out benchmarks/results/quality-curve/curve-epyc-avx512-cpu-tensorflow.json
 python benchmarks/make_table.py benchmarks/results/*.json \\
     benchmarks/results/quality-curve/*.json -o docs/benchmarks.md
 ```
@@ -281,6 +293,9 @@ CHANGES = {
     "b8x-cosine-lognormal": "b8-auto-jit with the cosine decay and log-normal "
     "noise levels together",
     "b4x-cosine": "b8x-cosine (the defaults since) with batch 4",
+    "cosine-w32": "b8x-cosine with widths 32/64/96 (1.4 M parameters)",
+    "cosine-w24": "b8x-cosine with widths 24/48/96",
+    "cosine-attn16": "b8x-cosine with self-attention at 16×16 as well as 8×8",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
