@@ -69,6 +69,23 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
     assert int(result.model.optimizer.iterations.numpy()) == 8
 
 
+@ONCE
+@pytest.mark.parametrize(
+    "widths,expected",
+    [((8, 8, 16), [False, True, True]), ((8,), [True])],
+)
+def test_attention_defaults_to_the_two_lowest_resolution_levels(
+    tmp_path, widths, expected
+):
+    settings = {**TINY, "widths": widths}
+    result = kd.training.train(tmp_path / "run", epochs=1, **settings)
+    network = result.model.network
+    for name in ("down", "up"):
+        found = [network.get_layer(f"{name}_{i}").attention for i in range(len(widths))]
+        assert found == expected, name
+    assert network.get_layer("middle_attention") is not None
+
+
 @pytest.mark.parametrize(
     "arguments,message",
     [

@@ -127,7 +127,7 @@ def add_parser(commands):
         type=int,
         nargs="*",
         help="levels with self-attention, 0 = full resolution; give none for no attention "
-        "(default: the lowest-resolution level)",
+        "(default: the two lowest-resolution levels)",
     )
     train.add_argument(
         "--schedule", choices=names(schedules), help=f"(default: {d['schedule']})"

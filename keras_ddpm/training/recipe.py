@@ -126,8 +126,12 @@ def train(
             24.4 after 8.5 minutes), taking about twice the steps.
         block_depth: int, residual blocks per level. Defaults to 1.
         attention_levels: sequence of int, the levels with self-attention
-            (0 is full resolution; empty for none). Defaults to None, the
-            lowest-resolution level.
+            (0 is full resolution; empty for none). Defaults to None: the two
+            lowest-resolution levels (16×16 and 8×8 for the default network
+            at 32×32; the only level of a one-level network). At equal wall
+            time on 2 CPU cores this beat attention at 8×8 alone on both
+            seeds (FID 8.7 and 8.7 against 11.7 and 9.4 after 8.5 minutes),
+            in about 12 % fewer steps.
         schedule: str, a name of `kd.schedules`. Defaults to `"cosine"`.
         timesteps: int, the diffusion steps T. Defaults to 1000.
         prediction: str, what the network predicts: `"epsilon"`, `"x0"` or
@@ -458,7 +462,7 @@ def _new_model(
     """
     widths = tuple(widths)
     if attention_levels is None:
-        attention_levels = [len(widths) - 1]
+        attention_levels = range(max(len(widths) - 2, 0), len(widths))
     network = models.build_unet(
         image_size,
         widths=widths,
