@@ -47,6 +47,8 @@ TRAIN_IMAGES = 4096
 DEFAULTS_BEFORE = {
     "widths": (32, 64, 128),
     "block_depth": 2,
+    # The lowest-resolution level, the recipe's default until cosine-attn16.
+    "attention_levels": (2,),
     "prediction": "v",
     "learning_rate": 1e-3,
     "learning_rate_schedule": "constant",
@@ -102,7 +104,11 @@ CONFIGS["b8x-cosine"] = {**B8X, "learning_rate_schedule": "cosine"}
 CONFIGS["b8x-lognormal"] = {**B8X, "noise_levels": "lognormal"}
 # A fourth level at 4×4 (with the attention): a wider view for the flower's
 # shape and colour, at little cost per step (its convolutions see 16 pixels).
-CONFIGS["b8x-4levels"] = {**B8X, "widths": (16, 32, 64, 128)}
+CONFIGS["b8x-4levels"] = {
+    **B8X,
+    "widths": (16, 32, 64, 128),
+    "attention_levels": (3,),
+}
 # The two changes that won a seed each, together.
 CONFIGS["b8x-cosine-lognormal"] = {
     **B8X,
