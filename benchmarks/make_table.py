@@ -211,7 +211,13 @@ EPYC with AVX-512 (12,802 steps in its 8.5 minutes,
 11.5 after the unsharp mask: its samples have no texture problem left that
 the mask fixes. Structure remains: petal counts still pile up at 7–9 (of 256
 samples 6 have four petals and 1 twelve, of 256 real flowers 36 and 23), and
-flower sizes vary less than the real ones (0.41 against 0.58).
+flower sizes vary less than the real ones (0.41 against 0.58). With
+self-attention at 16×16 as well (the default since `cosine-attn16`), the
+main job from a fresh clone on the same machine (14,149 steps,
+`anatomy-main-job-attn16-epyc-avx512-cpu-tensorflow.json`) scores 8.1: its
+petal counts spread wider (48 of 256 samples have four to six petals, 87
+of 256 real flowers, 36 of the previous main job's samples) and its sizes
+vary more (0.47), but the counts still crowd 8–10.
 
 The quality curve below, with the recipe as it stood before attention at
 16×16 (`b8x-cosine`) on the same machine, keeps falling with time: FID 19.1 after 2 minutes (2,912 steps), 14.7 after 5
