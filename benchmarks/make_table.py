@@ -300,7 +300,6 @@ CHANGES = {
     "noise levels together",
     "b4x-cosine": "b8x-cosine (the defaults since) with batch 4",
     "cosine-w32": "b8x-cosine with widths 32/64/96 (1.4 M parameters)",
-    "cosine-w24": "b8x-cosine with widths 24/48/96",
     "cosine-attn16": "b8x-cosine with self-attention at 16×16 as well as 8×8 "
     "(0.54 M parameters): **the recipe's defaults now**",
     "cosine-lr4e-3": "b8x-cosine with a peak learning rate of 4e-3",

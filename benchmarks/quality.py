@@ -120,10 +120,9 @@ COSINE = CONFIGS["b8x-cosine"]
 # Half the batch again: batch 8 beat 16 at equal time, and a step of 4 costs
 # well over half a step of 8 on two cores, so it buys more, noisier steps.
 CONFIGS["b4x-cosine"] = {**COSINE, "batch_size": 4}
-# Wider networks: 16/32/64 won at about 2,500 steps; a machine that makes
+# A wider network: 16/32/64 won at about 2,500 steps; a machine that makes
 # 15,000 in the same time may be held back by the network's size instead.
 CONFIGS["cosine-w32"] = {**COSINE, "widths": (32, 64, 96)}
-CONFIGS["cosine-w24"] = {**COSINE, "widths": (24, 48, 96)}
 # Self-attention at 16×16 too: the whole flower in view at the level that
 # draws its petals. It won both seeds and is the recipe's default now.
 CONFIGS["cosine-attn16"] = {**COSINE, "attention_levels": (1, 2)}
