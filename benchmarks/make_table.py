@@ -219,12 +219,16 @@ petal counts spread wider (48 of 256 samples have four to six petals, 87
 of 256 real flowers, 36 of the previous main job's samples) and its sizes
 vary more (0.47), but the counts still crowd 8–10.
 
-The quality curve below, with the recipe as it stood before attention at
-16×16 (`b8x-cosine`) on the same machine, keeps falling with time: FID 19.1 after 2 minutes (2,912 steps), 14.7 after 5
-(8,118), 11.3 after 10 (18,262) and 7.0 after 20 (37,657) under DPM-Solver++
-20 steps, one seed per budget. Doubling the time takes off about a third of
-the FID: the recipe is nowhere near its limit at 10 minutes, and 3× the
-floor (about 1.3) is far beyond what 2 cores buy in that time.
+The quality curves below are one seed per budget on the same machine. With
+the recipe as it stood before attention at 16×16 (`b8x-cosine`,
+`curve-epyc-avx512-cpu-tensorflow.json`), FID keeps falling with time: 19.1
+after 2 minutes (2,912 steps), 14.7 after 5 (8,118), 11.3 after 10 (18,262)
+and 7.0 after 20 (37,657) under DPM-Solver++ 20 steps. With today's default,
+attention at 16×16 and 8×8 (`curve-attn16-epyc-avx512-cpu-tensorflow.json`):
+16.7 after 2 minutes (2,507 steps), 14.9 after 5 (7,309) and 9.6 after 10
+(16,012). Doubling the time takes off about a third of the FID: the recipe
+is nowhere near its limit at 10 minutes, and 3× the floor (about 1.3) is
+far beyond what 2 cores buy in that time.
 
 ## Quality against training time
 
