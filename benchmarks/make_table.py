@@ -312,16 +312,6 @@ CHANGES = {
 }
 
 
-# What a quality curve's network was, where its file cannot say: the files
-# record `kd.training.DEFAULTS`, whose `attention_levels=None` meant the
-# lowest level until cosine-attn16 and the two lowest since.
-CURVE_NETWORKS = {
-    "curve-epyc-avx512-cpu-tensorflow.json": "attention at 8×8 as until cosine-attn16",
-    "curve-attn16-epyc-avx512-cpu-tensorflow.json": "attention at 16×16 and "
-    "8×8 as since cosine-attn16",
-}
-
-
 def load(path):
     with open(path) as f:
         data = json.load(f)
@@ -399,6 +389,15 @@ def curve_stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def attention_words(recipe):
+    """ ", attention at 16×16 and 8×8" for a curve file's recorded levels, else ""."""
+    levels = recipe.get("attention_levels")
+    if not levels:  # None: files written before the levels were recorded
+        return ""
+    sizes = [recipe["image_size"] >> level for level in levels]
+    return ", attention at " + " and ".join(f"{n}×{n}" for n in sizes)
+
+
 def curve_section(path, data, plot):
     """The table of one `quality_curve.py` file: FID per budget and sampler."""
     machine = data["machine"]
@@ -416,12 +415,7 @@ def curve_section(path, data, plot):
         f"- Recipe: `kd.training.train` defaults (widths "
         f"{'/'.join(str(w) for w in recipe.get('widths', []))}, batch "
         f"{recipe.get('batch_size')}, learning rate {recipe.get('learning_rate')}"
-        + (
-            f", {CURVE_NETWORKS[os.path.basename(path)]}"
-            if os.path.basename(path) in CURVE_NETWORKS
-            else ""
-        )
-        + "); "
+        f"{attention_words(recipe)}); "
         f"{data['num_images']} samples per sampler against {data['real_images']} "
         "held-out real flowers.",
         f"- Floor (other real flowers): {floor:.2f}; Gaussian fitted to the training "

@@ -135,6 +135,12 @@ def main(argv=None):
             )
             trained = time.monotonic() - start
             model = result.model
+            # The defaults say None; the record says what the network had.
+            records["recipe"]["attention_levels"] = [
+                level
+                for level in range(len(records["recipe"]["widths"]))
+                if model.network.get_layer(f"down_{level}").attention
+            ]
             entry = {
                 "minutes": budget,
                 "wall_seconds": round(trained, 1),

@@ -150,7 +150,13 @@ def test_make_table_writes_the_quality_curve_table_and_plot(tmp_path):
             "cores": 2,
             "conditions": "quiet",
         },
-        "recipe": {"widths": [32, 64], "batch_size": 16, "learning_rate": 0.002},
+        "recipe": {
+            "image_size": 32,
+            "widths": [32, 64, 96],
+            "attention_levels": [1, 2],
+            "batch_size": 16,
+            "learning_rate": 0.002,
+        },
         "seed": 0,
         "num_images": 256,
         "real_images": 2000,
@@ -179,6 +185,7 @@ def test_make_table_writes_the_quality_curve_table_and_plot(tmp_path):
     assert "| 2 | 500 | 20.00 | 40.00 | 40.0 |" in text
     assert "| 5 | 1300 | 10.00 | 20.00 | 20.0 |" in text
     assert "dpm_solver-20 3, ddim-50 7" in text
+    assert "learning rate 0.002, attention at 16×16 and 8×8)" in text
     plot = tmp_path / "docs" / "images" / "quality-curve-curve.png"
     assert plot.stat().st_size > 1000 and "images/quality-curve-curve.png" in text
 
