@@ -258,6 +258,19 @@ def test_a_time_budget_trains_until_it_is_spent(tmp_path, capsys):
 
 
 @ONCE
+def test_a_time_budget_validates_on_a_few_cached_batches_without_warnings(
+    tmp_path, capfd
+):
+    # 80 validation images: 10 batches, more than the budget's 8.
+    settings = {**TINY, "num_images": 400}
+    result = kd.training.train(tmp_path / "run", minutes=0.1, **settings)
+    assert result.completed, result.message
+    assert len(result.history["val_loss"]) > 1
+    # TensorFlow warns (on stderr, at every epoch) when a cache is read in part.
+    assert "did not fully read the dataset being cached" not in capfd.readouterr().err
+
+
+@ONCE
 def test_a_time_budget_decays_the_cosine_along_its_clock(tmp_path, capsys):
     result = kd.training.train(
         tmp_path / "run",

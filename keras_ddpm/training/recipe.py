@@ -265,13 +265,14 @@ def train(
         labels=conditional,
     )
     train_data = datasets.load(dataset, split="train", **data)
-    validation_data = datasets.load(dataset, split="validation", augment=False, **data)
+    validation_data = datasets.load(
+        dataset, split="validation", augment=False, cache=minutes is None, **data
+    )
     started = time.monotonic()  # a budget covers building, timing and fit
-    validation_steps = None
     if minutes is not None:  # a loss curve, not the whole split, at every epoch
-        validation_steps = min(
-            BUDGET_VALIDATION_BATCHES, _count_batches(validation_data)
-        )
+        # Taken, then cached whole: a partly read cache is dropped with a
+        # warning at every epoch.
+        validation_data = validation_data.take(BUDGET_VALIDATION_BATCHES).cache()
 
     with scope:
         checkpoints = os.path.join(output_dir, "checkpoints")
@@ -388,7 +389,6 @@ def train(
                     validation_data=validation_data,
                     epochs=epochs,
                     initial_epoch=initial_epoch,
-                    validation_steps=validation_steps,
                     callbacks=run_callbacks,
                     verbose=verbose,
                     shuffle=False,  # the dataset shuffles itself
