@@ -51,7 +51,7 @@ def train(
     epochs=None,
     batch_size=8,
     widths=(16, 32, 64),
-    block_depth=1,
+    block_depth=2,
     attention_levels=None,
     schedule="cosine",
     timesteps=1000,
@@ -124,7 +124,11 @@ def train(
             `(16, 32, 64)`: at equal wall time on 2 CPU cores it beat
             `(32, 64, 96)` on both seeds (FID 21.0 and 19.0 against 24.1 and
             24.4 after 8.5 minutes), taking about twice the steps.
-        block_depth: int, residual blocks per level. Defaults to 1.
+        block_depth: int, residual blocks per level. Defaults to 2: at equal
+            wall time on 2 CPU cores it beat one block per level on both
+            seeds (FID 7.0 and 8.3 against 8.7 and 8.7 after 8.5 minutes),
+            in about 40 % fewer steps; widths 24/48/96 at one block lost
+            (9.5 and 12.5).
         attention_levels: sequence of int, the levels with self-attention
             (0 is full resolution; empty for none). Defaults to None: the two
             lowest-resolution levels (16×16 and 8×8 for the default network
