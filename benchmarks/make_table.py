@@ -217,7 +217,11 @@ main job from a fresh clone on the same machine (14,149 steps,
 `anatomy-main-job-attn16-epyc-avx512-cpu-tensorflow.json`) scores 8.1: its
 petal counts spread wider (48 of 256 samples have four to six petals, 87
 of 256 real flowers, 36 of the previous main job's samples) and its sizes
-vary more (0.47), but the counts still crowd 8–10.
+vary more (0.47), but the counts still crowd 8–10. With two residual blocks
+per level (the default since `attn16-depth2`), the main job from a fresh
+clone (8,456 steps, `anatomy-main-job-depth2-epyc-avx512-cpu-tensorflow.json`)
+scores 7.3 (7.9 after the unsharp mask); 42 of its 256 samples have four to
+six petals, 159 have eight to ten (real: 80), and sizes vary as before (0.48).
 
 The quality curves below are one seed per budget on the same machine. With
 the recipe as it stood before attention at 16×16 (`b8x-cosine`,
@@ -226,9 +230,14 @@ after 2 minutes (2,912 steps), 14.7 after 5 (8,118), 11.3 after 10 (18,262)
 and 7.0 after 20 (37,657) under DPM-Solver++ 20 steps. With today's default,
 attention at 16×16 and 8×8 (`curve-attn16-epyc-avx512-cpu-tensorflow.json`):
 16.7 after 2 minutes (2,507 steps), 14.9 after 5 (7,309) and 9.6 after 10
-(16,012). Doubling the time takes off about a third of the FID: the recipe
+(16,012). With today's default, two residual blocks per level as well
+(`curve-depth2-epyc-avx512-cpu-tensorflow.json`): 33.5 after 2 minutes
+(1,110 steps: compiling the deeper network and timing XLA take a large part
+of so short a budget), 15.6 after 5 (4,479) and 5.9 after 10 (10,195). The
+deeper network loses below about 5 minutes and wins from the main job's 8.5
+on. Doubling the time takes off about a third of the FID or more: the recipe
 is nowhere near its limit at 10 minutes, and 3× the floor (about 1.3) is
-far beyond what 2 cores buy in that time.
+beyond what 2 cores buy in that time.
 
 ## Quality against training time
 
@@ -305,8 +314,11 @@ CHANGES = {
     "b4x-cosine": "b8x-cosine (the defaults since) with batch 4",
     "cosine-w32": "b8x-cosine with widths 32/64/96 (1.4 M parameters)",
     "cosine-attn16": "b8x-cosine with self-attention at 16×16 as well as 8×8 "
-    "(0.54 M parameters): **the recipe's defaults now**",
+    "(0.54 M parameters): the recipe's defaults until attn16-depth2",
     "cosine-lr4e-3": "b8x-cosine with a peak learning rate of 4e-3",
+    "attn16-w24": "cosine-attn16 with widths 24/48/96 (1.2 M parameters)",
+    "attn16-depth2": "cosine-attn16 with two residual blocks per level "
+    "(0.85 M parameters): **the recipe's defaults now**",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
@@ -389,6 +401,13 @@ def curve_stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def _blocks_words(depth):
+    """'N residual blocks per level, ' for a recorded block depth, else ''."""
+    if depth is None:
+        return ""
+    return f"{depth} residual block{'s' if depth != 1 else ''} per level, "
+
+
 def attention_words(recipe):
     """ ", attention at 16×16 and 8×8" for a curve file's recorded levels, else ""."""
     levels = recipe.get("attention_levels")
@@ -413,7 +432,8 @@ def curve_section(path, data, plot):
         "",
         f"- Load: {machine.get('conditions') or 'not recorded'}.",
         f"- Recipe: `kd.training.train` defaults (widths "
-        f"{'/'.join(str(w) for w in recipe.get('widths', []))}, batch "
+        f"{'/'.join(str(w) for w in recipe.get('widths', []))}, "
+        f"{_blocks_words(recipe.get('block_depth'))}batch "
         f"{recipe.get('batch_size')}, learning rate {recipe.get('learning_rate')}"
         f"{attention_words(recipe)}); "
         f"{data['num_images']} samples per sampler against {data['real_images']} "
