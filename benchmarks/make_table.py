@@ -227,8 +227,9 @@ The quality curves below are one seed per budget on the same machine. With
 the recipe as it stood before attention at 16×16 (`b8x-cosine`,
 `curve-epyc-avx512-cpu-tensorflow.json`), FID keeps falling with time: 19.1
 after 2 minutes (2,912 steps), 14.7 after 5 (8,118), 11.3 after 10 (18,262)
-and 7.0 after 20 (37,657) under DPM-Solver++ 20 steps. With today's default,
-attention at 16×16 and 8×8 (`curve-attn16-epyc-avx512-cpu-tensorflow.json`):
+and 7.0 after 20 (37,657) under DPM-Solver++ 20 steps. With attention at
+16×16 and 8×8 (the default until `attn16-depth2`,
+`curve-attn16-epyc-avx512-cpu-tensorflow.json`):
 16.7 after 2 minutes (2,507 steps), 14.9 after 5 (7,309) and 9.6 after 10
 (16,012). With today's default, two residual blocks per level as well
 (`curve-depth2-epyc-avx512-cpu-tensorflow.json`): 33.5 after 2 minutes
@@ -319,6 +320,7 @@ CHANGES = {
     "attn16-w24": "cosine-attn16 with widths 24/48/96 (1.2 M parameters)",
     "attn16-depth2": "cosine-attn16 with two residual blocks per level "
     "(0.85 M parameters): **the recipe's defaults now**",
+    "depth2-minsnr": "attn16-depth2 with min-SNR-γ loss weighting, γ = 5",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
