@@ -124,14 +124,16 @@ CONFIGS["b4x-cosine"] = {**COSINE, "batch_size": 4}
 # 15,000 in the same time may be held back by the network's size instead.
 CONFIGS["cosine-w32"] = {**COSINE, "widths": (32, 64, 96)}
 # Self-attention at 16×16 too: the whole flower in view at the level that
-# draws its petals. It won both seeds and is the recipe's default now.
+# draws its petals. It won both seeds and was the recipe's default until
+# attn16-depth2.
 CONFIGS["cosine-attn16"] = {**COSINE, "attention_levels": (1, 2)}
 # A higher peak learning rate: with the decay to 0 the end of the run is
 # calm whatever the peak, and 4e-3 edged 2e-3 on both seeds at a constant
 # rate (w16-lr4e-3).
 CONFIGS["cosine-lr4e-3"] = {**COSINE, "learning_rate": 4e-3}
 # Rows that change one thing of the attention-at-16×16 recipe (the default
-# since cosine-attn16). More capacity at 1.26× the step time: wider levels.
+# from cosine-attn16 to attn16-depth2). More capacity at 1.26× the step
+# time: wider levels.
 ATTN16 = CONFIGS["cosine-attn16"]
 CONFIGS["attn16-w24"] = {**ATTN16, "widths": (24, 48, 96)}
 # Two residual blocks per level: a deeper network at 1.8× the step time. It

@@ -261,6 +261,10 @@ def test_a_time_budget_trains_until_it_is_spent(tmp_path, capsys):
 def test_a_time_budget_validates_on_a_few_cached_batches_without_warnings(
     tmp_path, capfd
 ):
+    # The warning below is TensorFlow's: the check means nothing where its
+    # warnings are filtered out.
+    if int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= 2:
+        pytest.skip("TF_CPP_MIN_LOG_LEVEL hides the warning this test looks for")
     # 80 validation images: 10 batches, more than the budget's 8.
     settings = {**TINY, "num_images": 400}
     result = kd.training.train(tmp_path / "run", minutes=0.1, **settings)
