@@ -49,6 +49,8 @@ DEFAULTS_BEFORE = {
     "block_depth": 2,
     # The lowest-resolution level, the recipe's default until cosine-attn16.
     "attention_levels": (2,),
+    # Glorot-uniform residual branches, the recipe's default until depth2-zeroinit.
+    "zero_init_residual": False,
     "prediction": "v",
     "learning_rate": 1e-3,
     "learning_rate_schedule": "constant",
@@ -143,6 +145,9 @@ CONFIGS["attn16-depth2"] = {**ATTN16, "block_depth": 2}
 # of four runs of an earlier recipe (lr2e-3-minsnr), at no cost per step.
 DEPTH2 = CONFIGS["attn16-depth2"]
 CONFIGS["depth2-minsnr"] = {**DEPTH2, "min_snr_gamma": 5.0}
+# Residual branches that start at zero (each block starts as its skip path),
+# as in Dhariwal & Nichol's U-Net: faster early training, at no cost per step.
+CONFIGS["depth2-zeroinit"] = {**DEPTH2, "zero_init_residual": True}
 
 
 def processor_name():

@@ -57,6 +57,26 @@ def auto_on_off(text):
     return values[text]
 
 
+def on_off(text):
+    """An on/off option's value: True (on) or False (off)."""
+    values = {"on": True, "off": False}
+    if text not in values:
+        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+    return values[text]
+
+
+def positive_or_none(text):
+    """`--min-snr-gamma`'s value: a positive float, or "none" (`settings` makes it None)."""
+    if text == "none":
+        return text
+    try:
+        return positive(float)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive, finite float or none, got {text!r}"
+        ) from None
+
+
 def add_parser(commands):
     """Register `train` on the `keras-ddpm` subcommands."""
     d = training.DEFAULTS
@@ -130,6 +150,13 @@ def add_parser(commands):
         "(default: the two lowest-resolution levels)",
     )
     train.add_argument(
+        "--zero-init-residual",
+        type=on_off,
+        metavar="{on,off}",
+        help="start each residual block's second convolution at zero "
+        f"(default: {'on' if d['zero_init_residual'] else 'off'})",
+    )
+    train.add_argument(
         "--schedule", choices=names(schedules), help=f"(default: {d['schedule']})"
     )
     train.add_argument(
@@ -159,8 +186,10 @@ def add_parser(commands):
     )
     train.add_argument(
         "--min-snr-gamma",
-        type=positive(float),
-        help="min-SNR-gamma loss weighting (default: none)",
+        type=positive_or_none,
+        metavar="GAMMA",
+        help="min-SNR-gamma loss weighting, or none for plain MSE "
+        f"(default: {d['min_snr_gamma'] or 'none'})",
     )
     train.add_argument(
         "--noise-levels",
@@ -267,6 +296,10 @@ def settings(args):
         value = getattr(args, argument, None)
         if value is not None:
             given[argument] = value
+    # "none" (a flag's, or a config file's: TOML has no null) switches the
+    # weighting off whatever the default.
+    if given.get("min_snr_gamma") == "none":
+        given["min_snr_gamma"] = None
     return given
 
 

@@ -26,6 +26,8 @@ class DownBlock(UNetLevel):
         dropout: float, dropout rate inside residual blocks. Defaults to 0.0.
         activation: activation name or callable. Defaults to `"swish"`.
         num_heads: int, heads of the attention blocks. Defaults to 1.
+        zero_init: bool, start each residual block's second convolution at
+            zero (see `ResidualBlock`). Defaults to False.
 
     Call arguments:
         inputs: a list `[x, embedding]`, `x` of shape `(B, H, W, C)`, `embedding`

@@ -3,7 +3,7 @@ from keras import layers, ops
 
 from keras_ddpm.layers.conv import Conv2D
 from keras_ddpm.layers.group_normalization import GroupNormalization
-from keras_ddpm.utils import check_float, check_int
+from keras_ddpm.utils import check_choice, check_float, check_int
 
 
 def check_groups(filters, groups, what="filters"):
@@ -32,6 +32,10 @@ class ResidualBlock(keras.layers.Layer):
         dropout: float in [0, 1), dropout rate before the second convolution.
             Defaults to 0.0.
         activation: activation name or callable. Defaults to `"swish"`.
+        zero_init: bool, start the second convolution at zero, so that a new
+            block computes its skip path alone (the residual branch learns
+            from there, as in Dhariwal & Nichol's U-Net). Defaults to False
+            (Glorot-uniform, Keras' default).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -61,14 +65,24 @@ class ResidualBlock(keras.layers.Layer):
     References:
         - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
         - [Zagoruyko & Komodakis, 2016. Wide Residual Networks](https://arxiv.org/abs/1605.07146)
+        - [Dhariwal & Nichol, 2021. Diffusion Models Beat GANs on Image Synthesis](https://arxiv.org/abs/2105.05233)
     """
 
-    def __init__(self, filters, groups=8, dropout=0.0, activation="swish", **kwargs):
+    def __init__(
+        self,
+        filters,
+        groups=8,
+        dropout=0.0,
+        activation="swish",
+        zero_init=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         filters, groups = check_groups(filters, groups)
         self.filters, self.groups = filters, groups
         self.dropout = check_float("dropout", dropout, 0.0, 1.0, high_inclusive=False)
         self.activation = keras.activations.get(activation)
+        self.zero_init = check_choice("zero_init", zero_init, (False, True))
         policy = self.dtype_policy
         self.norm1 = GroupNormalization(
             groups, epsilon=1e-5, dtype=policy, name="norm1"
@@ -81,7 +95,14 @@ class ResidualBlock(keras.layers.Layer):
             groups, epsilon=1e-5, dtype=policy, name="norm2"
         )
         self.dropout_layer = layers.Dropout(self.dropout, dtype=policy, name="dropout")
-        self.conv2 = Conv2D(filters, 3, padding="same", dtype=policy, name="conv2")
+        self.conv2 = Conv2D(
+            filters,
+            3,
+            padding="same",
+            kernel_initializer="zeros" if self.zero_init else "glorot_uniform",
+            dtype=policy,
+            name="conv2",
+        )
         self.skip_projection = None
 
     def build(self, input_shape):
@@ -126,4 +147,5 @@ class ResidualBlock(keras.layers.Layer):
             "groups": self.groups,
             "dropout": self.dropout,
             "activation": keras.activations.serialize(self.activation),
+            "zero_init": self.zero_init,
         }

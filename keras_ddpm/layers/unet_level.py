@@ -20,6 +20,7 @@ class UNetLevel(keras.layers.Layer):
         dropout=0.0,
         activation="swish",
         num_heads=1,
+        zero_init=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -30,10 +31,17 @@ class UNetLevel(keras.layers.Layer):
         self.dropout = dropout
         self.activation = keras.activations.get(activation)
         self.num_heads = num_heads
+        self.zero_init = zero_init  # checked by each ResidualBlock
         policy = self.dtype_policy
         self.residual_blocks = [
             ResidualBlock(
-                filters, groups, dropout, activation, dtype=policy, name=f"residual_{i}"
+                filters,
+                groups,
+                dropout,
+                activation,
+                zero_init=self.zero_init,
+                dtype=policy,
+                name=f"residual_{i}",
             )
             for i in range(block_depth)
         ]
@@ -65,4 +73,5 @@ class UNetLevel(keras.layers.Layer):
             "dropout": self.dropout,
             "activation": keras.activations.serialize(self.activation),
             "num_heads": self.num_heads,
+            "zero_init": self.zero_init,
         }

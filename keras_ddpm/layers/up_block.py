@@ -28,6 +28,8 @@ class UpBlock(UNetLevel):
         dropout: float, dropout rate inside residual blocks. Defaults to 0.0.
         activation: activation name or callable. Defaults to `"swish"`.
         num_heads: int, heads of the attention blocks. Defaults to 1.
+        zero_init: bool, start each residual block's second convolution at
+            zero (see `ResidualBlock`). Defaults to False.
 
     Call arguments:
         inputs: a list `[x, embedding, skips]`: `x` of shape `(B, h, w, C)`,

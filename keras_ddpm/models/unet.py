@@ -11,7 +11,7 @@ from keras_ddpm.layers import (
 )
 from keras_ddpm.layers.conv import Conv2D
 from keras_ddpm.layers.residual_block import check_groups
-from keras_ddpm.utils import check_image_size, check_int
+from keras_ddpm.utils import check_choice, check_image_size, check_int
 
 
 def _check_divisible(size, factor, levels):
@@ -38,6 +38,7 @@ def build_unet(
     num_heads=1,
     activation="swish",
     num_classes=None,
+    zero_init_residual=False,
     name="unet",
 ):
     """Build the DDPM U-Net as a functional `keras.Model`.
@@ -72,6 +73,9 @@ def build_unet(
         activation: activation name or callable. Defaults to `"swish"`.
         num_classes: int >= 1 or None, the number of classes of a
             class-conditional network. Defaults to None (unconditional).
+        zero_init_residual: bool, start the second convolution of every
+            residual block at zero, so that a new network's blocks pass their
+            inputs on unchanged (Dhariwal & Nichol 2021). Defaults to False.
         name: str, model name. Defaults to `"unet"`.
 
     Returns:
@@ -96,6 +100,7 @@ def build_unet(
     References:
         - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
         - [Ronneberger et al., 2015. U-Net](https://arxiv.org/abs/1505.04597)
+        - [Dhariwal & Nichol, 2021. Diffusion Models Beat GANs on Image Synthesis](https://arxiv.org/abs/2105.05233)
     """
     height, width = check_image_size(image_size)
     widths = tuple(check_groups(w, groups, what="each width")[0] for w in widths)
@@ -111,7 +116,12 @@ def build_unet(
             )
     channels = check_int("channels", channels, low=1)
     embedding_dim = embedding_dim or 4 * widths[0]
-    common = dict(groups=groups, dropout=dropout, activation=activation)
+    common = dict(
+        groups=groups,
+        dropout=dropout,
+        activation=activation,
+        zero_init=check_choice("zero_init_residual", zero_init_residual, (False, True)),
+    )
 
     images = keras.Input((height, width, channels), name="images")
     timesteps = keras.Input((), name="timesteps")

@@ -110,6 +110,59 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--min-snr-gamma", "5"], {"min_snr_gamma": 5.0}),
+        (["--min-snr-gamma", "none"], {"min_snr_gamma": None}),
+        (["--zero-init-residual", "on"], {"zero_init_residual": True}),
+        (["--zero-init-residual", "off"], {"zero_init_residual": False}),
+    ],
+)
+def test_train_flags_switch_options_on_and_off(monkeypatch, argv, expected):
+    calls = []
+
+    def fake_train(**kwargs):
+        calls.append(kwargs)
+        return kd.training.TrainingResult(None, {}, "x")
+
+    monkeypatch.setattr(kd.training, "train", fake_train)
+    assert main(["train", *argv]) == 0
+    assert calls[-1] == {**expected, "resume": False}
+
+
+def test_a_config_file_can_switch_min_snr_off(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_train(**kwargs):
+        calls.append(kwargs)
+        return kd.training.TrainingResult(None, {}, "x")
+
+    monkeypatch.setattr(kd.training, "train", fake_train)
+    config = tmp_path / "run.toml"
+    config.write_text('min_snr_gamma = "none"\n')
+    assert main(["train", "--config", str(config)]) == 0
+    assert calls[-1] == {"min_snr_gamma": None, "resume": False}
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["--min-snr-gamma", "0"],
+            "expected a positive, finite float or none, got '0'",
+        ),
+        (["--min-snr-gamma", "off"], "expected a positive, finite float or none"),
+        (["--zero-init-residual", "yes"], "expected on or off, got 'yes'"),
+    ],
+)
+def test_bad_on_off_and_gamma_values_are_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", *argv])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     "status,code,stream,text",
     [
         ("non_finite", 1, "err", "keras-ddpm train: error: loss became nan"),

@@ -118,3 +118,27 @@ def test_dropout_only_in_training():
         ).dropout
         == 0.5
     )
+
+
+@pytest.mark.parametrize("channels", [8, 4])  # the identity skip, then a 1×1 one
+def test_zero_init_block_starts_as_its_skip_path(channels):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 5, channels)).astype("float32")
+    embedding = rng.standard_normal((2, 6)).astype("float32")
+    block = kd.layers.ResidualBlock(8, groups=4, zero_init=True)
+    out = ops.convert_to_numpy(block([x, embedding]))
+    skip = x if block.skip_projection is None else block.skip_projection(x)
+    np.testing.assert_allclose(out, ops.convert_to_numpy(skip), atol=1e-6)
+    # The first convolution keeps Keras' default, so the branch learns at once.
+    assert np.abs(ops.convert_to_numpy(block.conv1.kernel)).max() > 0
+    plain = kd.layers.ResidualBlock(8, groups=4)
+    plain([x, embedding])
+    assert np.abs(ops.convert_to_numpy(plain.conv2.kernel)).max() > 0
+    config = block.get_config()
+    assert config["zero_init"] is True
+    assert kd.layers.ResidualBlock.from_config(config).zero_init is True
+
+
+def test_zero_init_must_be_a_bool():
+    with pytest.raises(ValueError, match="`zero_init` must be one of False, True"):
+        kd.layers.ResidualBlock(8, groups=4, zero_init="yes")

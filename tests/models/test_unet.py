@@ -59,6 +59,33 @@ def test_small_unet_outputs_zeros_and_round_trips(tmp_path):
     )
 
 
+def test_zero_init_residual_zeroes_every_residual_branch(tmp_path):
+    kwargs = dict(widths=(8, 16), block_depth=2, attention_levels=(1,), groups=4)
+    net = kd.models.build_unet(8, zero_init_residual=True, **kwargs)
+    blocks = [
+        layer
+        for layer in net._flatten_layers()
+        if isinstance(layer, kd.layers.ResidualBlock)
+    ]
+    # Two per level down and up, two in the middle.
+    assert len(blocks) == 2 * 2 + 2 * 2 + 2
+    for block in blocks:
+        np.testing.assert_array_equal(ops.convert_to_numpy(block.conv2.kernel), 0.0)
+        assert np.abs(ops.convert_to_numpy(block.conv1.kernel)).max() > 0
+    net.save(tmp_path / "zero.keras")
+    loaded = keras.saving.load_model(tmp_path / "zero.keras", safe_mode=True)
+    assert loaded.get_layer("down_0").get_config()["zero_init"] is True
+    plain = kd.models.build_unet(8, **kwargs)
+    assert (
+        np.abs(
+            ops.convert_to_numpy(plain.get_layer("middle_residual_0").conv2.kernel)
+        ).max()
+        > 0
+    )
+    with pytest.raises(ValueError, match="`zero_init_residual` must be one of"):
+        kd.models.build_unet(8, zero_init_residual=1, **kwargs)
+
+
 def test_bad_image_size_names_nearest_valid_sizes():
     with pytest.raises(
         ValueError,
