@@ -321,6 +321,8 @@ CHANGES = {
     "attn16-depth2": "cosine-attn16 with two residual blocks per level "
     "(0.85 M parameters): **the recipe's defaults now**",
     "depth2-minsnr": "attn16-depth2 with min-SNR-γ loss weighting, γ = 5",
+    "depth2-zeroinit": "attn16-depth2 with every residual block's second "
+    "convolution started at zero (`zero_init_residual=True`)",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }

@@ -83,7 +83,8 @@ def test_every_train_flag_is_an_argument_of_the_library_function_and_back():
     assert dests == set(kd.training.DEFAULTS)
 
 
-def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
+def record_train(monkeypatch):
+    """Replace `kd.training.train` by a recorder; returns the list of its calls' arguments."""
     calls = []
 
     def fake_train(**kwargs):
@@ -91,6 +92,11 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         return kd.training.TrainingResult(None, {}, kwargs.get("output_dir"))
 
     monkeypatch.setattr(kd.training, "train", fake_train)
+    return calls
+
+
+def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
+    calls = record_train(monkeypatch)
     assert main(["train"]) == 0
     assert calls[-1] == {"resume": False}  # every other value: the library's default
 
@@ -119,25 +125,13 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
     ],
 )
 def test_train_flags_switch_options_on_and_off(monkeypatch, argv, expected):
-    calls = []
-
-    def fake_train(**kwargs):
-        calls.append(kwargs)
-        return kd.training.TrainingResult(None, {}, "x")
-
-    monkeypatch.setattr(kd.training, "train", fake_train)
+    calls = record_train(monkeypatch)
     assert main(["train", *argv]) == 0
     assert calls[-1] == {**expected, "resume": False}
 
 
 def test_a_config_file_can_switch_min_snr_off(monkeypatch, tmp_path):
-    calls = []
-
-    def fake_train(**kwargs):
-        calls.append(kwargs)
-        return kd.training.TrainingResult(None, {}, "x")
-
-    monkeypatch.setattr(kd.training, "train", fake_train)
+    calls = record_train(monkeypatch)
     config = tmp_path / "run.toml"
     config.write_text('min_snr_gamma = "none"\n')
     assert main(["train", "--config", str(config)]) == 0
