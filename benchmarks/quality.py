@@ -51,6 +51,8 @@ DEFAULTS_BEFORE = {
     "attention_levels": (2,),
     # Glorot-uniform residual branches, the recipe's default until depth2-zeroinit.
     "zero_init_residual": False,
+    # Time embedding added before the second normalization (no scale-shift).
+    "scale_shift": False,
     "prediction": "v",
     "learning_rate": 1e-3,
     "learning_rate_schedule": "constant",
@@ -148,6 +150,9 @@ CONFIGS["depth2-minsnr"] = {**DEPTH2, "min_snr_gamma": 5.0}
 # Residual branches that start at zero (each block starts as its skip path),
 # as in Dhariwal & Nichol's U-Net: faster early training, at no cost per step.
 CONFIGS["depth2-zeroinit"] = {**DEPTH2, "zero_init_residual": True}
+# Adaptive group normalization: the time embedding scales and shifts each
+# block's normalised features (Dhariwal & Nichol), at no cost worth naming.
+CONFIGS["depth2-scaleshift"] = {**DEPTH2, "scale_shift": True}
 
 
 def processor_name():

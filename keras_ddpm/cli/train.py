@@ -157,6 +157,14 @@ def add_parser(commands):
         f"(default: {'on' if d['zero_init_residual'] else 'off'})",
     )
     train.add_argument(
+        "--scale-shift",
+        type=on_off,
+        metavar="{on,off}",
+        help="condition the residual blocks on the time embedding by a scale and "
+        "shift of their second group normalization instead of by addition "
+        f"(default: {'on' if d['scale_shift'] else 'off'})",
+    )
+    train.add_argument(
         "--schedule", choices=names(schedules), help=f"(default: {d['schedule']})"
     )
     train.add_argument(

@@ -26,6 +26,11 @@ class ResidualBlock(keras.layers.Layer):
     `h = conv(dropout(act(norm(h))))`, output `skip(x) + h`, where `skip` is a 1×1
     convolution when the channel count changes and the identity otherwise.
 
+    With `scale_shift=True` the embedding scales and shifts the normalised
+    features instead (adaptive group normalization, Dhariwal & Nichol 2021):
+    `(scale, shift) = dense(act(emb))` (2 × `filters` values),
+    `h = conv(act(norm(x)))`, `h = conv(dropout(act(norm(h) · (1 + scale) + shift)))`.
+
     Args:
         filters: int, output channels; divisible by `groups`.
         groups: int, groups of the GroupNormalization layers. Defaults to 8.
@@ -36,6 +41,9 @@ class ResidualBlock(keras.layers.Layer):
             block computes its skip path alone (the residual branch learns
             from there, as in Dhariwal & Nichol's U-Net). Defaults to False
             (Glorot-uniform, Keras' default).
+        scale_shift: bool, condition on the embedding by a per-channel scale
+            and shift of the second normalization rather than by addition
+            before it. Defaults to False.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -75,6 +83,7 @@ class ResidualBlock(keras.layers.Layer):
         dropout=0.0,
         activation="swish",
         zero_init=False,
+        scale_shift=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -83,13 +92,16 @@ class ResidualBlock(keras.layers.Layer):
         self.dropout = check_float("dropout", dropout, 0.0, 1.0, high_inclusive=False)
         self.activation = keras.activations.get(activation)
         self.zero_init = check_choice("zero_init", zero_init, (False, True))
+        self.scale_shift = check_choice("scale_shift", scale_shift, (False, True))
         policy = self.dtype_policy
         self.norm1 = GroupNormalization(
             groups, epsilon=1e-5, dtype=policy, name="norm1"
         )
         self.conv1 = Conv2D(filters, 3, padding="same", dtype=policy, name="conv1")
         self.embedding_projection = layers.Dense(
-            filters, dtype=policy, name="embedding_projection"
+            2 * filters if self.scale_shift else filters,
+            dtype=policy,
+            name="embedding_projection",
         )
         self.norm2 = GroupNormalization(
             groups, epsilon=1e-5, dtype=policy, name="norm2"
@@ -131,8 +143,13 @@ class ResidualBlock(keras.layers.Layer):
         x, embedding = inputs
         h = self.conv1(self.activation(self.norm1(x)))
         projected = self.embedding_projection(self.activation(embedding))
-        h = h + ops.expand_dims(ops.expand_dims(projected, 1), 1)
-        h = self.activation(self.norm2(h))
+        projected = ops.expand_dims(ops.expand_dims(projected, 1), 1)
+        if self.scale_shift:
+            scale, shift = ops.split(projected, 2, axis=-1)
+            h = self.norm2(h) * (1.0 + scale) + shift
+        else:
+            h = self.norm2(h + projected)
+        h = self.activation(h)
         h = self.conv2(self.dropout_layer(h, training=training))
         skip = x if self.skip_projection is None else self.skip_projection(x)
         return skip + h
@@ -148,4 +165,5 @@ class ResidualBlock(keras.layers.Layer):
             "dropout": self.dropout,
             "activation": keras.activations.serialize(self.activation),
             "zero_init": self.zero_init,
+            "scale_shift": self.scale_shift,
         }

@@ -21,6 +21,7 @@ class UNetLevel(keras.layers.Layer):
         activation="swish",
         num_heads=1,
         zero_init=False,
+        scale_shift=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -31,7 +32,8 @@ class UNetLevel(keras.layers.Layer):
         self.dropout = dropout
         self.activation = keras.activations.get(activation)
         self.num_heads = num_heads
-        self.zero_init = zero_init  # checked by each ResidualBlock
+        # Both checked by each ResidualBlock.
+        self.zero_init, self.scale_shift = zero_init, scale_shift
         policy = self.dtype_policy
         self.residual_blocks = [
             ResidualBlock(
@@ -40,6 +42,7 @@ class UNetLevel(keras.layers.Layer):
                 dropout,
                 activation,
                 zero_init=self.zero_init,
+                scale_shift=self.scale_shift,
                 dtype=policy,
                 name=f"residual_{i}",
             )
@@ -74,4 +77,5 @@ class UNetLevel(keras.layers.Layer):
             "activation": keras.activations.serialize(self.activation),
             "num_heads": self.num_heads,
             "zero_init": self.zero_init,
+            "scale_shift": self.scale_shift,
         }

@@ -30,6 +30,8 @@ class UpBlock(UNetLevel):
         num_heads: int, heads of the attention blocks. Defaults to 1.
         zero_init: bool, start each residual block's second convolution at
             zero (see `ResidualBlock`). Defaults to False.
+        scale_shift: bool, residual blocks conditioned by adaptive group
+            normalization (see `ResidualBlock`). Defaults to False.
 
     Call arguments:
         inputs: a list `[x, embedding, skips]`: `x` of shape `(B, h, w, C)`,

@@ -39,6 +39,7 @@ def build_unet(
     activation="swish",
     num_classes=None,
     zero_init_residual=False,
+    scale_shift=False,
     name="unet",
 ):
     """Build the DDPM U-Net as a functional `keras.Model`.
@@ -76,6 +77,10 @@ def build_unet(
         zero_init_residual: bool, start the second convolution of every
             residual block at zero, so that a new network's blocks pass their
             inputs on unchanged (Dhariwal & Nichol 2021). Defaults to False.
+        scale_shift: bool, condition every residual block on the embedding
+            by adaptive group normalization, a per-channel scale and shift
+            of its second normalization (Dhariwal & Nichol 2021), rather than
+            by addition. Defaults to False.
         name: str, model name. Defaults to `"unet"`.
 
     Returns:
@@ -121,6 +126,7 @@ def build_unet(
         dropout=dropout,
         activation=activation,
         zero_init=check_choice("zero_init_residual", zero_init_residual, (False, True)),
+        scale_shift=check_choice("scale_shift", scale_shift, (False, True)),
     )
 
     images = keras.Input((height, width, channels), name="images")

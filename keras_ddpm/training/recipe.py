@@ -54,6 +54,7 @@ def train(
     block_depth=2,
     attention_levels=None,
     zero_init_residual=False,
+    scale_shift=False,
     schedule="cosine",
     timesteps=1000,
     prediction="v",
@@ -143,6 +144,9 @@ def train(
             False: at equal wall time on 2 CPU cores the zero start lost
             both seeds (FID 9.1 and 11.2 against 7.0 and 8.3 after 8.5
             minutes).
+        scale_shift: bool, condition the residual blocks on the time
+            embedding by adaptive group normalization (see
+            `kd.models.build_unet`). Defaults to False.
         schedule: str, a name of `kd.schedules`. Defaults to `"cosine"`.
         timesteps: int, the diffusion steps T. Defaults to 1000.
         prediction: str, what the network predicts: `"epsilon"`, `"x0"` or
@@ -308,6 +312,7 @@ def train(
                 block_depth=block_depth,
                 attention_levels=attention_levels,
                 zero_init_residual=zero_init_residual,
+                scale_shift=scale_shift,
                 schedule=schedule,
                 timesteps=timesteps,
                 prediction=prediction,
@@ -457,6 +462,7 @@ def _new_model(
     block_depth,
     attention_levels,
     zero_init_residual,
+    scale_shift,
     schedule,
     timesteps,
     prediction,
@@ -482,6 +488,7 @@ def _new_model(
         block_depth=block_depth,
         attention_levels=tuple(attention_levels),
         zero_init_residual=zero_init_residual,
+        scale_shift=scale_shift,
         num_classes=None if classes is None else len(classes),
     )
     conditioning = {}

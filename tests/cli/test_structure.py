@@ -122,6 +122,7 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         (["--min-snr-gamma", "none"], {"min_snr_gamma": None}),
         (["--zero-init-residual", "on"], {"zero_init_residual": True}),
         (["--zero-init-residual", "off"], {"zero_init_residual": False}),
+        (["--scale-shift", "on"], {"scale_shift": True}),
     ],
 )
 def test_train_flags_switch_options_on_and_off(monkeypatch, argv, expected):

@@ -142,3 +142,29 @@ def test_zero_init_block_starts_as_its_skip_path(channels):
 def test_zero_init_must_be_a_bool():
     with pytest.raises(ValueError, match="`zero_init` must be one of False, True"):
         kd.layers.ResidualBlock(8, groups=4, zero_init="yes")
+
+
+def test_scale_shift_matches_numpy_adaptive_group_norm():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 6, 8)).astype("float32")
+    embedding = rng.standard_normal((2, 5)).astype("float32")
+    block = kd.layers.ResidualBlock(8, groups=4, scale_shift=True)
+    block([x, embedding])
+    for conv in (block.conv1, block.conv2):
+        conv.kernel.assign(identity_kernel(8))
+        conv.bias.assign(np.zeros(8, "float32"))
+    kernel = rng.standard_normal((5, 16)).astype("float32")
+    bias = rng.standard_normal(16).astype("float32")
+    block.embedding_projection.kernel.assign(kernel)
+    block.embedding_projection.bias.assign(bias)
+    # Dhariwal & Nichol's AdaGN: norm(h) * (1 + scale) + shift, one pair per
+    # channel from the activated embedding, the scales first.
+    projected = swish(embedding.astype(np.float64)) @ kernel + bias
+    scale, shift = projected[:, None, None, :8], projected[:, None, None, 8:]
+    h = swish(group_norm(x.astype(np.float64), 4))
+    expected = x + swish(group_norm(h, 4) * (1 + scale) + shift)
+    out = ops.convert_to_numpy(block([x, embedding]))
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+    assert block.get_config()["scale_shift"] is True
+    with pytest.raises(ValueError, match="`scale_shift` must be one of False, True"):
+        kd.layers.ResidualBlock(8, groups=4, scale_shift=None)

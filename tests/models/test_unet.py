@@ -86,6 +86,26 @@ def test_zero_init_residual_zeroes_every_residual_branch(tmp_path):
         kd.models.build_unet(8, zero_init_residual=1, **kwargs)
 
 
+def test_scale_shift_reaches_every_residual_block_and_survives_saving(tmp_path):
+    kwargs = dict(widths=(8, 16), block_depth=1, attention_levels=(), groups=4)
+    net = kd.models.build_unet(8, scale_shift=True, **kwargs)
+    blocks = [
+        layer
+        for layer in net._flatten_layers()
+        if isinstance(layer, kd.layers.ResidualBlock)
+    ]
+    assert len(blocks) == 2 + 2 + 2 and all(block.scale_shift for block in blocks)
+    # A scale and a shift per channel: twice the plain network's projection.
+    plain = kd.models.build_unet(8, **kwargs)
+    extra = sum(32 * block.filters + block.filters for block in blocks)
+    assert net.count_params() == plain.count_params() + extra
+    net.save(tmp_path / "adagn.keras")
+    loaded = keras.saving.load_model(tmp_path / "adagn.keras", safe_mode=True)
+    assert loaded.get_layer("middle_residual_1").scale_shift is True
+    with pytest.raises(ValueError, match="`scale_shift` must be one of"):
+        kd.models.build_unet(8, scale_shift="on", **kwargs)
+
+
 def test_bad_image_size_names_nearest_valid_sizes():
     with pytest.raises(
         ValueError,
