@@ -323,6 +323,9 @@ CHANGES = {
     "depth2-minsnr": "attn16-depth2 with min-SNR-γ loss weighting, γ = 5",
     "depth2-zeroinit": "attn16-depth2 with every residual block's second "
     "convolution started at zero (`zero_init_residual=True`)",
+    "depth2-scaleshift": "attn16-depth2 with adaptive group normalization "
+    "(`scale_shift=True`): the time embedding scales and shifts each residual "
+    "block's normalised features",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
