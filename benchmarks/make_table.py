@@ -325,7 +325,7 @@ CHANGES = {
     "convolution started at zero (`zero_init_residual=True`)",
     "depth2-scaleshift": "attn16-depth2 with adaptive group normalization "
     "(`scale_shift=True`): the time embedding scales and shifts each residual "
-    "block's normalised features",
+    "block's normalised features (0.89 M parameters)",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
@@ -442,7 +442,8 @@ def curve_section(path, data, plot):
         f"{'/'.join(str(w) for w in recipe.get('widths', []))}, "
         f"{_blocks_words(recipe.get('block_depth'))}batch "
         f"{recipe.get('batch_size')}, learning rate {recipe.get('learning_rate')}"
-        f"{attention_words(recipe)}); "
+        f"{attention_words(recipe)}"
+        f"{', adaptive group normalization' if recipe.get('scale_shift') else ''}); "
         f"{data['num_images']} samples per sampler against {data['real_images']} "
         "held-out real flowers.",
         f"- Floor (other real flowers): {floor:.2f}; Gaussian fitted to the training "

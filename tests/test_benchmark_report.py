@@ -155,6 +155,7 @@ def test_make_table_writes_the_quality_curve_table_and_plot(tmp_path):
             "widths": [32, 64, 96],
             "block_depth": 2,
             "attention_levels": [1, 2],
+            "scale_shift": True,
             "batch_size": 16,
             "learning_rate": 0.002,
         },
@@ -187,7 +188,10 @@ def test_make_table_writes_the_quality_curve_table_and_plot(tmp_path):
     assert "| 5 | 1300 | 10.00 | 20.00 | 20.0 |" in text
     assert "dpm_solver-20 3, ddim-50 7" in text
     assert "(widths 32/64/96, 2 residual blocks per level, batch 16," in text
-    assert "learning rate 0.002, attention at 16×16 and 8×8)" in text
+    assert (
+        "learning rate 0.002, attention at 16×16 and 8×8, "
+        "adaptive group normalization)" in text
+    )
     plot = tmp_path / "docs" / "images" / "quality-curve-curve.png"
     assert plot.stat().st_size > 1000 and "images/quality-curve-curve.png" in text
 

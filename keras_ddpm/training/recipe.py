@@ -146,7 +146,10 @@ def train(
             minutes).
         scale_shift: bool, condition the residual blocks on the time
             embedding by adaptive group normalization (see
-            `kd.models.build_unet`). Defaults to False.
+            `kd.models.build_unet`) rather than by addition. Defaults to
+            False: at equal wall time on 2 CPU cores it won two seeds of
+            three (FID 5.4, 8.1 and 9.0 against 7.0, 8.3 and 7.7 after 8.5
+            minutes), a mean within the spread of repeated runs.
         schedule: str, a name of `kd.schedules`. Defaults to `"cosine"`.
         timesteps: int, the diffusion steps T. Defaults to 1000.
         prediction: str, what the network predicts: `"epsilon"`, `"x0"` or
