@@ -179,9 +179,14 @@ class _Timed:
     def _build_optimizer(self):
         pass
 
-    def train_on_batch(self, images):
+    def make_train_function(self):
+        pass
+
+    def train_function(self, iterator):
+        images = next(iterator)  # `fit`'s way: the next batch of an iterator
         self.clock.now += self.seconds if self.batches else self.first
         self.batches.append(float(images[0, 0, 0, 0]))
+        return {"loss": 0.0}
 
 
 def test_the_faster_train_step_is_kept_and_both_train_on_the_same_batches(
@@ -205,6 +210,31 @@ def test_the_faster_train_step_is_kept_and_both_train_on_the_same_batches(
     assert recipe._faster({False: graph, True: slow_xla}, train_data) is graph
     timed = recipe._time_steps({"a": _Timed(clock, 2.0, 0.5)}, [[images[0]]] * 4)
     assert timed == {"a": (2.0, 0.5)}
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="the train step is timed on a TensorFlow CPU only",
+)
+def test_fit_runs_the_train_step_the_timing_compiled():
+    from keras_ddpm.training import recipe
+
+    names = inspect.signature(recipe._new_model).parameters
+    settings = {
+        k: v for k, v in recipe.DEFAULTS.items() if k in names and k != "image_size"
+    }
+    settings.update(widths=(8, 16), block_depth=1, timesteps=50, classes=None)
+    model = recipe._new_model(8, **settings)
+    traces = []
+    step = model.train_step
+    model.train_step = lambda *args: traces.append(1) or step(*args)
+    data = kd.datasets.load(
+        "synthetic_flowers", split="train", image_size=8, batch_size=4, num_images=40
+    )
+    recipe._time_steps({False: model}, recipe._first_batches(data, 3))
+    assert len(traces) == 1
+    model.fit(data, epochs=2, verbose=0)
+    assert len(traces) == 1  # fit traced (and compiled) nothing more
 
 
 def tf_like(images):
