@@ -49,9 +49,10 @@ DEFAULTS_BEFORE = {
     "block_depth": 2,
     # The lowest-resolution level, the recipe's default until cosine-attn16.
     "attention_levels": (2,),
-    # Glorot-uniform residual branches, the recipe's default until depth2-zeroinit.
+    # Glorot-uniform residual branches: the recipe's default (depth2-zeroinit lost).
     "zero_init_residual": False,
-    # Time embedding added before the second normalization (no scale-shift).
+    # Time embedding added before the second normalization: the recipe's
+    # default (depth2-scaleshift won two seeds of three, within the spread).
     "scale_shift": False,
     "prediction": "v",
     "learning_rate": 1e-3,
@@ -148,10 +149,11 @@ CONFIGS["attn16-depth2"] = {**ATTN16, "block_depth": 2}
 DEPTH2 = CONFIGS["attn16-depth2"]
 CONFIGS["depth2-minsnr"] = {**DEPTH2, "min_snr_gamma": 5.0}
 # Residual branches that start at zero (each block starts as its skip path),
-# as in Dhariwal & Nichol's U-Net: faster early training, at no cost per step.
+# as in Dhariwal & Nichol's U-Net, at no cost per step. It lost both seeds.
 CONFIGS["depth2-zeroinit"] = {**DEPTH2, "zero_init_residual": True}
 # Adaptive group normalization: the time embedding scales and shifts each
-# block's normalised features (Dhariwal & Nichol), at no cost worth naming.
+# block's normalised features (Dhariwal & Nichol), with 4 % more parameters.
+# It won two seeds of three, in about 7 % fewer steps; not the default.
 CONFIGS["depth2-scaleshift"] = {**DEPTH2, "scale_shift": True}
 
 

@@ -216,22 +216,30 @@ def test_the_faster_train_step_is_kept_and_both_train_on_the_same_batches(
     keras.backend.backend() != "tensorflow",
     reason="the train step is timed on a TensorFlow CPU only",
 )
-def test_fit_runs_the_train_step_the_timing_compiled():
+@pytest.mark.parametrize("conditional,xla", [(False, False), (True, True)])
+def test_fit_runs_the_train_step_the_timing_compiled(conditional, xla):
     from keras_ddpm.training import recipe
 
+    data = kd.datasets.load(
+        "synthetic_flowers",
+        split="train",
+        image_size=8,
+        batch_size=4,
+        num_images=40,
+        labels=conditional,
+    )
     names = inspect.signature(recipe._new_model).parameters
     settings = {
         k: v for k, v in recipe.DEFAULTS.items() if k in names and k != "image_size"
     }
-    settings.update(widths=(8, 16), block_depth=1, timesteps=50, classes=None)
+    classes = data.class_names if conditional else None
+    settings.update(widths=(8, 16), block_depth=1, timesteps=50, classes=classes)
     model = recipe._new_model(8, **settings)
+    recipe._use_xla(model, xla)
     traces = []
     step = model.train_step
     model.train_step = lambda *args: traces.append(1) or step(*args)
-    data = kd.datasets.load(
-        "synthetic_flowers", split="train", image_size=8, batch_size=4, num_images=40
-    )
-    recipe._time_steps({False: model}, recipe._first_batches(data, 3))
+    recipe._time_steps({xla: model}, recipe._first_batches(data, 3))
     assert len(traces) == 1
     model.fit(data, epochs=2, verbose=0)
     assert len(traces) == 1  # fit traced (and compiled) nothing more

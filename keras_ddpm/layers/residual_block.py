@@ -56,7 +56,8 @@ class ResidualBlock(keras.layers.Layer):
 
     Raises:
         ValueError: if `filters` or the input channels are not divisible by
-            `groups`, `dropout` is outside [0, 1), or `x` is not of rank 4.
+            `groups`, `dropout` is outside [0, 1), `zero_init` or
+            `scale_shift` is not a bool, or `x` is not of rank 4.
 
     Example:
 

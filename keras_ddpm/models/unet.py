@@ -75,8 +75,9 @@ def build_unet(
         num_classes: int >= 1 or None, the number of classes of a
             class-conditional network. Defaults to None (unconditional).
         zero_init_residual: bool, start the second convolution of every
-            residual block at zero, so that a new network's blocks pass their
-            inputs on unchanged (Dhariwal & Nichol 2021). Defaults to False.
+            residual block at zero, so that each block of a new network
+            computes its skip path alone (Dhariwal & Nichol 2021). Defaults
+            to False.
         scale_shift: bool, condition every residual block on the embedding
             by adaptive group normalization, a per-channel scale and shift
             of its second normalization (Dhariwal & Nichol 2021), rather than
@@ -91,7 +92,8 @@ def build_unet(
     Raises:
         ValueError: for image sizes not divisible by `2 ** (len(widths) - 1)`
             (the message names the nearest valid sizes), widths not divisible by
-            `groups`, or attention levels out of range.
+            `groups`, attention levels out of range, or a
+            `zero_init_residual` or `scale_shift` that is not a bool.
 
     Example:
 
