@@ -245,6 +245,14 @@ def test_fit_runs_the_train_step_the_timing_compiled(conditional, xla):
     assert len(traces) == 1  # fit traced (and compiled) nothing more
 
 
+def test_a_training_split_smaller_than_a_batch_is_a_clear_error(tmp_path):
+    settings = {**TINY, "num_images": 4, "epochs": 1}
+    message = r"holds no full batch of 8 images: lower `batch_size` or give more"
+    with pytest.raises(ValueError, match=message):
+        kd.training.train(tmp_path / "run", **settings)
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
 def tf_like(images):
     """An iterable stand-in for a `tf.data` pipeline of single-image batches."""
 

@@ -37,6 +37,12 @@ SAMPLE_BATCH = 8
 # and classes.png with one row of this many samples per class (at most
 # CLASS_ROWS classes).
 GUIDANCE_SCALE = 2.0
+# The error of a training split too small for one batch (the last, partial
+# batch is dropped).
+NO_BATCH = (
+    "The training split (80 % of the images) holds no full batch of "
+    "{batch_size} images: lower `batch_size` or give more `num_images`."
+)
 PER_CLASS = 8
 CLASS_ROWS = 16
 
@@ -283,6 +289,8 @@ def train(
         labels=conditional,
     )
     train_data = datasets.load(dataset, split="train", **data)
+    if int(train_data.cardinality()) == 0:  # unknown (-2) is checked when read
+        raise ValueError(NO_BATCH.format(batch_size=batch_size))
     validation_data = datasets.load(
         dataset, split="validation", augment=False, cache=minutes is None, **data
     )
@@ -548,6 +556,8 @@ def _first_batches(train_data, count):
         if len(batches) < count:
             parts = batch if isinstance(batch, tuple) else [batch]
             batches.append([np.asarray(part) for part in parts])
+    if not batches:
+        raise ValueError(NO_BATCH.format(batch_size="`batch_size`"))
     while len(batches) < count:  # a split of fewer batches: repeat them
         batches.append(batches[len(batches) % max(1, len(batches))])
     return batches
