@@ -210,6 +210,9 @@ def test_the_faster_train_step_is_kept_and_both_train_on_the_same_batches(
     assert recipe._faster({False: graph, True: slow_xla}, train_data) is graph
     timed = recipe._time_steps({"a": _Timed(clock, 2.0, 0.5)}, [[images[0]]] * 4)
     assert timed == {"a": (2.0, 0.5)}
+    # A split of fewer batches than the timing takes: they repeat in turn.
+    few = recipe._first_batches(tf_like(images[:2]), 5)
+    assert [float(batch[0].flat[0]) for batch in few] == [0, 1, 0, 1, 0]
 
 
 @pytest.mark.skipif(

@@ -49,20 +49,22 @@ def in_flag_words(message):
     return re.sub(r"`(\w+)`", replace, message)
 
 
-def auto_on_off(text):
-    """`--jit-compile`'s value: "auto", True (on) or False (off)."""
-    values = {"auto": "auto", "on": True, "off": False}
-    if text not in values:
-        raise argparse.ArgumentTypeError(f"expected auto, on or off, got {text!r}")
-    return values[text]
+def words(values):
+    """An argparse `type=`: one of the words of the dict `values`, read as its value."""
+    *others, last = values
+    expected = f"{', '.join(others)} or {last}"
+
+    def parse(text):
+        if text not in values:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return values[text]
+
+    return parse
 
 
-def on_off(text):
-    """An on/off option's value: True (on) or False (off)."""
-    values = {"on": True, "off": False}
-    if text not in values:
-        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
-    return values[text]
+# `--jit-compile`'s values, and those of the on/off flags.
+auto_on_off = words({"auto": "auto", "on": True, "off": False})
+on_off = words({"on": True, "off": False})
 
 
 def positive_or_none(text):

@@ -1,5 +1,6 @@
 import contextlib
 import inspect
+import itertools
 import os
 import signal
 import sys
@@ -558,9 +559,8 @@ def _first_batches(train_data, count):
             batches.append([np.asarray(part) for part in parts])
     if not batches:
         raise ValueError(NO_BATCH.format(batch_size="`batch_size`"))
-    while len(batches) < count:  # a split of fewer batches: repeat them
-        batches.append(batches[len(batches) % max(1, len(batches))])
-    return batches
+    # A split of fewer batches: repeat them, in turn.
+    return list(itertools.islice(itertools.cycle(batches), count))
 
 
 def _time_steps(models, batches):
