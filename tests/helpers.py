@@ -124,3 +124,13 @@ def count_calls(monkeypatch, obj, name):
 
     monkeypatch.setattr(obj, name, counted)
     return calls
+
+
+class FakeClock:
+    """Stands in for the `time` module: `monotonic()` returns `now`."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now

@@ -171,10 +171,14 @@ class _Clock:
 
 
 class _Timed:
-    """A stand-in model whose steps take `first` seconds, then `seconds` each."""
+    """A stand-in model: its first call takes `first` seconds, then each step `seconds`.
 
-    def __init__(self, clock, first, seconds):
+    Each call of its train function takes `steps_per_execution` steps.
+    """
+
+    def __init__(self, clock, first, seconds, steps_per_execution=1):
         self.clock, self.first, self.seconds, self.batches = clock, first, seconds, []
+        self.steps_per_execution = steps_per_execution
 
     def _build_optimizer(self):
         pass
@@ -183,9 +187,11 @@ class _Timed:
         pass
 
     def train_function(self, iterator):
-        images = next(iterator)  # `fit`'s way: the next batch of an iterator
-        self.clock.now += self.seconds if self.batches else self.first
-        self.batches.append(float(images[0, 0, 0, 0]))
+        per_call = self.steps_per_execution
+        self.clock.now += self.seconds * per_call if self.batches else self.first
+        for _ in range(per_call):
+            images = next(iterator)  # `fit`'s way: the next batches of an iterator
+            self.batches.append(float(images[0, 0, 0, 0]))
         return {"loss": 0.0}
 
 
@@ -196,12 +202,15 @@ def test_the_faster_train_step_is_kept_and_both_train_on_the_same_batches(
 
     clock = _Clock()
     monkeypatch.setattr(recipe.time, "monotonic", clock)
-    images = np.arange(12, dtype="float32").reshape(12, 1, 1, 1, 1)
+    images = np.arange(40, dtype="float32").reshape(40, 1, 1, 1, 1)
     train_data = tf_like(images)
-    graph = _Timed(clock, first=1.0, seconds=0.10)
-    xla = _Timed(clock, first=9.0, seconds=0.07)  # slower to compile, faster to run
+    graph = _Timed(clock, first=1.0, seconds=0.10, steps_per_execution=4)
+    # Slower to compile, faster to run:
+    xla = _Timed(clock, first=9.0, seconds=0.07, steps_per_execution=4)
     assert recipe._faster({False: graph, True: xla}, train_data) is xla
-    assert graph.batches == xla.batches == list(range(recipe.JIT_TIMED_STEPS + 1))
+    # The first call, then whole calls of at least JIT_TIMED_STEPS steps.
+    count = 4 + 4 * -(-recipe.JIT_TIMED_STEPS // 4)
+    assert graph.batches == xla.batches == list(range(count))
     assert (
         "Train step on this CPU: 0.100 s without XLA, 0.070 s with XLA -> XLA."
         in capsys.readouterr().out
@@ -210,6 +219,9 @@ def test_the_faster_train_step_is_kept_and_both_train_on_the_same_batches(
     assert recipe._faster({False: graph, True: slow_xla}, train_data) is graph
     timed = recipe._time_steps({"a": _Timed(clock, 2.0, 0.5)}, [[images[0]]] * 4)
     assert timed == {"a": (2.0, 0.5)}
+    # Three calls of two steps: the time per step, not per call.
+    twice = _Timed(clock, 2.0, 0.5, steps_per_execution=2)
+    assert recipe._time_steps({"a": twice}, [[images[0]]] * 6) == {"a": (2.0, 0.5)}
     # A split of fewer batches than the timing takes: they repeat in turn.
     few = recipe._first_batches(tf_like(images[:2]), 5)
     assert [float(batch[0].flat[0]) for batch in few] == [0, 1, 0, 1, 0]
@@ -242,7 +254,10 @@ def test_fit_runs_the_train_step_the_timing_compiled(conditional, xla):
     traces = []
     step = model.train_step
     model.train_step = lambda *args: traces.append(1) or step(*args)
-    recipe._time_steps({xla: model}, recipe._first_batches(data, 3))
+    per_call = model.steps_per_execution
+    assert per_call == (8 if keras.backend.backend() == "tensorflow" else 1)
+    timed = recipe._time_steps({xla: model}, recipe._first_batches(data, 3 * per_call))
+    assert timed[xla][1] > 0
     assert len(traces) == 1
     model.fit(data, epochs=2, verbose=0)
     assert len(traces) == 1  # fit traced (and compiled) nothing more

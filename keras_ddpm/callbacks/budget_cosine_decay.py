@@ -3,6 +3,7 @@ import time
 
 import keras
 
+from keras_ddpm.callbacks.step_counter import StepCounter
 from keras_ddpm.utils import check_float, check_int
 
 
@@ -75,7 +76,7 @@ class BudgetCosineDecay(keras.callbacks.Callback):
         self.warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
         self.resolution = check_float("resolution", resolution, 0.0, 1.0, False)
         self._start = None
-        self._steps = 0
+        self._counter = StepCounter()
         self._assigned = None
 
     def rate(self, steps, elapsed):
@@ -103,14 +104,18 @@ class BudgetCosineDecay(keras.callbacks.Callback):
                 f"got {type(current).__name__}; compile with e.g. AdamW(1e-3)."
             )
         self._start = time.monotonic()
-        self._steps = 0
+        self._counter.train_begin()
         self._assigned = None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._counter.epoch_begin()
+
     def on_train_batch_begin(self, batch, logs=None):
-        value = self.rate(self._steps, time.monotonic() - self._start)
+        steps = self._counter.before(batch)
+        value = self.rate(steps, time.monotonic() - self._start)
         moved = (
             self._assigned is None
-            or self._steps <= self.warmup_steps
+            or steps <= self.warmup_steps
             or abs(value - self._assigned) >= self.resolution * self.learning_rate
         )
         if moved:
@@ -118,7 +123,7 @@ class BudgetCosineDecay(keras.callbacks.Callback):
             self._assigned = value
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
+        self._counter.after(batch, self.params)
 
     def get_config(self):
         return {

@@ -2,6 +2,7 @@ import time
 
 import keras
 
+from keras_ddpm.callbacks.step_counter import StepCounter
 from keras_ddpm.utils import check_float
 
 
@@ -48,23 +49,26 @@ class TimeLimit(keras.callbacks.Callback):
         self.stopped_step = None
         self.elapsed = None
         self._start = None
-        self._steps = 0
+        self._counter = StepCounter()
 
     def on_train_begin(self, logs=None):
         self._start = time.monotonic()
-        self._steps = 0
+        self._counter.train_begin()
         self.stopped_step = None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._counter.epoch_begin()
+
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
+        steps = self._counter.after(batch, self.params)
         self.elapsed = time.monotonic() - self._start
         if self.elapsed >= 60.0 * self.minutes and not self.model.stop_training:
             self.model.stop_training = True
-            self.stopped_step = self._steps
+            self.stopped_step = steps
             if self.verbose:
                 print(
                     f"\nTime limit of {self.minutes:g} min reached after "
-                    f"{self._steps} steps: stopping."
+                    f"{steps} steps: stopping."
                 )
 
     def get_config(self):

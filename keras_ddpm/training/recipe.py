@@ -29,8 +29,14 @@ from keras_ddpm.utils import (
 DEFAULT_MINUTES = 8.5
 # With a time budget, each epoch's validation loss is taken on this many batches.
 BUDGET_VALIDATION_BATCHES = 8
-# Steps timed per setting when `jit_compile="auto"` is measured (after the first).
-JIT_TIMED_STEPS = 5
+# Steps timed per setting when `jit_compile="auto"` is measured (after the
+# first call, which traces and compiles).
+JIT_TIMED_STEPS = 16
+# On TensorFlow, `fit` runs this many training steps per call of its compiled
+# train function (`steps_per_execution`): a call of the recipe's XLA step
+# costs several milliseconds beyond the step itself on 2 CPU cores, about 6 %
+# of the step at batch 8 (21.2 s against 20.0 s per 409-step epoch).
+STEPS_PER_EXECUTION = 8
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
 GRID_IMAGES = 32
 SAMPLE_BATCH = 8
@@ -110,7 +116,10 @@ def train(
     training after the current batch with a checkpoint; a second one aborts.
     `resume=True` continues from the newest checkpoint in the folder, with its
     weights, EMA weights, optimizer state and epoch (the architecture arguments
-    are then taken from the checkpoint).
+    are then taken from the checkpoint). On TensorFlow, `fit` runs
+    `STEPS_PER_EXECUTION` (8) steps per call of its compiled train function,
+    which saves a call's cost per step (the batch callbacks run once per
+    call); the saved model does not keep this setting.
 
     Args:
         output_dir: str, the run folder (created). Defaults to `"runs/flowers"`.
@@ -210,7 +219,7 @@ def train(
             TensorFlow CPU with one device, where the faster of the two is
             measured: a second model is built with the other setting, each
             takes its first training batches (`JIT_TIMED_STEPS` after its
-            first step, which traces and compiles), and the slower model is
+            first call, which traces and compiles), and the slower model is
             dropped; a budget covers this. On 2 cores of an AMD EPYC with
             AVX2, XLA ran the default network's step 1.4 times as fast.
             Sampling (the final pictures) always runs as the model was
@@ -306,6 +315,7 @@ def train(
         restored = callbacks.Checkpoint.restore(checkpoints) if resume else None
         if restored is not None:
             model, initial_epoch = restored
+            _run_steps_per_call(model)
             if (model.num_classes is not None) != conditional:
                 kind = "class-conditional" if model.num_classes else "unconditional"
                 raise ValueError(
@@ -523,7 +533,19 @@ def _new_model(
         **conditioning,
     )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate))
+    _run_steps_per_call(model)
     return model
+
+
+def _run_steps_per_call(model):
+    """Let `fit` run `STEPS_PER_EXECUTION` steps per call on TensorFlow.
+
+    Set on the model rather than compiled in, so that a saved model does not
+    carry it: PyTorch's trainer refuses it, and a user's own `fit` keeps one
+    call (and one round of batch callbacks) per step.
+    """
+    if keras.backend.backend() == "tensorflow":
+        model.steps_per_execution = STEPS_PER_EXECUTION
 
 
 def _learning_rate(peak, schedule, warmup_steps, total_steps):
@@ -564,11 +586,12 @@ def _first_batches(train_data, count):
 
 
 def _time_steps(models, batches):
-    """`{key: (first-step seconds, median seconds of the next steps)}` of `{key: model}`.
+    """`{key: (first-call seconds, median seconds per step after it)}` of `{key: model}`.
 
-    Each model's first step traces and compiles; the steps after it are timed
-    in turns, one model after the other, so that a machine's slow spell falls
-    on all of them alike.
+    Each model's train function runs its `steps_per_execution` steps per
+    call, on the next of `batches`. The first call traces and compiles; the
+    calls after it are timed in turns, one model after the other, so that a
+    machine's slow spell falls on all of them alike.
     """
     import tensorflow as tf
 
@@ -578,6 +601,7 @@ def _time_steps(models, batches):
         columns if len(columns) > 1 else columns[0]
     )
     iterators = {key: iter(data) for key in models}
+    per_call = {key: model.steps_per_execution for key, model in models.items()}
     first, times = {}, {key: [] for key in models}
     for key, model in models.items():
         begin = time.monotonic()
@@ -585,16 +609,18 @@ def _time_steps(models, batches):
         model.make_train_function()
         _fit_step(model, iterators[key])
         first[key] = time.monotonic() - begin
-    for _ in batches[1:]:
+    for _ in range(1, len(batches) // max(per_call.values())):
         for key, model in models.items():
             begin = time.monotonic()
             _fit_step(model, iterators[key])
-            times[key].append(time.monotonic() - begin)
+            times[key].append((time.monotonic() - begin) / per_call[key])
     return {key: (first[key], float(np.median(times[key]))) for key in models}
 
 
 def _fit_step(model, iterator):
-    """One training step on the next batch of a `tf.data` iterator, as `fit` runs it.
+    """One call of the train function on a `tf.data` iterator, as `fit` makes it.
+
+    The call takes `model.steps_per_execution` steps, on as many batches.
 
     `fit` calls the model's train function on an iterator of the dataset's
     elements; `train_on_batch` calls the same step on `(x, None, None)`, a
@@ -628,7 +654,9 @@ def _faster(candidates, train_data):
     Both take the same first batches of `train_data` as training steps; the
     kept one goes on from there.
     """
-    timed = _time_steps(candidates, _first_batches(train_data, JIT_TIMED_STEPS + 1))
+    per_call = max(model.steps_per_execution for model in candidates.values())
+    count = per_call * (1 + -(-JIT_TIMED_STEPS // per_call))  # whole calls
+    timed = _time_steps(candidates, _first_batches(train_data, count))
     best = min(timed, key=lambda key: timed[key][1])
     print(_jit_line(timed, best))
     return candidates[best]

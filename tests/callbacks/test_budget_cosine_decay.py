@@ -6,6 +6,7 @@ import pytest
 
 import keras_ddpm as kd
 from keras_ddpm.callbacks import budget_cosine_decay
+from tests.helpers import FakeClock
 
 
 def tiny_model(learning_rate=1e-2):
@@ -18,16 +19,6 @@ def tiny_model(learning_rate=1e-2):
     )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate))
     return model
-
-
-class FakeClock:
-    """Stands in for the `time` module: `monotonic()` returns `now`."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def monotonic(self):
-        return self.now
 
 
 class ClockAtBatch(keras.callbacks.Callback):
