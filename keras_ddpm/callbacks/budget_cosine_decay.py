@@ -24,7 +24,10 @@ class BudgetCosineDecay(keras.callbacks.Callback):
     `learning_rate · (1 + cos(π f)) / 2`, reaching 0 when the budget ends,
     however many steps that took. The clock starts when `fit` starts, as
     `TimeLimit`'s does, and the warmup counts the steps of this `fit` (pass
-    `warmup_steps=0` to decay a resumed run over a new budget).
+    `warmup_steps=0` to decay a resumed run over a new budget). When `fit`
+    runs several steps per call (`compile(steps_per_execution=N)`), the rate
+    is set before each call, for its first step: the warmup still counts
+    optimizer steps, in stairs of N.
 
     The optimizer must have a plain (float) learning rate, which this callback
     assigns before a batch whenever the target has moved by `resolution` of

@@ -15,7 +15,9 @@ class TimeLimit(keras.callbacks.Callback):
     and, once `minutes` have passed, asks Keras to stop: the current epoch
     ends early, `on_train_end` runs, and callbacks listed after this one (a
     `Checkpoint`, a `HistoryFile`) save as they do at any end of training.
-    `stopped_step` and `elapsed` tell how far training got.
+    `stopped_step` and `elapsed` tell how far training got. When `fit` runs
+    several steps per call (`compile(steps_per_execution=N)`), the time is
+    checked once per call and `stopped_step` still counts optimizer steps.
 
     Args:
         minutes: float > 0, the budget for `fit`, in minutes.
