@@ -223,7 +223,7 @@ clone (8,456 steps, `anatomy-main-job-depth2-epyc-avx512-cpu-tensorflow.json`)
 scores 7.3 (7.9 after the unsharp mask); 42 of its 256 samples have four to
 six petals, 159 have eight to ten (real: 80), and sizes vary as before (0.48).
 With `fit` running 8 steps per call on TensorFlow, the main job from a fresh
-clone (8,733 steps,
+clone (8,757 steps,
 `anatomy-main-job-steps-per-call-epyc-avx512-cpu-tensorflow.json`) scores
 6.9 (7.9 after the unsharp mask); 52 of its samples have four to six petals,
 141 eight to ten, and sizes vary as before (0.47). The same model scores 6.7

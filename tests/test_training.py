@@ -255,7 +255,7 @@ def test_fit_runs_the_train_step_the_timing_compiled(conditional, xla):
     step = model.train_step
     model.train_step = lambda *args: traces.append(1) or step(*args)
     per_call = model.steps_per_execution
-    assert per_call == (8 if keras.backend.backend() == "tensorflow" else 1)
+    assert per_call == recipe.STEPS_PER_EXECUTION
     timed = recipe._time_steps({xla: model}, recipe._first_batches(data, 3 * per_call))
     assert timed[xla][1] > 0
     assert len(traces) == 1
@@ -290,11 +290,23 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys):
 
     if tf.config.list_logical_devices("GPU"):
         pytest.skip("a GPU takes DiffusionModel.compile's choice, XLA")
-    result = kd.training.train(tmp_path / "run", epochs=1, **TINY)
+    from keras_ddpm.training import recipe
+
+    settings = {**TINY, "warmup_steps": 2}
+    result = kd.training.train(tmp_path / "run", epochs=1, **settings)
     out = capsys.readouterr().out
     assert result.completed, result.message
     line = next(line for line in out.splitlines() if line.startswith("Train step"))
     assert "s without XLA" in line and "s with XLA" in line
+    # The timing's steps train too: the cosine decay counts them and ends at
+    # 0 on the last step of the epoch (4 batches) after them.
+    optimizer = result.model.optimizer
+    steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
+    assert steps == 4 + recipe._timing_steps(recipe.STEPS_PER_EXECUTION)
+    rates = [float(optimizer._learning_rate(step)) for step in (steps - 1, steps)]
+    assert rates[0] > 0 and rates[1] == pytest.approx(0.0, abs=1e-9)
+    # The returned model's own `fit` takes one step per call again.
+    assert result.model.steps_per_execution == 1
     # Sampling and the saved model keep the model's own setting: no XLA.
     assert result.model.jit_compile is False
     saved = keras.saving.load_model(tmp_path / "run" / "model.keras")
@@ -331,7 +343,8 @@ def test_a_time_budget_validates_on_a_few_cached_batches_without_warnings(
         pytest.skip("TF_CPP_MIN_LOG_LEVEL hides the warning this test looks for")
     # 80 validation images: 10 batches, more than the budget's 8.
     settings = {**TINY, "num_images": 400}
-    result = kd.training.train(tmp_path / "run", minutes=0.1, **settings)
+    # Long enough for two epochs of 40 batches on a slow backend.
+    result = kd.training.train(tmp_path / "run", minutes=0.25, **settings)
     assert result.completed, result.message
     assert len(result.history["val_loss"]) > 1
     # TensorFlow warns (on stderr, at every epoch) when a cache is read in part.

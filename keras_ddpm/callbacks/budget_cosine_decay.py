@@ -107,11 +107,11 @@ class BudgetCosineDecay(keras.callbacks.Callback):
                 f"got {type(current).__name__}; compile with e.g. AdamW(1e-3)."
             )
         self._start = time.monotonic()
-        self._counter.train_begin()
+        self._counter.train_begin(self.model)
         self._assigned = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._counter.epoch_begin()
+        self._counter.epoch_begin(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
         steps = self._counter.before(batch)

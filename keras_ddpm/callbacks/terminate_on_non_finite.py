@@ -2,6 +2,8 @@ import math
 
 import keras
 
+from keras_ddpm.callbacks.step_counter import optimizer_steps
+
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
 class TerminateOnNonFinite(keras.callbacks.Callback):
@@ -13,7 +15,10 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
     save non-finite weights, so the last good checkpoint is kept.
 
     The logged loss is the running mean of the epoch, so it turns non-finite at
-    exactly the batch whose own loss first does.
+    exactly the batch whose own loss first does. When `fit` runs several
+    steps per call (`compile(steps_per_execution=N)`), the loss is seen once
+    per call: the message then names the call's batches and the step after
+    it.
 
     Args:
         monitor: str, the log entry watched. Defaults to `"loss"`.
@@ -48,10 +53,15 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
         value = float(keras.ops.convert_to_numpy(value))
         if math.isfinite(value):
             return
-        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.step = optimizer_steps(self.model)
+        last = batch + 1
+        if (self.params or {}).get("steps"):
+            last = min(last, self.params["steps"])
+        first = max(batch + 2 - self.model.steps_per_execution, 1)
+        where = f"batch {last}" if first >= last else f"batches {first}-{last}"
         self.message = (
             f"{self.monitor} became {value} at step {self.step} (epoch "
-            f"{self._epoch + 1}, batch {batch + 1}): training stopped."
+            f"{self._epoch + 1}, {where}): training stopped."
         )
         if self.verbose:
             print(self.message, flush=True)

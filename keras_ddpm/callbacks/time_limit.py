@@ -17,7 +17,8 @@ class TimeLimit(keras.callbacks.Callback):
     `Checkpoint`, a `HistoryFile`) save as they do at any end of training.
     `stopped_step` and `elapsed` tell how far training got. When `fit` runs
     several steps per call (`compile(steps_per_execution=N)`), the time is
-    checked once per call and `stopped_step` still counts optimizer steps.
+    checked once per call and `stopped_step` still counts optimizer steps
+    (read from the optimizer when `fit` ends).
 
     Args:
         minutes: float > 0, the budget for `fit`, in minutes.
@@ -55,23 +56,28 @@ class TimeLimit(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._start = time.monotonic()
-        self._counter.train_begin()
+        self._counter.train_begin(self.model)
         self.stopped_step = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._counter.epoch_begin()
+        self._counter.epoch_begin(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
-        steps = self._counter.after(batch, self.params)
+        self._counter.after(batch, self.params)
         self.elapsed = time.monotonic() - self._start
         if self.elapsed >= 60.0 * self.minutes and not self.model.stop_training:
             self.model.stop_training = True
-            self.stopped_step = steps
-            if self.verbose:
-                print(
-                    f"\nTime limit of {self.minutes:g} min reached after "
-                    f"{steps} steps: stopping."
-                )
+            self.stopped_step = self._counter.steps
+
+    def on_train_end(self, logs=None):
+        if self.stopped_step is None:
+            return
+        self.stopped_step = self._counter.train_end(self.model)
+        if self.verbose:
+            print(
+                f"\nTime limit of {self.minutes:g} min reached after "
+                f"{self.stopped_step} steps: stopped."
+            )
 
     def get_config(self):
         return {"minutes": self.minutes, "verbose": self.verbose}

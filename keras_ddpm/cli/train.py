@@ -90,7 +90,7 @@ def add_parser(commands):
             "history.json and loss.png (and classes.png with --conditional) into "
             "--out. With no arguments it trains on "
             "the built-in synthetic flowers. Ctrl-C stops after the current batch "
-            "and saves a checkpoint; --resume continues from the newest one."
+            "(up to 8 with TensorFlow) and saves a checkpoint; --resume continues from the newest one."
         ),
     )
     train.add_argument(

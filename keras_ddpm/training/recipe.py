@@ -31,11 +31,12 @@ DEFAULT_MINUTES = 8.5
 BUDGET_VALIDATION_BATCHES = 8
 # Steps timed per setting when `jit_compile="auto"` is measured (after the
 # first call, which traces and compiles).
-JIT_TIMED_STEPS = 16
+JIT_TIMED_STEPS = 24
 # On TensorFlow, `fit` runs this many training steps per call of its compiled
 # train function (`steps_per_execution`): a call of the recipe's XLA step
-# costs several milliseconds beyond the step itself on 2 CPU cores, about 6 %
-# of the step at batch 8 (21.2 s against 20.0 s per 409-step epoch).
+# costs several milliseconds beyond the step itself on 2 cores of an AMD EPYC
+# with AVX-512, about 6 % of the step at batch 8 (21.2 s against 20.0 s per
+# 409-step epoch).
 STEPS_PER_EXECUTION = 8
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
 GRID_IMAGES = 32
@@ -113,7 +114,8 @@ def train(
     The defaults (the network size, learning rate and warmup were chosen by
     FID at equal wall time: the benchmarks page's quality table) train for 8.5
     minutes. Ctrl-C (SIGINT, also a notebook's interrupt) ends
-    training after the current batch with a checkpoint; a second one aborts.
+    training after the current batch (on TensorFlow, the current call of up
+    to 8) with a checkpoint; a second one aborts.
     `resume=True` continues from the newest checkpoint in the folder, with its
     weights, EMA weights, optimizer state and epoch (the architecture arguments
     are then taken from the checkpoint). On TensorFlow, `fit` runs
@@ -315,7 +317,7 @@ def train(
         restored = callbacks.Checkpoint.restore(checkpoints) if resume else None
         if restored is not None:
             model, initial_epoch = restored
-            _run_steps_per_call(model)
+            _steps_per_call(model, STEPS_PER_EXECUTION)
             if (model.num_classes is not None) != conditional:
                 kind = "class-conditional" if model.num_classes else "unconditional"
                 raise ValueError(
@@ -359,11 +361,18 @@ def train(
                 )
                 print(f"Time budget: {minutes:.1f} min, training until it is spent.")
             else:
+                # The XLA timing's steps train too (a cosine decay then
+                # still ends at 0 on the last step).
+                timing = (
+                    _timing_steps(STEPS_PER_EXECUTION)
+                    if jit_compile == "auto" and _measures_jit(devices)
+                    else 0
+                )
                 learning = _learning_rate(
                     learning_rate,
                     learning_rate_schedule,
                     warmup_steps,
-                    epochs * _count_batches(train_data),
+                    epochs * _count_batches(train_data) + timing,
                 )
             model = _new_model(image_size, learning_rate=learning, **architecture)
             sampling_jit = model.jit_compile
@@ -434,6 +443,7 @@ def train(
                 )
         if restored is None:
             model.jit_compile = sampling_jit  # the final pictures, and model.keras
+        _steps_per_call(model, 1)
 
         def result(status, message=None, files=()):
             return TrainingResult(
@@ -533,19 +543,23 @@ def _new_model(
         **conditioning,
     )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate))
-    _run_steps_per_call(model)
+    _steps_per_call(model, STEPS_PER_EXECUTION)
     return model
 
 
-def _run_steps_per_call(model):
-    """Let `fit` run `STEPS_PER_EXECUTION` steps per call on TensorFlow.
+def _steps_per_call(model, count):
+    """Let `fit` run `count` steps per call of the train function on TensorFlow.
 
-    Set on the model rather than compiled in, so that a saved model does not
-    carry it: PyTorch's trainer refuses it, and a user's own `fit` keeps one
-    call (and one round of batch callbacks) per step.
+    The recipe sets `STEPS_PER_EXECUTION` for its own `fit` and 1 after it.
+    Set on the model rather than compiled in, so that neither a saved model
+    nor the one `train` returns carries it: PyTorch's trainer refuses it, and
+    a user's own `fit` keeps one call (and one round of batch callbacks) per
+    step. The compiled functions are dropped, since a traced one keeps the
+    count it was traced with.
     """
     if keras.backend.backend() == "tensorflow":
-        model.steps_per_execution = STEPS_PER_EXECUTION
+        model.steps_per_execution = count
+        model.train_function = model.test_function = None
 
 
 def _learning_rate(peak, schedule, warmup_steps, total_steps):
@@ -655,11 +669,19 @@ def _faster(candidates, train_data):
     kept one goes on from there.
     """
     per_call = max(model.steps_per_execution for model in candidates.values())
-    count = per_call * (1 + -(-JIT_TIMED_STEPS // per_call))  # whole calls
-    timed = _time_steps(candidates, _first_batches(train_data, count))
+    batches = _first_batches(train_data, _timing_steps(per_call))
+    timed = _time_steps(candidates, batches)
     best = min(timed, key=lambda key: timed[key][1])
     print(_jit_line(timed, best))
     return candidates[best]
+
+
+def _timing_steps(per_call):
+    """Steps each model takes in `_faster`: a first call, then whole calls.
+
+    The calls after the first take at least `JIT_TIMED_STEPS` steps.
+    """
+    return per_call * (1 + -(-JIT_TIMED_STEPS // per_call))
 
 
 def _jit_line(timed, best):

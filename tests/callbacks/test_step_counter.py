@@ -4,28 +4,10 @@ import pytest
 
 import keras_ddpm as kd
 from keras_ddpm.callbacks import budget_cosine_decay, time_limit
-from keras_ddpm.callbacks.step_counter import StepCounter
 from tests.helpers import FakeClock
 
 # PyTorch's trainer refuses steps_per_execution > 1.
 EXECUTIONS = [1] if keras.backend.backend() == "torch" else [1, 3]
-
-
-def test_counts_steps_not_calls_across_epochs():
-    # Two epochs of 5 batches, 3 steps per call: Keras gives (begin, end) =
-    # (0, 2), (3, 5) per epoch, the last call 1 batch past the epoch's end.
-    counter, params = StepCounter(), {"steps": 5}
-    counter.train_begin()
-    seen = []
-    for _ in range(2):
-        counter.epoch_begin()
-        for begin, end in [(0, 2), (3, 5)]:
-            seen.append((counter.before(begin), counter.after(end, params)))
-    assert seen == [(0, 3), (3, 5), (5, 8), (8, 10)]
-    # An epoch of unknown length: the indices are all there is.
-    counter.train_begin()
-    counter.epoch_begin()
-    assert counter.after(5, {"steps": None}) == 6
 
 
 class Tick(keras.callbacks.Callback):
@@ -82,3 +64,26 @@ def test_budget_decay_warms_up_over_steps_not_calls(monkeypatch, per_call):
     begins = {1: range(10), 3: [0, 3, 5, 8]}[per_call]
     expected = [decay.rate(s, i + 1.0) for i, s in enumerate(begins)]
     assert tick.rates == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("per_call", EXECUTIONS)
+@pytest.mark.parametrize("epoch", ["unknown length", "steps_per_epoch"])
+def test_time_limit_counts_epochs_keras_cannot_split_evenly(
+    monkeypatch, per_call, epoch
+):
+    import tensorflow as tf
+
+    clock = FakeClock()
+    monkeypatch.setattr(time_limit, "time", clock)
+    model = tiny_model(per_call)
+    limit = kd.callbacks.TimeLimit(minutes=4.5 / 60, verbose=False)  # 5 calls
+    if epoch == "unknown length":  # 5 batches, Keras learns it at the end
+        data = tf.data.Dataset.from_tensor_slices(IMAGES).filter(lambda x: True)
+        kwargs = {}
+    else:  # 4 batches of 5 per epoch, the last call reads on into the next
+        data = tf.data.Dataset.from_tensor_slices(IMAGES).repeat()
+        kwargs = {"steps_per_epoch": 4}
+    callbacks = [Tick(clock), limit]
+    model.fit(data.batch(8), epochs=5, callbacks=callbacks, verbose=0, **kwargs)
+    iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    assert limit.stopped_step == iterations >= 5
