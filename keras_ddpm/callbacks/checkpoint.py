@@ -5,6 +5,7 @@ import re
 import keras
 import numpy as np
 
+from keras_ddpm.callbacks.step_counter import optimizer_steps
 from keras_ddpm.utils import atomic_path, check_int
 
 _NAME = re.compile(r"^ckpt-epoch(\d+)-step(\d+)\.keras$")
@@ -125,7 +126,7 @@ class Checkpoint(keras.callbacks.Callback):
                 flush=True,
             )
             return None
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        step = optimizer_steps(self.model)
         path = os.path.join(
             self.directory, f"ckpt-epoch{epochs_completed:05d}-step{step:09d}.keras"
         )

@@ -6,6 +6,17 @@ def optimizer_steps(model):
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
+def batches_done(end, params):
+    """Batches of the epoch done after a call that ended at batch index `end`.
+
+    Keras gives the last call of an epoch an `end` N - 1 past its first batch
+    even when fewer were left; where it knows the epoch's batches
+    (`params["steps"]`), the count stops there.
+    """
+    per_epoch = (params or {}).get("steps")
+    return min(end + 1, per_epoch) if per_epoch else end + 1
+
+
 class StepCounter:
     """The optimizer steps one `fit` has taken, for callbacks' batch hooks.
 
@@ -38,11 +49,7 @@ class StepCounter:
 
     def after(self, end, params):
         """Count the call that ended at batch index `end`; returns the steps taken."""
-        done = end + 1
-        per_epoch = (params or {}).get("steps")
-        if per_epoch:
-            done = min(done, per_epoch)
-        self.steps = self._epoch_start + done
+        self.steps = self._epoch_start + batches_done(end, params)
         return self.steps
 
     def train_end(self, model):

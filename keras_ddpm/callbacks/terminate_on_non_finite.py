@@ -2,7 +2,7 @@ import math
 
 import keras
 
-from keras_ddpm.callbacks.step_counter import optimizer_steps
+from keras_ddpm.callbacks.step_counter import batches_done, optimizer_steps
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -54,9 +54,7 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
         if math.isfinite(value):
             return
         self.step = optimizer_steps(self.model)
-        last = batch + 1
-        if (self.params or {}).get("steps"):
-            last = min(last, self.params["steps"])
+        last = batches_done(batch, self.params)
         first = max(batch + 2 - self.model.steps_per_execution, 1)
         where = f"batch {last}" if first >= last else f"batches {first}-{last}"
         self.message = (
