@@ -94,6 +94,7 @@ def test_attention_defaults_to_the_two_lowest_resolution_levels(
         ({"grid_every": -1}, "`grid_every` must be an int >= 0"),
         ({"learning_rate": float("nan")}, "`learning_rate` must be finite"),
         ({"learning_rate": 0.0}, "`learning_rate` must be > 0"),
+        ({"beta_2": 1.0}, "`beta_2` must lie in (0, 1), got 1.0."),
         (
             {"batch_size": 8, "devices": 3},
             "`batch_size` 8 must be a multiple of `devices` 3.",
@@ -127,10 +128,12 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step(tmp_path)
         learning_rate=0.01,
         learning_rate_schedule="cosine",
         warmup_steps=2,
+        beta_2=0.99,
         **TINY,
     )
     optimizer = result.model.optimizer
     assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 8
+    assert optimizer.beta_2 == 0.99
     schedule = keras.optimizers.schedules.deserialize(
         keras.optimizers.schedules.serialize(optimizer._learning_rate)
     )

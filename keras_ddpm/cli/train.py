@@ -183,6 +183,11 @@ def add_parser(commands):
         help=f"AdamW learning rate (default: {d['learning_rate']})",
     )
     train.add_argument(
+        "--beta-2",
+        type=positive(float),
+        help=f"AdamW's second-moment decay rate, in (0, 1) (default: {d['beta_2']})",
+    )
+    train.add_argument(
         "--learning-rate-schedule",
         choices=("constant", "cosine"),
         help="constant, or cosine: linear warmup, then cosine decay to 0 at the end of "

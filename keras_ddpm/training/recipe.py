@@ -73,6 +73,7 @@ def train(
     timesteps=1000,
     prediction="v",
     learning_rate=2e-3,
+    beta_2=0.999,
     learning_rate_schedule="cosine",
     warmup_steps=100,
     min_snr_gamma=None,
@@ -173,6 +174,9 @@ def train(
         prediction: str, what the network predicts: `"epsilon"`, `"x0"` or
             `"v"`. Defaults to `"v"`.
         learning_rate: float, AdamW's (peak) learning rate. Defaults to 2e-3.
+        beta_2: float in (0, 1), AdamW's decay rate of its second-moment
+            estimate: 0.999 averages the squared gradients over about 1,000
+            steps, 0.99 over about 100. Defaults to 0.999.
         learning_rate_schedule: `"constant"`, or `"cosine"`: a cosine decay
             to 0 at the end of the run (the last step of `epochs`, or the
             end of the `minutes` budget, along its clock). Both start with
@@ -268,6 +272,7 @@ def train(
     check_int("grid_every", grid_every, low=0)
     check_int("devices", devices, low=1)
     check_float("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+    check_float("beta_2", beta_2, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     check_choice("learning_rate_schedule", learning_rate_schedule, LR_SCHEDULES)
     check_int("warmup_steps", warmup_steps, low=0)
     check_choice("noise_levels", noise_levels, NOISE_LEVELS)
@@ -340,6 +345,7 @@ def train(
                 schedule=schedule,
                 timesteps=timesteps,
                 prediction=prediction,
+                beta_2=beta_2,
                 min_snr_gamma=min_snr_gamma,
                 noise_levels=noise_levels,
                 ema_momentum=ema_momentum,
@@ -499,6 +505,7 @@ def _new_model(
     timesteps,
     prediction,
     learning_rate,
+    beta_2,
     min_snr_gamma,
     noise_levels,
     ema_momentum,
@@ -542,7 +549,7 @@ def _new_model(
         seed=seed,
         **conditioning,
     )
-    model.compile(optimizer=keras.optimizers.AdamW(learning_rate))
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate, beta_2=beta_2))
     _steps_per_call(model, STEPS_PER_EXECUTION)
     return model
 
