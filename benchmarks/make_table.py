@@ -206,7 +206,7 @@ learning rate) stayed near 23 up to about 1,600 steps and fell only beyond
 (16 at 3,100 steps, 10 at 6,000).
 
 The main job with the cosine decay, from a fresh clone on two cores of an AMD
-EPYC with AVX-512 (12,802 steps in its 8.5 minutes,
+EPYC with AVX-512 (12,808 steps in its 8.5 minutes,
 `anatomy-main-job-cosine-epyc-avx512-cpu-tensorflow.json`), scores 11.4, and
 11.5 after the unsharp mask: its samples have no texture problem left that
 the mask fixes. Structure remains: petal counts still pile up at 7–9 (of 256

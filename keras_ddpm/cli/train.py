@@ -86,7 +86,7 @@ def add_parser(commands):
         "train",
         help="train a diffusion model, then write samples.png and denoise.gif",
         description=(
-            "Train a DDPM and write model.keras, samples.png (4x8), denoise.gif, "
+            "Train a DDPM and write model.keras, samples.png (4x8), denoise.gif, denoise_strip.png, "
             "history.json and loss.png (and classes.png with --conditional) into "
             "--out. With no arguments it trains on "
             "the built-in synthetic flowers. Ctrl-C stops after the current batch "
