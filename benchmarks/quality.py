@@ -162,6 +162,8 @@ CONFIGS["depth2-scaleshift"] = {**DEPTH2, "scale_shift": True}
 # Three residual blocks per level, and AdamW's second moment over ~100 steps.
 CONFIGS["attn16-depth3"] = {**DEPTH2, "block_depth": 3}
 CONFIGS["depth2-beta0.99"] = {**DEPTH2, "beta_2": 0.99}
+# The network predicts the noise ε (Ho et al.), not v.
+CONFIGS["depth2-epsilon"] = {**DEPTH2, "prediction": "epsilon"}
 
 
 def processor_name():
