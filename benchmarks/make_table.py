@@ -333,6 +333,10 @@ CHANGES = {
     "depth2-scaleshift": "attn16-depth2 with adaptive group normalization "
     "(`scale_shift=True`): the time embedding scales and shifts each residual "
     "block's normalised features (0.89 M parameters)",
+    "attn16-depth3": "attn16-depth2 with three residual blocks per level "
+    "(1.2 M parameters)",
+    "depth2-beta0.99": "attn16-depth2 with AdamW's `beta_2` 0.99 instead of 0.999",
+    "depth2-epsilon": "attn16-depth2 predicting the noise ε instead of v",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
@@ -367,12 +371,33 @@ def raw_weights(runs):
     return f"{sum(raw) / len(raw):.2f}"
 
 
+def first_samples(runs):
+    """`(n, mean FID)` of each run's first n samples (`fid_first_n`), else None.
+
+    `quality.py` scores the first 256 of a larger sample set as well, to
+    compare with the files scored at 256; None unless every run has it.
+    """
+    keys = {
+        key
+        for run in runs
+        for key in run
+        if key.startswith("fid_first_") and key[len("fid_first_") :].isdigit()
+    }
+    if len(keys) != 1 or any(not keys <= run.keys() for run in runs):
+        return None
+    (key,) = keys
+    scores = [run[key] for run in runs]
+    return int(key[len("fid_first_") :]), sum(scores) / len(scores)
+
+
 def quality_section(path, data):
     """The ablation table of one `quality.py` file: FID per configuration over seeds."""
     machine = data["machine"]
     runs = data["runs"]
     first = runs[0]
     floor = data["baselines"]["floor"]
+    # Files scored at more samples also score the first 256 of them.
+    compared = first_samples(runs)
     lines = [
         f"### {machine['backend']} on {machine['processor']}, {machine['cores']} cores "
         f"({os.path.basename(path)})",
@@ -389,8 +414,9 @@ def quality_section(path, data):
         f"| uniform noise | {data['baselines']['noise']:.0f} |",
         "",
         "| configuration | change | optimizer steps | FID (mean over runs) | "
-        "FID per run (seed) | spread | × floor | raw weights: FID (mean) |",
-        "|---|---|---|---|---|---|---|---|",
+        "FID per run (seed) | spread | × floor | raw weights: FID (mean) |"
+        + (f" first {compared[0]} samples: FID (mean) |" if compared else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if compared else ""),
     ]
     present = list(dict.fromkeys(run["config"] for run in runs))
     order = [name for name in CHANGES if name in present]
@@ -406,6 +432,7 @@ def quality_section(path, data):
             + f" | {max(fids) - min(fids):.2f} | {mean / floor:.1f} | "
             + raw_weights(mine)
             + " |"
+            + (f" {first_samples(mine)[1]:.2f} |" if compared else "")
         )
     lines.append("")
     return "\n".join(lines)

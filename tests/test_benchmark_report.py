@@ -227,3 +227,16 @@ def test_quality_table_names_each_runs_seed_and_an_epoch_budget():
     # A repeat of one seed is shown as such, not as a second seed.
     assert "| 1428/1428 | 19.00 | 20.00 (0), 18.00 (0) | 2.00 | 38.0 |" in text
     assert "| 15.00 (1) | 0.00 | 30.0 |" in text
+    assert "first 256 samples" not in text  # scored at 256: no extra column
+
+    # Runs scored at 1,024 samples also show the mean of their first 256.
+    for run_, first in zip(data["runs"], (21.0, 19.0, 16.5)):
+        run_["num_images"] = 1024
+        run_["fid_first_256"] = first
+    text = make_table.quality_section("q.json", data)
+    assert "| first 256 samples: FID (mean) |" in text
+    assert "| 1428/1428 | 19.00 | 20.00 (0), 18.00 (0) | 2.00 | 38.0 |" in text
+    assert text.count("| 20.00 |") == 1 and "| 16.50 |" in text
+    # A file where one run lacks it gets no column rather than a wrong mean.
+    del data["runs"][2]["fid_first_256"]
+    assert "first 256" not in make_table.quality_section("q.json", data)
