@@ -337,6 +337,7 @@ CHANGES = {
     "(1.2 M parameters)",
     "depth2-beta0.99": "attn16-depth2 with AdamW's `beta_2` 0.99 instead of 0.999",
     "depth2-epsilon": "attn16-depth2 predicting the noise ε instead of v",
+    "depth2-ema0.995": "attn16-depth2 with EMA momentum 0.995 instead of 0.999",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
