@@ -187,7 +187,9 @@ epochs instead of minutes, so the machine's speed at the time, which on a
 shared machine moved a run's steps by half, does not enter the comparison. A repeat of a configuration and seed is
 listed as a second run of that seed ("FID per run (seed)"). Newer files also
 score the same samples (same noise) drawn with the raw, not averaged, weights
-("raw weights"), which says whether the EMA helps at that budget.
+("raw weights"), which says whether the EMA helps at that budget. Files
+scored with `--num 1024` also give the mean FID of each run's first 256
+samples, comparable with the files scored at 256.
 
 What the FID is made of, measured with the main job's model (the default
 recipe, 4,453 steps at batch 8, FID 21.7 under DPM-Solver++ 20) by

@@ -123,7 +123,7 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         (["--zero-init-residual", "on"], {"zero_init_residual": True}),
         (["--zero-init-residual", "off"], {"zero_init_residual": False}),
         (["--scale-shift", "on"], {"scale_shift": True}),
-        (["--beta-2", "0.99"], {"beta_2": 0.99}),
+        (["--beta-2", "0.95"], {"beta_2": 0.95}),
     ],
 )
 def test_train_flags_switch_options_on_and_off(monkeypatch, argv, expected):
