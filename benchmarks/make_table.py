@@ -328,7 +328,7 @@ CHANGES = {
     "cosine-lr4e-3": "b8x-cosine with a peak learning rate of 4e-3",
     "attn16-w24": "cosine-attn16 with widths 24/48/96 (1.2 M parameters)",
     "attn16-depth2": "cosine-attn16 with two residual blocks per level "
-    "(0.85 M parameters): **the recipe's defaults now**",
+    "(0.85 M parameters): the recipe's defaults until depth2-ema0.995",
     "depth2-minsnr": "attn16-depth2 with min-SNR-γ loss weighting, γ = 5",
     "depth2-zeroinit": "attn16-depth2 with every residual block's second "
     "convolution started at zero (`zero_init_residual=True`)",
@@ -339,7 +339,8 @@ CHANGES = {
     "(1.2 M parameters)",
     "depth2-beta0.99": "attn16-depth2 with AdamW's `beta_2` 0.99 instead of 0.999",
     "depth2-epsilon": "attn16-depth2 predicting the noise ε instead of v",
-    "depth2-ema0.995": "attn16-depth2 with EMA momentum 0.995 instead of 0.999",
+    "depth2-ema0.995": "attn16-depth2 with EMA momentum 0.995 instead of 0.999: "
+    "**the recipe's defaults now**",
     "defaults-lr2e-3": "the earlier network (widths 32/64/128, two blocks per "
     "level) with learning rate 2e-3 after 100 warmup steps",
 }
