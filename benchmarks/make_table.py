@@ -236,8 +236,8 @@ main job from a fresh clone (8,388 steps,
 `anatomy-main-job-ema0.995-epyc-avx512-cpu-tensorflow.json`) scores 8.6,
 and 8.4 on 1,024 samples
 (`rescore-main-job-ema0.995-1024-samples-epyc-avx512-cpu-tensorflow.json`):
-a run at the high end of the recipe's spread (the benchmark's runs of the
-previous default scored 5.9 to 8.3 on 1,024 samples). 195 of its 256
+just above the benchmark's runs of the previous default (5.9 to 8.3 on
+1,024 samples) and 1.0 above the previous main job's model (7.4 on 1,024). 195 of its 256
 samples have seven to ten petals (real: 112), and sizes vary as before
 (0.45).
 

@@ -61,6 +61,7 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
     assert result.checkpoint.endswith("ckpt-epoch00001-step000000004.keras")
     assert "epochs=1" in repr(result)
     assert result.model.optimizer.beta_2 == kd.training.DEFAULTS["beta_2"] == 0.999
+    assert result.model.ema_momentum == kd.training.DEFAULTS["ema_momentum"] == 0.995
 
     result = kd.training.train(out, epochs=2, resume=True, **TINY)
     assert "(1 epochs done)" in capsys.readouterr().out
@@ -96,6 +97,7 @@ def test_attention_defaults_to_the_two_lowest_resolution_levels(
         ({"learning_rate": float("nan")}, "`learning_rate` must be finite"),
         ({"learning_rate": 0.0}, "`learning_rate` must be > 0"),
         ({"beta_2": 1.0}, "`beta_2` must lie in (0, 1), got 1.0."),
+        ({"beta_2": 0.0}, "`beta_2` must lie in (0, 1), got 0.0."),
         (
             {"batch_size": 8, "devices": 3},
             "`batch_size` 8 must be a multiple of `devices` 3.",

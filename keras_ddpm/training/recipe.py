@@ -177,9 +177,10 @@ def train(
         beta_2: float in (0, 1), AdamW's decay rate of its second-moment
             estimate: 0.999 averages the squared gradients over about 1,000
             steps, 0.99 over about 100. Defaults to 0.999: at equal wall
-            time on 2 CPU cores 0.99 won two seeds of three (FID 5.6, 7.1
+            time on 2 CPU cores 0.99 won two seeds of three (FID 5.5, 7.1
             and 6.7 against 5.9, 8.3 and 6.0, 1,024 samples), a mean within
-            the spread of repeated runs.
+            the spread of repeated runs. A resumed run keeps the optimizer
+            it saved, with its `beta_2`.
         learning_rate_schedule: `"constant"`, or `"cosine"`: a cosine decay
             to 0 at the end of the run (the last step of `epochs`, or the
             end of the `minutes` budget, along its clock). Both start with
@@ -194,10 +195,10 @@ def train(
             distribution (see `DiffusionModel`). Defaults to `"uniform"`.
         ema_momentum: float, the EMA momentum (with warmup). Defaults to
             0.995 (an average over about 200 steps): with the learning rate
-            decaying to 0, the raw weights of the recipe's network after
-            8.5 minutes on 2 CPU cores scored a better FID than their 0.999
-            average in 20 of 22 runs (by 0.42 on average), and the same as
-            their 0.995 average (within 0.05, two runs).
+            decaying to 0, the raw weights of the recipe's network and its
+            variants after 8.5 minutes on 2 CPU cores scored a better FID
+            than their 0.999 average in 20 of 22 runs (by 0.42 on average),
+            and the same as their 0.995 average (by 0.05 and 0.01, two runs).
         conditional: bool, train a class-conditional model on the dataset's
             labels. Defaults to False.
         label_dropout: float in [0, 1), the share of training labels replaced
