@@ -293,6 +293,9 @@ KERAS_BACKEND=tensorflow python benchmarks/guidance.py --minutes 8.5 \\
 ```
 """
 
+# What `quality.py` records of a larger sample set's first 256 samples.
+FIRST_256 = "fid_first_256"
+
 CHANGES = {
     "defaults": "the recipe's defaults before this benchmark: widths 32/64/128, "
     "two residual blocks per level (3.3 M parameters), learning rate 1e-3",
@@ -376,31 +379,15 @@ def budget_words(run):
     return f"{run['minutes']:g} min of training (model building and `fit`)"
 
 
-def raw_weights(runs):
-    """Mean FID of the same samples from the raw weights, where every run has it."""
-    raw = [run.get("fid_raw_weights") for run in runs]
-    if None in raw:
-        return "not measured"
-    return f"{sum(raw) / len(raw):.2f}"
+def mean_score(runs, key):
+    """Mean of `key` over `runs` (e.g. "fid_raw_weights"), or None unless every run has it."""
+    scores = [run.get(key) for run in runs]
+    return None if None in scores else sum(scores) / len(scores)
 
 
-def first_samples(runs):
-    """`(n, mean FID)` of each run's first n samples (`fid_first_n`), else None.
-
-    `quality.py` scores the first 256 of a larger sample set as well, to
-    compare with the files scored at 256; None unless every run has it.
-    """
-    keys = {
-        key
-        for run in runs
-        for key in run
-        if key.startswith("fid_first_") and key[len("fid_first_") :].isdigit()
-    }
-    if len(keys) != 1 or any(not keys <= run.keys() for run in runs):
-        return None
-    (key,) = keys
-    scores = [run[key] for run in runs]
-    return int(key[len("fid_first_") :]), sum(scores) / len(scores)
+def cell(mean):
+    """A table cell for `mean_score`."""
+    return "not measured" if mean is None else f"{mean:.2f}"
 
 
 def quality_section(path, data):
@@ -410,7 +397,7 @@ def quality_section(path, data):
     first = runs[0]
     floor = data["baselines"]["floor"]
     # Files scored at more samples also score the first 256 of them.
-    compared = first_samples(runs)
+    compared = mean_score(runs, FIRST_256) is not None
     lines = [
         f"### {machine['backend']} on {machine['processor']}, {machine['cores']} cores "
         f"({os.path.basename(path)})",
@@ -428,7 +415,7 @@ def quality_section(path, data):
         "",
         "| configuration | change | optimizer steps | FID (mean over runs) | "
         "FID per run (seed) | spread | × floor | raw weights: FID (mean) |"
-        + (f" first {compared[0]} samples: FID (mean) |" if compared else ""),
+        + (" first 256 samples: FID (mean) |" if compared else ""),
         "|---|---|---|---|---|---|---|---|" + ("---|" if compared else ""),
     ]
     present = list(dict.fromkeys(run["config"] for run in runs))
@@ -443,9 +430,9 @@ def quality_section(path, data):
             f"| {name} | {CHANGES.get(name, '')} | {steps} | {mean:.2f} | "
             + ", ".join(f"{run['fid']:.2f} ({run['seed']})" for run in mine)
             + f" | {max(fids) - min(fids):.2f} | {mean / floor:.1f} | "
-            + raw_weights(mine)
+            + cell(mean_score(mine, "fid_raw_weights"))
             + " |"
-            + (f" {first_samples(mine)[1]:.2f} |" if compared else "")
+            + (f" {cell(mean_score(mine, FIRST_256))} |" if compared else "")
         )
     lines.append("")
     return "\n".join(lines)
