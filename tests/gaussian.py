@@ -74,7 +74,9 @@ def exact_moments(kind, schedule, timesteps, variance="fixed_small", eta=0.0, mu
     return mean, np.sqrt(var)
 
 
-def exact_ode_moments(kind, schedule, timesteps, order=2, lower_order_final=True):
+def exact_ode_moments(
+    kind, schedule, timesteps, order=2, lower_order_final=True, mu=MU
+):
     """Mean and std of a deterministic solver's output, from the papers' updates.
 
     The solvers' only randomness is the initial noise z ~ N(0, 1): with the ideal
@@ -89,11 +91,11 @@ def exact_ode_moments(kind, schedule, timesteps, order=2, lower_order_final=True
     x = np.array([1.0, 0.0])  # (gain, offset) of x at the current step
 
     def x0_hat(x, a):
-        p, q, _, _ = affine_predictions(a)
+        p, q, _, _ = affine_predictions(a, mu)
         return np.array([p * x[0], p * x[1] + q])
 
     def eps_hat(x, a):
-        _, _, r, u = affine_predictions(a)
+        _, _, r, u = affine_predictions(a, mu)
         return np.array([r * x[0], r * x[1] + u])
 
     if kind == "dpm_solver":
@@ -152,18 +154,20 @@ def assert_moments(samples, mean, std):
 
 
 class GaussianOracle(keras.layers.Layer):
-    """The exact E[prediction | x_t] for data x0 ~ N(MU, S²), as a 'network'."""
+    """The exact E[prediction | x_t] for data x0 ~ N(mu, S²), as a 'network'."""
 
-    def __init__(self, schedule, prediction, **kwargs):
+    def __init__(self, schedule, prediction, mu=MU, **kwargs):
         super().__init__(**kwargs)
         self.tables = rate_tables(schedule)
         self.prediction = prediction
+        self.mu = mu
 
     def call(self, inputs):
         x, t = inputs
         alpha, _ = kd.ops.rates_at(t, *self.tables)
         ab = ops.reshape(alpha**2, (-1, 1, 1, 1))
-        x0 = MU + ops.sqrt(ab) * S**2 * (x - ops.sqrt(ab) * MU) / (ab * S**2 + 1 - ab)
+        mu = self.mu
+        x0 = mu + ops.sqrt(ab) * S**2 * (x - ops.sqrt(ab) * mu) / (ab * S**2 + 1 - ab)
         eps = (x - ops.sqrt(ab) * x0) / ops.sqrt(1 - ab)
         return {
             "epsilon": eps,
@@ -172,11 +176,11 @@ class GaussianOracle(keras.layers.Layer):
         }[self.prediction]
 
 
-def oracle_model(prediction, schedule, image_shape=SHAPE[1:]):
-    """A `DiffusionModel` whose network is the exact predictor of Gaussian data."""
+def oracle_model(prediction, schedule, image_shape=SHAPE[1:], mu=MU):
+    """A `DiffusionModel` whose network is the exact predictor of N(mu, S²) data."""
     images = keras.Input(image_shape)
     timesteps = keras.Input(())
-    outputs = GaussianOracle(schedule, prediction)([images, timesteps])
+    outputs = GaussianOracle(schedule, prediction, mu=mu)([images, timesteps])
     return kd.DiffusionModel(
         keras.Model([images, timesteps], outputs),
         schedule=schedule,

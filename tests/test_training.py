@@ -56,8 +56,13 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
         "denoise_strip.png",
         "history.json",
         "loss.png",
+        "guide.keras",
     }
     assert all(os.path.isfile(path) for path in result.files)
+    # Half of the 4 steps is 2: the snapshot comes at the first epoch end after.
+    assert "autoguidance 2 by step 4" in capsys.readouterr().out
+    guide = keras.saving.load_model(out / "guide.keras")
+    assert int(guide.optimizer.iterations.numpy()) == 4
     assert result.checkpoint.endswith("ckpt-epoch00001-step000000004.keras")
     assert "epochs=1" in repr(result)
     assert result.model.optimizer.beta_2 == kd.training.DEFAULTS["beta_2"] == 0.999
@@ -98,6 +103,7 @@ def test_attention_defaults_to_the_two_lowest_resolution_levels(
         ({"learning_rate": 0.0}, "`learning_rate` must be > 0"),
         ({"beta_2": 1.0}, "`beta_2` must lie in (0, 1), got 1.0."),
         ({"beta_2": 0.0}, "`beta_2` must lie in (0, 1), got 0.0."),
+        ({"guide_scale": float("inf")}, "`guide_scale` must be finite"),
         (
             {"batch_size": 8, "devices": 3},
             "`batch_size` 8 must be a multiple of `devices` 3.",
@@ -337,6 +343,19 @@ def test_a_time_budget_trains_until_it_is_spent(tmp_path, capsys):
     assert trained >= 60 * budget
     assert len(result.history["loss"]) > 1
     assert os.path.isfile(result.checkpoint)
+    # The guide: the model at the first epoch end after half the budget.
+    guide = keras.saving.load_model(tmp_path / "run" / "guide.keras")
+    step = int(guide.optimizer.iterations.numpy())
+    assert 0 < step < int(result.model.optimizer.iterations.numpy())
+    assert f"autoguidance 2 by step {step}" in out
+
+
+@ONCE
+def test_guide_scale_one_trains_without_a_guide(tmp_path, capsys):
+    result = kd.training.train(tmp_path / "run", epochs=1, guide_scale=1.0, **TINY)
+    assert result.completed
+    assert not (tmp_path / "run" / "guide.keras").exists()
+    assert "autoguidance" not in capsys.readouterr().out
 
 
 @ONCE

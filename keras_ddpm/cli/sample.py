@@ -42,6 +42,18 @@ def add_parser(commands):
     )
     sample.add_argument("--gif", help="also write the denoising process as a GIF")
     sample.add_argument(
+        "--guide",
+        metavar="MODEL",
+        help="autoguidance: a weaker version of --model to guide it with, e.g. "
+        "the guide.keras that keras-ddpm train writes beside model.keras",
+    )
+    sample.add_argument(
+        "--guide-scale",
+        type=float,
+        metavar="SCALE",
+        help="autoguidance scale, with --guide; 1 samples --model alone (default: 2)",
+    )
+    sample.add_argument(
         "--raw-weights",
         action="store_true",
         help="sample with the training weights, not the EMA",
@@ -53,10 +65,16 @@ def add_parser(commands):
 
 def run(args):
     """Write the grid (and the GIF); returns the exit status."""
+    if args.guide_scale is not None and not args.guide:
+        raise UsageError("--guide-scale needs --guide (the model to guide with)")
+    if args.per_class and args.guide:
+        raise UsageError("--guide does not apply with --per-class")
     model = load_model(args.model)
     conditioning = class_options(model, args)
     if args.per_class:
         return _per_class(model, args, conditioning)
+    if args.guide:
+        conditioning.update(guide=load_model(args.guide), guide_scale=args.guide_scale)
     result = generate(model, args, return_trajectory=bool(args.gif), **conditioning)
     images, trajectory = result if args.gif else (result, None)
     rows = args.rows or max(1, int(round(args.num**0.5)))

@@ -87,7 +87,9 @@ def add_parser(commands):
         help="train a diffusion model, then write samples.png and denoise.gif",
         description=(
             "Train a DDPM and write model.keras, samples.png (4x8), denoise.gif, denoise_strip.png, "
-            "history.json and loss.png (and classes.png with --conditional) into "
+            "history.json and loss.png (and classes.png with --conditional, or "
+            "guide.keras without it: the model halfway through, which guides the "
+            "final pictures) into "
             "--out. With no arguments it trains on "
             "the built-in synthetic flowers. Ctrl-C stops after the current batch "
             "(up to 8 with TensorFlow) and saves a checkpoint; --resume continues from the newest one."
@@ -240,6 +242,14 @@ def add_parser(commands):
         type=float,
         help="guidance scale of a conditional run's final pictures "
         f"(default: {d['guidance_scale']})",
+    )
+    train.add_argument(
+        "--guide-scale",
+        metavar="SCALE",
+        type=float,
+        help="autoguidance scale of an unconditional run's final pictures, "
+        "guided by the model at half of its training (OUT/guide.keras); 1: off "
+        f"(default: {d['guide_scale']})",
     )
     train.add_argument(
         "--out",

@@ -26,7 +26,7 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm import samplers as samplers_lib
-from keras_ddpm.models import inpainting
+from keras_ddpm.models import autoguidance, inpainting
 from keras_ddpm.models.trainers import get_trainer
 from keras_ddpm.samplers.sampler import noise_seed_generator, noise_seed_state
 from keras_ddpm.utils import check_int, padded_chunks
@@ -86,12 +86,19 @@ def compiled(model, key, build):
     return programs[key]
 
 
-def _sampling_program(model, sampler, steps, start, return_trajectory, names):
+def _sampling_program(model, sampler, steps, start, return_trajectory, names, guide):
     jit = use_jit(model)
 
     def run(weights, non_trainable, x, seed_state, conditioning):
-        def denoise(x_t, t):
-            return model.denoise(weights, non_trainable, x_t, t, conditioning)
+        if guide is None:
+
+            def denoise(x_t, t):
+                return model.denoise(weights, non_trainable, x_t, t, conditioning)
+
+        else:
+            denoise = autoguidance.guided_denoiser(
+                model, guide, weights, non_trainable, conditioning
+            )
 
         return sampler.sample(
             denoise,
@@ -103,7 +110,7 @@ def _sampling_program(model, sampler, steps, start, return_trajectory, names):
             return_trajectory=return_trajectory,
         )
 
-    key = ("sample", sampler, steps, start, return_trajectory, names, jit)
+    key = ("sample", sampler, steps, start, return_trajectory, names, jit, guide)
     return compiled(model, key, lambda: get_trainer().compile_sampling(run, jit))
 
 
@@ -136,6 +143,7 @@ def sample_chunks(
     conditioning=None,
     progress=False,
     program=None,
+    guide=None,
 ):
     """Run the reverse process from `x`, one compiled call per chunk.
 
@@ -158,6 +166,10 @@ def sample_chunks(
         program: a compiled program `(weights, non_trainable, x, seed_state,
             conditioning) -> x0 or (x0, trajectory)` to run instead of the
             sampler's own loop (inpainting runs its walk this way).
+        guide: a `DiffusionModel` guiding this one (autoguidance; see
+            `keras_ddpm.models.autoguidance`), its scale in `conditioning`
+            under `"guide_scale"`; it samples with its EMA weights as
+            `use_ema` says. None: no guide.
 
     Yields:
         `(begin, images, trajectory)` per chunk: the first image's index, the
@@ -191,10 +203,16 @@ def sample_chunks(
     noise_seed_generator()  # created eagerly, never inside the compiled loop
     if program is None:
         program = _sampling_program(
-            model, sampler, steps, start, return_trajectory, names
+            model, sampler, steps, start, return_trajectory, names, guide
         )
     weights = model.sampling_weights(use_ema)
     non_trainable = [v.value for v in model.network.non_trainable_variables]
+    if guide is not None:
+        weights = (weights, guide.sampling_weights(use_ema))
+        non_trainable = (
+            non_trainable,
+            [v.value for v in guide.network.non_trainable_variables],
+        )
     seed_dtype = noise_seed_generator().state.dtype
     shared = {k: ops.convert_to_tensor(v) for k, v in shared.items()}
     bar = keras.utils.Progbar(len(x), unit_name="image") if progress else None

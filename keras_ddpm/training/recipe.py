@@ -45,6 +45,9 @@ SAMPLE_BATCH = 8
 # and classes.png with one row of this many samples per class (at most
 # CLASS_ROWS classes).
 GUIDANCE_SCALE = 2.0
+# An unconditional run's final pictures: autoguidance by the model as it
+# was at this share of the training (`guide.keras`), at `guide_scale`.
+GUIDE_AT = 0.5
 # The error of a training split too small for one batch (the last, partial
 # batch is dropped).
 NO_BATCH = (
@@ -82,6 +85,7 @@ def train(
     conditional=False,
     label_dropout=0.1,
     guidance_scale=GUIDANCE_SCALE,
+    guide_scale=2.0,
     sampler="dpm_solver",
     sample_steps=20,
     seed=0,
@@ -103,6 +107,13 @@ def train(
     writes into `output_dir`: `model.keras`, `samples.png` (4×8 samples),
     `denoise.gif`, `denoise_strip.png`, `history.json` and `loss.png` (when
     matplotlib is installed). It prints one line per stage.
+
+    An unconditional run also keeps the model as it was halfway through
+    training (`GUIDE_AT`), in `guide.keras` (a `kd.callbacks.GuideSnapshot`),
+    and draws its final pictures with autoguidance at `guide_scale`: each
+    step pushes the model's prediction away from that earlier, weaker
+    version's (`DiffusionModel.generate(guide=...)`). Sample the same way
+    later with `keras-ddpm sample --guide runs/flowers/guide.keras`.
 
     With `conditional=True` the model learns the dataset's classes
     (`kd.datasets.load(..., labels=True)`: the petals' colour family of
@@ -205,6 +216,13 @@ def train(
             by the null label (conditional runs). Defaults to 0.1.
         guidance_scale: float, the classifier-free guidance scale of a
             conditional run's final pictures. Defaults to 2.0.
+        guide_scale: float, the autoguidance scale of an unconditional run's
+            final pictures, guided by the model at half of its training
+            (half the epochs when `epochs` is given, else half the time
+            budget): 1 turns autoguidance off and writes no `guide.keras`.
+            Defaults to 2.0: after 8.5 minutes on 2 CPU cores it took the
+            recipe's FID from 7.6 to 4.4 (256 samples; the benchmarks page's
+            autoguidance table).
         sampler: str, a name of `kd.samplers`, for the final pictures and the
             model's default. Defaults to `"dpm_solver"` (DPM-Solver++ 2M):
             at 20 steps its FID was within 3 % of DDPM with every timestep on
@@ -281,6 +299,7 @@ def train(
     check_int("grid_every", grid_every, low=0)
     check_int("devices", devices, low=1)
     check_float("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+    guide_scale = check_float("guide_scale", guide_scale)
     check_float("beta_2", beta_2, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     check_choice("learning_rate_schedule", learning_rate_schedule, LR_SCHEDULES)
     check_int("warmup_steps", warmup_steps, low=0)
@@ -436,6 +455,17 @@ def train(
                     warmup_steps=warmup_steps if restored is None else 0,
                 ),
             )
+        guide = None
+        if model.num_classes is None and guide_scale != 1.0:
+            if epochs < 10**6:
+                steps = (epochs - initial_epoch) * _count_batches(train_data)
+                after = dict(after_steps=int(GUIDE_AT * steps))
+            else:
+                after = dict(after_minutes=GUIDE_AT * remaining)
+            guide = callbacks.GuideSnapshot(
+                os.path.join(output_dir, "guide.keras"), **after
+            )
+            run_callbacks.append(guide)
         if grid_every > 0:
             run_callbacks.append(
                 callbacks.SampleGrid(
@@ -487,6 +517,8 @@ def train(
             output_dir,
             dict(sampler=sampler, steps=sample_steps, seed=seed),
             guidance_scale,
+            guide=guide,
+            guide_scale=guide_scale,
         )
     return result("completed", files=files)
 
@@ -734,10 +766,14 @@ def _stop_on_sigint(checkpoint):
         signal.signal(signal.SIGINT, previous)
 
 
-def _write_final_files(model, history, output_dir, sampling, guidance_scale):
+def _write_final_files(
+    model, history, output_dir, sampling, guidance_scale, guide, guide_scale
+):
     """Save the model, sample the final pictures and plot the losses; their paths.
 
-    `sampling`: the `sampler`, `steps` and `seed` of `generate`.
+    `sampling`: the `sampler`, `steps` and `seed` of `generate`; `guide`: the
+    run's `GuideSnapshot` callback or None. A guide this run did not save
+    (training ended before its time) is not used.
     """
     with atomic_path(os.path.join(output_dir, "model.keras")) as temporary:
         model.save(temporary)
@@ -748,9 +784,18 @@ def _write_final_files(model, history, output_dir, sampling, guidance_scale):
             labels=np.arange(GRID_IMAGES) % model.num_classes,
             guidance_scale=guidance_scale,
         )
+    how = ""
+    if guide is not None and guide.saved_step is not None:
+        guided = dict(
+            guide=keras.saving.load_model(guide.filepath), guide_scale=guide_scale
+        )
+        names.insert(1, os.path.basename(guide.filepath))
+        how = f", autoguidance {guide_scale:g} by step {guide.saved_step}"
+    elif guide is not None:
+        print("Training ended before the guide's snapshot: sampling unguided.")
     print(
         f"Sampling {GRID_IMAGES} images ({sampling['sampler']}, "
-        f"{sampling['steps']} steps)..."
+        f"{sampling['steps']} steps{how})..."
     )
     images, trajectory = model.generate(
         GRID_IMAGES,

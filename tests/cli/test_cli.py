@@ -84,6 +84,7 @@ def test_train_sample_and_reconstruct(tmp_path):
         "denoise_strip.png",
         "history.json",
         "loss.png",
+        "guide.keras",
     ):
         assert (out / name).is_file(), name
     with Image.open(out / "samples.png") as grid:
@@ -104,6 +105,24 @@ def test_train_sample_and_reconstruct(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "s.png").is_file() and (tmp_path / "s.gif").is_file()
+
+    result = run(
+        "sample",
+        "--model",
+        str(out / "model.keras"),
+        "--guide",
+        str(out / "guide.keras"),
+        "--guide-scale",
+        "1.5",
+        "--num",
+        "4",
+        "--steps",
+        "2",
+        "--grid",
+        str(tmp_path / "guided.png"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "guided.png").is_file()
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -144,6 +163,15 @@ def test_train_sample_and_reconstruct(tmp_path):
         ),
         (["train", "--config", "missing.toml"], "config file not found"),
         (["sample", "--model", "{tmp}/broken.keras"], "could not load model"),
+        (["sample", "--model", "m.keras", "--guide-scale", "2"], "needs --guide"),
+        (
+            ["sample", "--model", "m.keras", "--guide", "g.keras", "--per-class", "2"],
+            "--guide does not apply with --per-class",
+        ),
+        (
+            ["sample", "--model", "{tmp}/broken.keras", "--guide", "missing.keras"],
+            "could not load model",
+        ),
         (["frobnicate"], "invalid choice"),
         (
             ["train", "--devices", "3", "--batch-size", "8", "--out", "{tmp}"],

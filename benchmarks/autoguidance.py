@@ -1,0 +1,208 @@
+"""Autoguidance by an earlier state of the same run: FID against the guide's age and scale.
+
+Each seed trains the main job's recipe (`kd.training.train` with its defaults
+and a time budget) in a fresh process, keeping the EMA weights at every epoch
+end (a callback this script adds to the recipe's `fit`). Then it samples with
+the final model alone, and guided (`generate(guide=..., guide_scale=w)`) by
+the model as it was at the first epoch end after a share f of the budget:
+every f of `--fractions` at scale 2, and every scale of `--scales` at f = 0.5
+(what the recipe keeps as `guide.keras`). Each setting scores FID under the
+shipped flowers encoder against held-out real flowers (as
+`benchmarks/quality.py`, whose floor and baselines it records too), from the
+same initial noise, and reads the samples' petal counts with the encoder's
+heads.
+
+    KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
+        --seeds 0 1 --num 1024 --conditions "quiet machine" \\
+        --out benchmarks/results/autoguidance/autoguidance-cpu-tensorflow.json
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+from quality import (
+    COMPARED_SAMPLES,
+    IMAGE_SIZE,
+    baselines,
+    fid,
+    machine,
+    reference_statistics,
+)
+
+import keras_ddpm as kd
+from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS
+from keras_ddpm.utils import atomic_path
+
+GUIDE_SCALE = 2.0  # the scale of the --fractions rows
+RECIPE_FRACTION = 0.5  # the guide the recipe keeps
+
+
+class EmaHistory(keras.callbacks.Callback):
+    """The EMA weights at every epoch end, with the step and the time into `fit`."""
+
+    def __init__(self):
+        super().__init__()
+        self.snapshots = []
+        self._start = None
+
+    def on_train_begin(self, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.snapshots.append(
+            {
+                "seconds": time.monotonic() - self._start,
+                "step": int(
+                    keras.ops.convert_to_numpy(self.model.optimizer.iterations)
+                ),
+                "weights": [
+                    keras.ops.convert_to_numpy(v.value) for v in self.model.ema_weights
+                ],
+            }
+        )
+
+
+def train_recording(folder, minutes, seed):
+    """`kd.training.train` with an `EmaHistory` added to its `fit`; (result, history)."""
+    history = EmaHistory()
+    fit = kd.DiffusionModel.fit
+
+    def recording_fit(self, *args, callbacks=None, **kwargs):
+        return fit(self, *args, callbacks=[*(callbacks or []), history], **kwargs)
+
+    kd.DiffusionModel.fit = recording_fit
+    try:
+        result = kd.training.train(folder, seed=seed, minutes=minutes, verbose=0)
+    finally:
+        kd.DiffusionModel.fit = fit
+    return result, history
+
+
+def snapshot_at(history, fraction, minutes):
+    """The first snapshot at or after `fraction` of the budget (as `GuideSnapshot`)."""
+    for snapshot in history.snapshots:
+        if snapshot["seconds"] >= fraction * 60.0 * minutes:
+            return snapshot
+    return None
+
+
+def run_seed(seed, minutes, fractions, scales, num, num_real, sampler, steps):
+    encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
+    heads = kd.metrics.flowers_encoder(IMAGE_SIZE, include_top=True)
+    real_stats = reference_statistics(encoder, num_real)
+    with tempfile.TemporaryDirectory() as folder:
+        run = os.path.join(folder, "run")
+        start = time.monotonic()
+        result, history = train_recording(run, minutes, seed)
+        trained = time.monotonic() - start
+        model = result.model
+        recipe_guide = keras.saving.load_model(os.path.join(run, "guide.keras"))
+        recipe_guide_step = int(
+            keras.ops.convert_to_numpy(recipe_guide.optimizer.iterations)
+        )
+        guide = keras.saving.load_model(os.path.join(run, "model.keras"))
+
+    def score(fraction, scale):
+        options = {}
+        snapshot = None
+        if fraction is not None:
+            snapshot = snapshot_at(history, fraction, minutes)
+            for variable, value in zip(guide.ema_weights, snapshot["weights"]):
+                variable.assign(value)
+            options = dict(guide=guide, guide_scale=scale)
+        begin = time.monotonic()
+        images = model.generate(
+            num, sampler=sampler, steps=steps, seed=seed + 100, **options
+        )
+        seconds = time.monotonic() - begin
+        petals = np.argmax(heads.predict(images, verbose=0)["petals"], axis=1)
+        record = {
+            "guide_fraction": fraction,
+            "guide_step": None if snapshot is None else snapshot["step"],
+            "guide_scale": scale,
+            "sample_seconds": round(seconds, 1),
+            "fid": fid(encoder, real_stats, images),
+            "petal_counts": [
+                int(np.sum(petals + MIN_PETALS == count))
+                for count in range(MIN_PETALS, MAX_PETALS + 1)
+            ],
+        }
+        if num > COMPARED_SAMPLES:
+            record[f"fid_first_{COMPARED_SAMPLES}"] = fid(
+                encoder, real_stats, images[:COMPARED_SAMPLES]
+            )
+        print(json.dumps(record), flush=True)
+        return record
+
+    settings = [(None, 1.0)]
+    settings += [(fraction, GUIDE_SCALE) for fraction in fractions]
+    settings += [(RECIPE_FRACTION, scale) for scale in scales if scale != GUIDE_SCALE]
+    return {
+        "seed": seed,
+        "minutes": minutes,
+        "wall_seconds": round(trained, 1),
+        "optimizer_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        "recipe_guide_step": recipe_guide_step,
+        "snapshot_steps": [snapshot["step"] for snapshot in history.snapshots],
+        "scores": [score(fraction, scale) for fraction, scale in settings],
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=8.5, help="(default: 8.5)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.25, RECIPE_FRACTION, 0.75]
+    )
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.5, 2.0, 2.5, 3.0])
+    parser.add_argument("--num", type=int, default=1024, help="generated images")
+    parser.add_argument("--real", type=int, default=2000, help="held-out real images")
+    parser.add_argument("--sampler", default="dpm_solver")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--conditions", default="", help="free text: the machine's load"
+    )
+    args = parser.parse_args(argv)
+    if not args.minutes > 0:
+        parser.error(f"--minutes must be positive, got {args.minutes}")
+    if not all(0 < fraction < 1 for fraction in args.fractions):
+        parser.error(f"--fractions must lie in (0, 1), got {args.fractions}")
+
+    encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
+    real_stats = reference_statistics(encoder, args.real)
+    records = {
+        "kind": "autoguidance",
+        "machine": machine(args.conditions),
+        "sampler": args.sampler,
+        "sample_steps": args.steps,
+        "num_images": args.num,
+        "real_images": args.real,
+        "baselines": baselines(encoder, real_stats, args.num),
+        "runs": [],
+    }
+    print(json.dumps(records["baselines"]), flush=True)
+    context = multiprocessing.get_context("spawn")
+    for seed in args.seeds:
+        with context.Pool(1) as pool:  # a fresh process per run, as quality.py
+            record = pool.apply(
+                run_seed,
+                (seed, args.minutes, args.fractions, args.scales, args.num),
+                {"num_real": args.real, "sampler": args.sampler, "steps": args.steps},
+            )
+        records["runs"].append(record)
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with atomic_path(args.out) as path, open(path, "w") as file:
+            json.dump(records, file, indent=1)
+    return records
+
+
+if __name__ == "__main__":
+    main()
