@@ -38,6 +38,10 @@ def main(argv=None):
     parser.add_argument("--sampler", default="dpm_solver")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument(
+        "--guide", help="sample with autoguidance by this model (e.g. guide.keras)"
+    )
+    parser.add_argument("--guide-scale", type=float, default=2.0)
     parser.add_argument("--out", help="write the numbers to this JSON file")
     args = parser.parse_args(argv)
 
@@ -59,8 +63,15 @@ def main(argv=None):
         spoiled[f"real blurred, sigma {sigma} px"] = score(blur(other, sigma))
 
     model = keras.saving.load_model(args.model)
+    guided = {}
+    if args.guide:
+        guided = dict(
+            guide=keras.saving.load_model(args.guide), guide_scale=args.guide_scale
+        )
     samples = np.asarray(
-        model.generate(args.num, sampler=args.sampler, steps=args.steps, seed=args.seed)
+        model.generate(
+            args.num, sampler=args.sampler, steps=args.steps, seed=args.seed, **guided
+        )
     )
     sharpened = samples + (samples - blur(samples, 1.0))
     scored = {
@@ -83,6 +94,8 @@ def main(argv=None):
         else None,
         "sampler": args.sampler,
         "sample_steps": args.steps,
+        "guide": args.guide,
+        "guide_scale": args.guide_scale if args.guide else None,
         "num_images": args.num,
         "real_images": args.real,
         "fid_spoiled_real": spoiled,

@@ -171,7 +171,9 @@ training pixels, and uniform noise. `small` changes the network of
 `defaults`; each row below it changes one thing of `small`. The recipe's
 defaults are the row that won on both seeds. Each change is stated against the
 configuration it names, so a file that skips a row still reads right. Every
-row has two seeds; the spread is the larger minus the smaller FID:
+row has two seeds; the spread is the larger minus the smaller FID. These rows,
+like the quality curves, score the trained model alone; the recipe's final
+pictures are also guided by its half-way state (see Autoguidance below):
 
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/quality.py --minutes 3 --num 256 \\
@@ -278,6 +280,25 @@ python benchmarks/make_table.py benchmarks/results/*.json \\
     benchmarks/results/quality-curve/*.json -o docs/benchmarks.md
 ```
 
+## Autoguidance
+
+`benchmarks/autoguidance.py` trains the main job's recipe (its defaults, 8.5
+minutes) once per seed, keeping the EMA weights at every epoch end, and
+samples the final model alone and guided by its own earlier state
+([autoguidance](guides/autoguidance.md)): guides from a quarter, half and
+three quarters of the budget at scale 2, and the half-way guide (the one the
+recipe keeps as `guide.keras`) at scales 1.5 to 3. Every setting samples
+from the same noise. Results: "Quality results" below.
+
+```bash
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
+    --seeds 0 1 --num 1024 --conditions "quiet machine" \\
+    --out benchmarks/results/autoguidance/autoguidance-8.5min-epyc-avx512-cpu-tensorflow.json
+python benchmarks/make_table.py benchmarks/results/*.json \\
+    benchmarks/results/quality-curve/*.json benchmarks/results/autoguidance/*.json \\
+    -o docs/benchmarks.md
+```
+
 ## Class-conditional flowers: guidance
 
 `benchmarks/guidance.py` trains the main job's recipe for the same time with
@@ -358,15 +379,21 @@ CHANGES = {
 }
 
 
+def load_kind(data):
+    """What a results file holds: "curve", "autoguidance", None (quality.py) or records."""
+    if data.get("kind") == "quality_curve":
+        return "curve"
+    if data.get("kind") == "autoguidance":
+        return "autoguidance"
+    if "runs" in data and "baselines" in data:
+        return None
+    return [b["extra_info"] for b in data["benchmarks"] if b.get("extra_info")]
+
+
 def load(path):
     with open(path) as f:
         data = json.load(f)
-    if data.get("kind") == "quality_curve":
-        return data, "curve"
-    if "runs" in data and "baselines" in data:
-        return data, None
-    records = [b["extra_info"] for b in data["benchmarks"] if b.get("extra_info")]
-    return data, records
+    return data, load_kind(data)
 
 
 def budget_words(run):
@@ -433,6 +460,72 @@ def quality_section(path, data):
             + cell(mean_score(mine, "fid_raw_weights"))
             + " |"
             + (f" {cell(mean_score(mine, FIRST_256))} |" if compared else "")
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _petal_groups(counts):
+    """Petal counts 4..12 as the three groups the tables give: 4–6, 7–10, 11–12."""
+    return f"{sum(counts[:3])} / {sum(counts[3:7])} / {sum(counts[7:])}"
+
+
+def autoguidance_section(path, data):
+    """The table of one `autoguidance.py` file: FID per guide and scale, over seeds."""
+    machine = data["machine"]
+    runs = data["runs"]
+    floor = data["baselines"]["floor"]
+    num = data["num_images"]
+    compared = all(FIRST_256 in score for run in runs for score in run["scores"])
+    lines = [
+        f"### Autoguidance: {machine['backend']} on {machine['processor']}, "
+        f"{machine['cores']} cores ({os.path.basename(path)})",
+        "",
+        f"- Load: {machine.get('conditions') or 'not recorded'}.",
+        f"- Each run: {runs[0]['minutes']:g} min of training, then {num} samples "
+        f"({data['sampler']}, {data['sample_steps']} steps) against "
+        f"{data['real_images']} held-out real flowers; floor (other real "
+        f"flowers, {num}) {floor:.2f}, Gaussian fitted to the training pixels "
+        f"{data['baselines']['gaussian']:.1f}.",
+        "- Optimizer steps per run (seed): "
+        + ", ".join(f"{run['optimizer_steps']} ({run['seed']})" for run in runs)
+        + "; the recipe's `guide.keras` at step "
+        + ", ".join(str(run["recipe_guide_step"]) for run in runs)
+        + ".",
+        "",
+        "| guide (share of the budget: step per seed) | scale | FID (mean) | "
+        "FID per run (seed) | × floor | petals 4–6 / 7–10 / 11–12 (all runs) |"
+        + (" first 256 samples: FID (mean) |" if compared else ""),
+        "|---|---|---|---|---|---|" + ("---|" if compared else ""),
+    ]
+    settings = [
+        (score["guide_fraction"], score["guide_scale"]) for score in runs[0]["scores"]
+    ]
+    for fraction, scale in settings:
+        mine = [
+            (run, score)
+            for run in runs
+            for score in run["scores"]
+            if (score["guide_fraction"], score["guide_scale"]) == (fraction, scale)
+        ]
+        fids = [score["fid"] for _, score in mine]
+        mean = sum(fids) / len(fids)
+        guide = (
+            "none (the model alone)"
+            if fraction is None
+            else f"{fraction:.0%}: "
+            + "/".join(str(score["guide_step"]) for _, score in mine)
+        )
+        counts = [sum(c) for c in zip(*(score["petal_counts"] for _, score in mine))]
+        lines.append(
+            f"| {guide} | {scale:g} | {mean:.2f} | "
+            + ", ".join(f"{score['fid']:.2f} ({run['seed']})" for run, score in mine)
+            + f" | {mean / floor:.1f} | {_petal_groups(counts)} |"
+            + (
+                f" {cell(mean_score([score for _, score in mine], FIRST_256))} |"
+                if compared
+                else ""
+            )
         )
     lines.append("")
     return "\n".join(lines)
@@ -584,7 +677,8 @@ def main(argv=None):
     parser.add_argument(
         "json",
         nargs="+",
-        help="JSON files of the benchmark suite, quality.py or quality_curve.py",
+        help="JSON files of the benchmark suite, quality.py, quality_curve.py or "
+        "autoguidance.py",
     )
     parser.add_argument("-o", "--output", default="docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -598,6 +692,9 @@ def main(argv=None):
             continue
         if records is None:
             quality.append(quality_section(path, data))
+            continue
+        if records == "autoguidance":
+            quality.append(autoguidance_section(path, data))
             continue
         if not records:
             raise SystemExit(f"{path}: no keras-ddpm benchmark records in this file.")

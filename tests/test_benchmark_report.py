@@ -240,3 +240,50 @@ def test_quality_table_names_each_runs_seed_and_an_epoch_budget():
     # A file where one run lacks it gets no column rather than a wrong mean.
     del data["runs"][2]["fid_first_256"]
     assert "first 256" not in make_table.quality_section("q.json", data)
+
+
+def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
+    make_table = _load("make_table")
+
+    def score(fraction, scale, step, fid, counts):
+        return {
+            "guide_fraction": fraction,
+            "guide_step": step,
+            "guide_scale": scale,
+            "fid": fid,
+            "fid_first_256": fid + 1.0,
+            "petal_counts": counts,
+        }
+
+    flat = [1] * 9
+    data = {
+        "kind": "autoguidance",
+        "machine": {"backend": "tensorflow", "processor": "Test CPU", "cores": 2},
+        "sampler": "dpm_solver",
+        "sample_steps": 20,
+        "num_images": 1024,
+        "real_images": 2000,
+        "baselines": {"floor": 0.5, "gaussian": 75.0, "noise": 500.0},
+        "runs": [
+            {
+                "seed": seed,
+                "minutes": 8.5,
+                "optimizer_steps": 8000 + seed,
+                "recipe_guide_step": 4000 + seed,
+                "scores": [
+                    score(None, 1.0, None, 8.0 - seed, [0, 0, 1, 2, 3, 4, 5, 0, 0]),
+                    score(0.5, 2.0, 4000 + seed, 4.0 + seed, flat),
+                ],
+            }
+            for seed in (0, 1)
+        ],
+    }
+    assert make_table.load_kind(data) == "autoguidance"
+    text = make_table.autoguidance_section("a.json", data)
+    assert "8000 (0), 8001 (1); the recipe's `guide.keras` at step 4000, 4001." in text
+    assert "| none (the model alone) | 1 | 7.50 | 8.00 (0), 7.00 (1) | 15.0 |" in text
+    # Petal groups 4–6 / 7–10 / 11–12, summed over the runs.
+    assert "| 2 / 28 / 0 | 8.50 |" in text
+    assert (
+        "| 50%: 4000/4001 | 2 | 4.50 | 4.00 (0), 5.00 (1) | 9.0 | 6 / 8 / 4 |" in text
+    )

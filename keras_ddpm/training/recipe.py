@@ -418,9 +418,9 @@ def train(
                 model = _faster({False: model, True: rival}, train_data)
             initial_epoch = 0
         parameters = model.network.count_params()
-        # Two kept checkpoints, one being written and model.keras, each holding
-        # the weights, their EMA and two AdamW moments in float32.
-        check_free_space(output_dir, 4 * 4 * 4 * parameters)
+        # Two kept checkpoints, one being written, model.keras and guide.keras,
+        # each holding the weights, their EMA and two AdamW moments in float32.
+        check_free_space(output_dir, 5 * 4 * 4 * parameters)
         length = (
             f"{epochs} epochs"
             if minutes is None or epochs < 10**6
