@@ -4,7 +4,8 @@
 
 Writes into `--out`:
 
-- `samples.png`: 4×8 samples (DDIM, 50 steps, seed 0);
+- `samples.png`: 4×8 samples (DDIM, 50 steps, seed 0; with `--guide`,
+  guided by that model at scale 2, as `keras-ddpm train` draws its own);
 - `denoise.gif` and `denoise_strip.png`: the denoising process of those samples;
 - `sampler_steps.png`: the same initial noise sampled with DDIM and DDPM at
   10, 20, 50 and 1000 steps;
@@ -47,10 +48,16 @@ def _save_figure(figure, path):
     _pyplot().close(figure)
 
 
-def samples_and_denoising(model, out, steps=50, seed=0):
+def samples_and_denoising(model, out, steps=50, seed=0, guide=None):
     """Samples grid, denoising GIF and strip: what `keras-ddpm train` writes."""
     images, trajectory = model.generate(
-        32, sampler="ddim", steps=steps, seed=seed, return_trajectory=True, batch_size=8
+        32,
+        sampler="ddim",
+        steps=steps,
+        seed=seed,
+        return_trajectory=True,
+        batch_size=8,
+        guide=guide,
     )
     return [
         os.path.basename(path) for path in kd.viz.save_samples(images, trajectory, out)
@@ -194,6 +201,11 @@ def build_parser():
         help="history.json of the run (default: the one next to --model)",
     )
     parser.add_argument(
+        "--guide",
+        help="guide the samples with this model (autoguidance at scale 2), e.g. "
+        "the run's guide.keras",
+    )
+    parser.add_argument(
         "--out", default=os.path.join("docs", "images"), help="(default: docs/images)"
     )
     parser.add_argument(
@@ -224,9 +236,13 @@ def main(argv=None):
         print(f"make_gallery: history file not found: {history}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
+    if args.guide and not os.path.isfile(args.guide):
+        print(f"make_gallery: guide file not found: {args.guide}", file=sys.stderr)
+        return 2
     model = keras.saving.load_model(args.model)
+    guide = keras.saving.load_model(args.guide) if args.guide else None
     written = []
-    written += samples_and_denoising(model, args.out, args.sample_steps)
+    written += samples_and_denoising(model, args.out, args.sample_steps, guide=guide)
     written += sampler_steps(model, args.out, args.steps)
     written += reconstruction(model, args.out, steps=args.sample_steps)
     written += inpainting(model, args.out, steps=args.sample_steps)

@@ -96,7 +96,32 @@ def _write_and_check_gallery(tmp_path):
     walks = np.asarray(Image.open(out / "interpolation.png"))
     assert walks.shape[:2] == (2 * (2 * 8 + 3 * 2), 2 * (8 * 8 + 9 * 2))
 
+    # With --guide, the samples are guided by that model.
+    guide_net = kd.models.build_unet(image_size=8, widths=(8,), block_depth=1)
+    rng = np.random.default_rng(0)
+    for variable in guide_net.trainable_variables:  # not the zero output of a new U-Net
+        variable.assign(rng.normal(0, 0.2, variable.shape).astype("float32"))
+    guide = kd.DiffusionModel(guide_net, schedule={"name": "cosine", "timesteps": 50})
+    guide.save(run / "guide.keras")
+    guided = tmp_path / "guided"
+    arguments = ["--model", str(run / "model.keras"), "--out", str(guided)]
+    arguments += ["--guide", str(run / "guide.keras"), "--steps", "2"]
+    assert make_gallery.main(arguments + ["--sample-steps", "4"]) == 0
+    images = model.generate(32, sampler="ddim", steps=4, seed=0, guide=guide)
+    assert (
+        np.abs(images - model.generate(32, sampler="ddim", steps=4, seed=0)).max() > 0.1
+    )
+    expected = kd.viz.image_grid(images, 4, 8).repeat(2, axis=0).repeat(2, axis=1)
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(guided / "samples.png")), expected
+    )
+
 
 def test_missing_files_are_one_line_errors(tmp_path, capsys):
     assert make_gallery.main(["--model", str(tmp_path / "none.keras")]) == 2
     assert "model file not found" in capsys.readouterr().err
+    (tmp_path / "m.keras").write_bytes(b"")
+    (tmp_path / "history.json").write_text("{}")
+    arguments = ["--model", str(tmp_path / "m.keras"), "--guide", "none.keras"]
+    assert make_gallery.main(arguments) == 2
+    assert "guide file not found: none.keras" in capsys.readouterr().err
