@@ -280,7 +280,7 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
     }
     assert make_table.load_kind(data) == "autoguidance"
     text = make_table.autoguidance_section("a.json", data)
-    assert "8000 (0), 8001 (1); the recipe's `guide.keras` at step 4000, 4001." in text
+    assert "8000 (0), 8001 (1); the run's own `guide.keras` at step 4000, 4001." in text
     assert "| none (the model alone) | 1 | 7.50 | 8.00 (0), 7.00 (1) | 15.0 |" in text
     # Petal groups 4–6 / 7–10 / 11–12, summed over the runs.
     assert "| 2 / 28 / 0 | 8.50 |" in text
