@@ -23,6 +23,7 @@ from keras_ddpm.demo.limits import (
     sampler_choices,
 )
 from keras_ddpm.demo.uploads import read_upload
+from keras_ddpm.models import autoguidance
 from keras_ddpm.training.recipe import GUIDANCE_SCALE
 from keras_ddpm.utils import check_int
 
@@ -107,6 +108,8 @@ def build_demo(
     max_queue=32,
     title="keras-ddpm",
     model_name=None,
+    guide=None,
+    guide_scale=None,
 ):
     """Build the web demo of a diffusion model as a Gradio app (not yet launched).
 
@@ -138,13 +141,20 @@ def build_demo(
             message. Defaults to 32.
         title: str, the page title. Defaults to `"keras-ddpm"`.
         model_name: str or None, shown in the metadata panel.
+        guide: an unconditional model's guide (autoguidance, as in
+            `DiffusionModel.generate`), e.g. the `guide.keras` of a
+            `keras-ddpm train` run: the Generate tab then samples guided by
+            it, as the run drew its final pictures. Defaults to None.
+        guide_scale: float or None, the autoguidance scale (None: 2.0).
+            Defaults to None.
 
     Returns:
         A `gradio.Blocks`; start it with `launch_demo` (or its own `launch`).
 
     Raises:
         ImportError: if Gradio is not installed (`pip install "keras-ddpm[demo]"`).
-        ValueError: for non-positive bounds.
+        ValueError: for non-positive bounds, or a guide that does not match
+            the model or is given for a class-conditional one.
 
     Example:
 
@@ -161,6 +171,12 @@ def build_demo(
     from gradio.utils import get_upload_folder
 
     limits = DemoLimits(model.schedule.timesteps, max_images, max_steps)
+    if guide is not None and model.num_classes is not None:
+        raise ValueError(
+            "The demo guides unconditional models only; a class-conditional one "
+            "has its classifier-free guidance slider."
+        )
+    guide_scale = autoguidance.check_guide(model, guide, guide_scale, None)
     batch_size = check_int("batch_size", batch_size, low=1)
     max_queue = check_int("max_queue", max_queue, low=1)
     timesteps = model.schedule.timesteps
@@ -200,9 +216,13 @@ def build_demo(
                 batch_size=batch_size,
                 labels=request.get("labels"),
                 guidance_scale=request.get("guidance_scale", 1.0),
+                guide=guide,
+                guide_scale=guide_scale,
             ):
                 progress((done, total), desc="Denoising", unit="images")
                 status = f"{done} of {total} images · seed {request['seed']}"
+                if guide is not None:
+                    status += f" · autoguidance {guide_scale:g}"
                 if trajectory is None:
                     yield grid, gr.skip(), status
                 else:

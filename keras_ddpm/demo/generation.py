@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from keras_ddpm.models import sampling
+from keras_ddpm.models import autoguidance, sampling
 from keras_ddpm.models.conditioning import sampling_conditioning
 from keras_ddpm.utils import check_int
 from keras_ddpm.viz.images import _grid_shape, image_grid, save_gif
@@ -100,6 +100,8 @@ def generate_progressively(
     max_frames=24,
     labels=None,
     guidance_scale=1.0,
+    guide=None,
+    guide_scale=None,
 ):
     """Generate images a batch at a time, yielding the grid as it fills in.
 
@@ -123,6 +125,10 @@ def generate_progressively(
             conditional model, as in `generate`. Defaults to None.
         guidance_scale: float, classifier-free guidance of a conditional
             model. Defaults to 1.0.
+        guide: a `DiffusionModel` to guide the model with (autoguidance), as
+            in `generate`. Defaults to None.
+        guide_scale: float or None, the autoguidance scale, as in
+            `generate`. Defaults to None.
 
     Yields:
         `(done, grid, trajectory)`: images finished so far; the uint8 grid
@@ -131,7 +137,7 @@ def generate_progressively(
         [-1, 1] (None before).
 
     Raises:
-        ValueError: for counts, steps or seeds the model rejects.
+        ValueError: for counts, steps, seeds or a guide the model rejects.
 
     Example:
 
@@ -148,7 +154,12 @@ def generate_progressively(
     num_images = check_int("num_images", num_images, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
     seed = check_int("seed", seed, low=0)
-    conditioning = sampling_conditioning(model, labels, guidance_scale, num_images)
+    guide_scale = autoguidance.check_guide(model, guide, guide_scale, guidance_scale)
+    conditioning = autoguidance.with_scale(
+        sampling_conditioning(model, labels, guidance_scale, num_images),
+        guide,
+        guide_scale,
+    )
     shape = model.image_shape
     scale = display_scale(shape)
     rows, cols = _grid_shape(num_images, None, None)
@@ -166,6 +177,7 @@ def generate_progressively(
         return_trajectory=True,
         batch_size=batch_size,
         conditioning=conditioning,
+        guide=guide,
     )
     for begin, result, trajectory in chunks:
         if kept is None:

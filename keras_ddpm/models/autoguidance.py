@@ -12,6 +12,8 @@ model's (`weights = (model's, guide's)`), and the scale as the shared
 conditioning value `"guide_scale"`, so that a new scale reuses the program.
 """
 
+import numpy as np
+
 from keras_ddpm.utils import check_float
 
 # Where the guide's scale travels in the sampling conditioning.
@@ -60,6 +62,13 @@ def check_guide(model, guide, guide_scale, guidance_scale):
             "(classifier-free guidance), not both."
         )
     return check_float("guide_scale", 2.0 if guide_scale is None else guide_scale)
+
+
+def with_scale(conditioning, guide, scale):
+    """`conditioning` (a dict or None) with the guide's scale added, when there is a guide."""
+    if guide is None:
+        return conditioning
+    return {**(conditioning or {}), SCALE_KEY: np.float32(scale)}
 
 
 def guided_denoiser(model, guide, weights, non_trainable, conditioning):

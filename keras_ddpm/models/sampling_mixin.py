@@ -192,14 +192,13 @@ class SamplingMixin:
         guide_scale = autoguidance.check_guide(self, guide, guide_scale, guidance_scale)
         seed = inputs.seed_or_random(seed)
         x = inputs.initial_noise(self.image_shape, num_images, seed, initial_noise)
-        conditioning = conditioning_lib.sampling_conditioning(
-            self, labels, guidance_scale, len(x)
+        conditioning = autoguidance.with_scale(
+            conditioning_lib.sampling_conditioning(
+                self, labels, guidance_scale, len(x)
+            ),
+            guide,
+            guide_scale,
         )
-        if guide is not None:
-            conditioning = {
-                **(conditioning or {}),
-                autoguidance.SCALE_KEY: np.float32(guide_scale),
-            }
         return sampling.sample(
             self,
             x,

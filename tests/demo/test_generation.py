@@ -344,3 +344,26 @@ def test_a_conditional_grid_matches_guided_generate():
     unguided = model.generate(3, labels=2, **options)
     assert not np.allclose(reference, unguided, atol=1e-3)  # the scale was used
     assert model_summary(model)["classes"] == "3 (a, b, c)"
+
+
+def test_an_autoguided_grid_matches_guided_generate(model):
+    guide_net = kd.models.build_unet(
+        image_size=SIZE, widths=(4,), block_depth=1, groups=2, attention_levels=()
+    )
+    # Untrained output layers are zero: random weights make the guide matter.
+    rng = np.random.default_rng(1)
+    guide_net.set_weights(
+        [w + rng.normal(0, 0.2, w.shape) for w in guide_net.get_weights()]
+    )
+    guide = kd.DiffusionModel(guide_net, schedule={"name": "linear", "timesteps": 20})
+    options = dict(sampler={"name": "ddim", "eta": 0.0}, steps=2, seed=1)
+    *_, (_, grid, _) = generate_progressively(
+        model, 3, batch_size=2, guide=guide, guide_scale=1.5, **options
+    )
+    reference = model.generate(3, guide=guide, guide_scale=1.5, **options)
+    assert (
+        np.abs(grid.astype(int) - enlarged_grid(reference, 2, 2).astype(int)).max() <= 1
+    )
+    assert not np.allclose(reference, model.generate(3, **options), atol=1e-3)
+    with pytest.raises(ValueError, match="needs a `guide` model"):
+        next(generate_progressively(model, 3, guide_scale=2.0, **options))

@@ -42,6 +42,8 @@ def test_serve_is_listed_with_its_flags(capsys):
         "--max-images",
         "--max-steps",
         "--max-queue",
+        "--guide",
+        "--guide-scale",
     ):
         assert flag in text
     assert "127.0.0.1" in text
@@ -193,3 +195,12 @@ def test_space_template_builds_the_demo_from_the_model_beside_it(tmp_path, monke
     )
     assert "model.keras" in info and "8×8×3" in info
     assert "keras-ddpm[demo" in (space / "requirements.txt").read_text()
+
+
+def test_a_guide_scale_without_a_guide_is_one_line(capsys, tmp_path):
+    code = cli_main(
+        ["serve", "--model", str(tmp_path / "m.keras"), "--guide-scale", "2"]
+    )
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.count("\n") == 1 and "--guide-scale needs --guide" in error

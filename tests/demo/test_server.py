@@ -457,3 +457,33 @@ def test_a_conditional_model_samples_the_picked_class(conditional_server, browse
     ]:
         with pytest.raises(AppError, match=message):
             client.predict(3, "DDIM", 2, 0, 0.0, *args, api_name="/generate")
+
+
+def test_the_demo_guides_unconditional_models_only():
+    pytest.importorskip("gradio")
+    from keras_ddpm.demo import build_demo
+
+    net = kd.models.build_unet(
+        image_size=SIZE, widths=(8,), block_depth=1, attention_levels=(), num_classes=2
+    )
+    conditional = kd.DiffusionModel(
+        net, schedule={"name": "linear", "timesteps": 20}, num_classes=2
+    )
+    with pytest.raises(ValueError, match="unconditional models only"):
+        build_demo(conditional, guide=conditional)
+    model = SERVED.get("model") or kd.DiffusionModel(
+        kd.models.build_unet(
+            image_size=SIZE, widths=(8,), block_depth=1, attention_levels=()
+        ),
+        schedule={"name": "linear", "timesteps": 20},
+    )
+    with pytest.raises(ValueError, match="`guide` makes images of shape"):
+        build_demo(model, guide=tiny_guide(16))
+    build_demo(model, guide=tiny_guide(SIZE), guide_scale=2.5).close()
+
+
+def tiny_guide(size):
+    net = kd.models.build_unet(
+        image_size=size, widths=(4,), block_depth=1, groups=2, attention_levels=()
+    )
+    return kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
