@@ -63,10 +63,13 @@ def main(argv=None):
         spoiled[f"real blurred, sigma {sigma} px"] = score(blur(other, sigma))
 
     model = keras.saving.load_model(args.model)
-    guided = {}
+    guided, guide_step = {}, None
     if args.guide:
         guided = dict(
             guide=keras.saving.load_model(args.guide), guide_scale=args.guide_scale
+        )
+        guide_step = int(
+            keras.ops.convert_to_numpy(guided["guide"].optimizer.iterations)
         )
     samples = np.asarray(
         model.generate(
@@ -95,6 +98,7 @@ def main(argv=None):
         "sampler": args.sampler,
         "sample_steps": args.steps,
         "guide": args.guide,
+        "guide_step": guide_step,
         "guide_scale": args.guide_scale if args.guide else None,
         "num_images": args.num,
         "real_images": args.real,

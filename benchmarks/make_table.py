@@ -248,7 +248,7 @@ samples have seven to ten petals (real: 112), and sizes vary as before
 guided and 7.1 unguided (256 samples; 4.0 and 6.2 on 1,024,
 `rescore-main-job-autoguidance-*`): 140 of 256 guided samples have seven to
 ten petals (unguided: 174), 67 four to six (unguided: 47), and sizes vary
-almost as much as the real ones (0.54 against 0.58; unguided 0.49).
+almost as much as the real ones (0.54 against 0.58; unguided 0.495).
 
 The quality curves below are one seed per budget on the same machine. With
 the recipe as it stood before attention at 16×16 (`b8x-cosine`,

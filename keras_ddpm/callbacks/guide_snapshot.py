@@ -13,9 +13,10 @@ class GuideSnapshot(keras.callbacks.Callback):
     Autoguidance (Karras et al. 2024) steers a model away from the errors of
     a weaker version of itself; an earlier state of the same training run is
     such a version, and costs nothing to keep. At the end of the first epoch
-    that ends after `after_minutes` of this `fit` (or after `after_steps` of
-    its optimizer steps), the whole model is saved to `filepath` (written to a
-    temporary file and renamed into place), EMA weights included; later
+    that ends after `after_minutes` of this `fit` or after `after_steps` of
+    its optimizer steps (whichever comes first when both are given), the
+    whole model is saved to `filepath` (written to a temporary file and
+    renamed into place), EMA weights included; later
     `model.generate(..., guide=keras.saving.load_model(filepath))` samples
     with it. Epoch ends are where every backend's training state is in the
     model's variables. `saved_step` tells the optimizer step of the snapshot
@@ -23,16 +24,17 @@ class GuideSnapshot(keras.callbacks.Callback):
 
     Args:
         filepath: str, where to write the guide (a `.keras` file).
-        after_minutes: float > 0, take the snapshot at the first epoch end
-            after this much wall time of `fit`. Give this or `after_steps`.
-        after_steps: int >= 0, take it at the first epoch end after this many
-            optimizer steps of `fit`.
+        after_minutes: float > 0 or None, take the snapshot at the first
+            epoch end after this much wall time of `fit`.
+        after_steps: int >= 0 or None, take it at the first epoch end after
+            this many optimizer steps of `fit`. Give this, `after_minutes`
+            or both.
         verbose: bool, print a line when the snapshot is written. Defaults to
             False.
 
     Raises:
-        ValueError: unless exactly one of `after_minutes` and `after_steps` is
-            given (and in range), or if `filepath` does not end in `.keras`.
+        ValueError: if neither `after_minutes` nor `after_steps` is given, one
+            is out of range, or `filepath` does not end in `.keras`.
 
     Example:
 
@@ -61,10 +63,10 @@ class GuideSnapshot(keras.callbacks.Callback):
         filepath = str(filepath)
         if not filepath.endswith(".keras"):
             raise ValueError(f"`filepath` must end in .keras, got {filepath!r}.")
-        if (after_minutes is None) == (after_steps is None):
+        if after_minutes is None and after_steps is None:
             raise ValueError(
-                "Give exactly one of `after_minutes` and `after_steps`, got "
-                f"after_minutes={after_minutes}, after_steps={after_steps}."
+                "Give `after_minutes`, `after_steps` or both: when to take the "
+                "snapshot."
             )
         self.filepath = filepath
         self.after_minutes = (
@@ -93,10 +95,12 @@ class GuideSnapshot(keras.callbacks.Callback):
         if self.saved_step is not None:
             return
         step = optimizer_steps(self.model)
-        if self.after_steps is not None:
-            due = step - self._first_step >= self.after_steps
-        else:
-            due = time.monotonic() - self._start >= 60.0 * self.after_minutes
+        due = (
+            self.after_steps is not None and step - self._first_step >= self.after_steps
+        ) or (
+            self.after_minutes is not None
+            and time.monotonic() - self._start >= 60.0 * self.after_minutes
+        )
         if not due:
             return
         with atomic_path(self.filepath) as temporary:

@@ -69,12 +69,18 @@ def run(args):
         raise UsageError("--guide-scale needs --guide (the model to guide with)")
     if args.per_class and args.guide:
         raise UsageError("--guide does not apply with --per-class")
+    if args.guide and args.guidance != 1.0:
+        raise UsageError(
+            "--guide (autoguidance) and --guidance (classifier-free) exclude each "
+            "other: give one"
+        )
+    guide = load_model(args.guide) if args.guide else None
     model = load_model(args.model)
     conditioning = class_options(model, args)
     if args.per_class:
         return _per_class(model, args, conditioning)
-    if args.guide:
-        conditioning.update(guide=load_model(args.guide), guide_scale=args.guide_scale)
+    if guide is not None:
+        conditioning.update(guide=guide, guide_scale=args.guide_scale)
     result = generate(model, args, return_trajectory=bool(args.gif), **conditioning)
     images, trajectory = result if args.gif else (result, None)
     rows = args.rows or max(1, int(round(args.num**0.5)))

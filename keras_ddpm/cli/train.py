@@ -88,8 +88,8 @@ def add_parser(commands):
         description=(
             "Train a DDPM and write model.keras, samples.png (4x8), denoise.gif, denoise_strip.png, "
             "history.json and loss.png (and classes.png with --conditional, or "
-            "guide.keras without it: the model halfway through, which guides the "
-            "final pictures) into "
+            "guide.keras without it unless --guide-scale is 1: the model halfway "
+            "through, which guides the final pictures) into "
             "--out. With no arguments it trains on "
             "the built-in synthetic flowers. Ctrl-C stops after the current batch "
             "(up to 8 with TensorFlow) and saves a checkpoint; --resume continues from the newest one."

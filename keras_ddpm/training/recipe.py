@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_ddpm import callbacks, datasets, distribute, models, viz
 from keras_ddpm.callbacks.budget_cosine_decay import has_float_rate
+from keras_ddpm.callbacks.step_counter import optimizer_steps
 from keras_ddpm.models.diffusion_model import DiffusionModel
 from keras_ddpm.models.objective import NOISE_LEVELS
 from keras_ddpm.training.training_result import TrainingResult
@@ -113,7 +114,12 @@ def train(
     and draws its final pictures with autoguidance at `guide_scale`: each
     step pushes the model's prediction away from that earlier, weaker
     version's (`DiffusionModel.generate(guide=...)`). Sample the same way
-    later with `keras-ddpm sample --guide runs/flowers/guide.keras`.
+    later with `keras-ddpm sample --guide runs/flowers/guide.keras`. A guide
+    taken at the final step (a one-epoch run, say) would change nothing: it
+    is removed and the pictures are unguided. A new run in the folder removes
+    an older run's `guide.keras`; a resumed run keeps its guide when half of
+    its epochs were done before it, else takes a new one (with a time
+    budget, half-way through the new budget).
 
     With `conditional=True` the model learns the dataset's classes
     (`kd.datasets.load(..., labels=True)`: the petals' colour family of
@@ -223,10 +229,11 @@ def train(
             `fit` has left when building and timing took more than half).
             1 turns autoguidance off and writes no `guide.keras`. Defaults to
             2.0: after 8.5 minutes on 2 CPU cores, guided by the model of
-            about 54 % of the run's steps, the recipe's FID on 1,024 samples
-            went from 6.62 and 8.03 to 5.35 and 5.55 (two seeds), the best
-            of scales 1.5 to 3 and of guides from a quarter to three
-            quarters of the budget (the benchmarks page's autoguidance table).
+            step 4,940 (56 % and 59 % of the runs' steps), the recipe's FID
+            on 1,024 samples went from 6.62 and 8.03 to 5.35 and 5.55 (two
+            seeds), the best mean of scales 1.5 to 3 and of guides from a
+            quarter to three quarters of the budget (the benchmarks page's
+            autoguidance table).
         sampler: str, a name of `kd.samplers`, for the final pictures and the
             model's default. Defaults to `"dpm_solver"` (DPM-Solver++ 2M):
             at 20 steps its FID was within 3 % of DDPM with every timestep on
@@ -459,22 +466,25 @@ def train(
                     warmup_steps=warmup_steps if restored is None else 0,
                 ),
             )
-        guide = None
+        guide_path = os.path.join(output_dir, "guide.keras")
+        if restored is None and os.path.exists(guide_path):
+            os.remove(guide_path)  # an older run's guide must not pass for this one's
         if model.num_classes is None and guide_scale != 1.0:
+            after = {}
             if epochs < 10**6:
-                steps = (epochs - initial_epoch) * _count_batches(train_data)
-                after = dict(after_steps=int(GUIDE_AT * steps))
-            else:
+                # Half of the run's epochs, a resumed run's earlier ones included.
+                batches = _count_batches(train_data)
+                after["after_steps"] = int(GUIDE_AT * epochs * batches)
+                after["after_steps"] -= initial_epoch * batches
+            if minutes is not None:
                 # Half the budget, counted in `fit` (which the building and
                 # timing before it shorten), unless `fit` has less left.
                 half = GUIDE_AT * minutes
-                after = dict(
-                    after_minutes=half if half < remaining else GUIDE_AT * remaining
+                after["after_minutes"] = (
+                    half if half < remaining else GUIDE_AT * remaining
                 )
-            guide = callbacks.GuideSnapshot(
-                os.path.join(output_dir, "guide.keras"), **after
-            )
-            run_callbacks.append(guide)
+            if after.get("after_steps", 0) >= 0:  # else an earlier session took it
+                run_callbacks.append(callbacks.GuideSnapshot(guide_path, **after))
         if grid_every > 0:
             run_callbacks.append(
                 callbacks.SampleGrid(
@@ -526,13 +536,39 @@ def train(
             output_dir,
             dict(sampler=sampler, steps=sample_steps, seed=seed),
             guidance_scale,
-            guide=guide,
+            guide=(
+                _usable_guide(model, guide_path)
+                if model.num_classes is None and guide_scale != 1.0
+                else None
+            ),
             guide_scale=guide_scale,
         )
     return result("completed", files=files)
 
 
 LR_SCHEDULES = ("constant", "cosine")
+
+
+def _usable_guide(model, path):
+    """`(guide model, its step)` of the run's `guide.keras`, or None (with a line why).
+
+    A guide taken at the model's own last step (a run of one epoch, say) is
+    the model itself and would change nothing: it is removed.
+    """
+    if not os.path.exists(path):
+        print("Training ended before the guide's snapshot: sampling unguided.")
+        return None
+    guide = keras.saving.load_model(path)
+    step = optimizer_steps(guide)
+    if step >= optimizer_steps(model):
+        os.remove(path)
+        print(
+            "The guide's snapshot is the final model (too short a run): "
+            "sampling unguided."
+        )
+        return None
+    return guide, step
+
 
 DEFAULTS = types.MappingProxyType(
     {
@@ -780,9 +816,8 @@ def _write_final_files(
 ):
     """Save the model, sample the final pictures and plot the losses; their paths.
 
-    `sampling`: the `sampler`, `steps` and `seed` of `generate`; `guide`: the
-    run's `GuideSnapshot` callback or None. A guide this run did not save
-    (training ended before its time) is not used.
+    `sampling`: the `sampler`, `steps` and `seed` of `generate`; `guide`:
+    `(guide model, its step)` or None.
     """
     with atomic_path(os.path.join(output_dir, "model.keras")) as temporary:
         model.save(temporary)
@@ -794,14 +829,10 @@ def _write_final_files(
             guidance_scale=guidance_scale,
         )
     how = ""
-    if guide is not None and guide.saved_step is not None:
-        guided = dict(
-            guide=keras.saving.load_model(guide.filepath), guide_scale=guide_scale
-        )
-        names.insert(1, os.path.basename(guide.filepath))
-        how = f", autoguidance {guide_scale:g} by step {guide.saved_step}"
-    elif guide is not None:
-        print("Training ended before the guide's snapshot: sampling unguided.")
+    if guide is not None:
+        guided = dict(guide=guide[0], guide_scale=guide_scale)
+        names.insert(1, "guide.keras")
+        how = f", autoguidance {guide_scale:g} by step {guide[1]}"
     print(
         f"Sampling {GRID_IMAGES} images ({sampling['sampler']}, "
         f"{sampling['steps']} steps{how})..."

@@ -56,6 +56,12 @@ def test_a_time_threshold_and_one_never_reached(tmp_path):
     model.fit(images, batch_size=8, epochs=2, callbacks=[soon, never], verbose=0)
     assert soon.saved_step == 2 and (tmp_path / "a.keras").is_file()
     assert never.saved_step is None and not (tmp_path / "b.keras").exists()
+    # With both, the first threshold reached.
+    both = kd.callbacks.GuideSnapshot(
+        str(tmp_path / "c.keras"), after_minutes=60, after_steps=3
+    )
+    model.fit(images, batch_size=8, epochs=3, callbacks=[both], verbose=0)
+    assert both.saved_step == 4 + 4  # this fit's first epoch end past 3 of its steps
 
 
 def test_config_round_trip_and_bad_arguments():
@@ -63,8 +69,7 @@ def test_config_round_trip_and_bad_arguments():
     again = kd.callbacks.GuideSnapshot(**snapshot.get_config())
     assert again.get_config() == snapshot.get_config()
     for kwargs, message in (
-        ({}, "exactly one of `after_minutes` and `after_steps`"),
-        ({"after_minutes": 1.0, "after_steps": 5}, "exactly one of"),
+        ({}, "Give `after_minutes`, `after_steps` or both"),
         ({"after_steps": -1}, "`after_steps` must be an int >= 0"),
         ({"after_minutes": 0.0}, "`after_minutes` must be > 0"),
     ):

@@ -165,12 +165,16 @@ def test_train_sample_and_reconstruct(tmp_path):
         (["sample", "--model", "{tmp}/broken.keras"], "could not load model"),
         (["sample", "--model", "m.keras", "--guide-scale", "2"], "needs --guide"),
         (
+            ["sample", "--model", "m.keras", "--guide", "g.keras", "--guidance", "2"],
+            "--guide (autoguidance) and --guidance (classifier-free) exclude",
+        ),
+        (
             ["sample", "--model", "m.keras", "--guide", "g.keras", "--per-class", "2"],
             "--guide does not apply with --per-class",
         ),
         (
             ["sample", "--model", "{tmp}/broken.keras", "--guide", "missing.keras"],
-            "could not load model",
+            "model file not found: missing.keras",
         ),
         (["frobnicate"], "invalid choice"),
         (

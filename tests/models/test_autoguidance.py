@@ -107,9 +107,6 @@ def test_a_conditional_model_gives_its_labels_to_the_guide():
     plain = model.generate(3, steps=4, seed=2, labels=labels)
     guided = model.generate(3, steps=4, seed=2, labels=labels, guide=model)
     np.testing.assert_allclose(guided, plain, atol=1e-5)
-    # The guide sees the labels too: with other labels the result moves.
-    other = model.generate(3, steps=4, seed=2, labels=labels[::-1], guide=model)
-    assert np.abs(other - plain).max() > 1e-3
 
 
 @pytest.mark.parametrize(
