@@ -33,11 +33,12 @@ from quality import (
     fid,
     machine,
     reference_statistics,
+    save_records,
 )
 
 import keras_ddpm as kd
+from keras_ddpm.callbacks.step_counter import optimizer_steps
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS
-from keras_ddpm.utils import atomic_path
 
 GUIDE_SCALE = 2.0  # the scale of the --fractions rows
 RECIPE_FRACTION = 0.5  # the guide the recipe keeps
@@ -58,9 +59,7 @@ class EmaHistory(keras.callbacks.Callback):
         self.snapshots.append(
             {
                 "seconds": time.monotonic() - self._start,
-                "step": int(
-                    keras.ops.convert_to_numpy(self.model.optimizer.iterations)
-                ),
+                "step": optimizer_steps(self.model),
                 "weights": [
                     keras.ops.convert_to_numpy(v.value) for v in self.model.ema_weights
                 ],
@@ -103,9 +102,7 @@ def run_seed(seed, minutes, fractions, scales, num, num_real, sampler, steps):
         trained = time.monotonic() - start
         model = result.model
         recipe_guide = keras.saving.load_model(os.path.join(run, "guide.keras"))
-        recipe_guide_step = int(
-            keras.ops.convert_to_numpy(recipe_guide.optimizer.iterations)
-        )
+        recipe_guide_step = optimizer_steps(recipe_guide)
         guide = keras.saving.load_model(os.path.join(run, "model.keras"))
 
     def score(fraction, scale):
@@ -147,7 +144,7 @@ def run_seed(seed, minutes, fractions, scales, num, num_real, sampler, steps):
         "seed": seed,
         "minutes": minutes,
         "wall_seconds": round(trained, 1),
-        "optimizer_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        "optimizer_steps": optimizer_steps(model),
         "recipe_guide_step": recipe_guide_step,
         "snapshot_steps": [snapshot["step"] for snapshot in history.snapshots],
         "scores": [score(fraction, scale) for fraction, scale in settings],
@@ -198,9 +195,7 @@ def main(argv=None):
                 {"num_real": args.real, "sampler": args.sampler, "steps": args.steps},
             )
         records["runs"].append(record)
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with atomic_path(args.out) as path, open(path, "w") as file:
-            json.dump(records, file, indent=1)
+        save_records(args.out, records)
     return records
 
 

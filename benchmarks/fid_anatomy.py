@@ -20,6 +20,7 @@ from quality import IMAGE_SIZE, REAL_SEED, fid, reference_statistics
 from scipy.ndimage import gaussian_filter
 
 import keras_ddpm as kd
+from keras_ddpm.callbacks.step_counter import optimizer_steps
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS, TARGET_NAMES
 from keras_ddpm.utils import atomic_path
 
@@ -68,9 +69,7 @@ def main(argv=None):
         guided = dict(
             guide=keras.saving.load_model(args.guide), guide_scale=args.guide_scale
         )
-        guide_step = int(
-            keras.ops.convert_to_numpy(guided["guide"].optimizer.iterations)
-        )
+        guide_step = optimizer_steps(guided["guide"])
     samples = np.asarray(
         model.generate(
             args.num, sampler=args.sampler, steps=args.steps, seed=args.seed, **guided

@@ -204,6 +204,13 @@ def machine(conditions):
     }
 
 
+def save_records(path, records):
+    """Write a results file whole (its folder made), so a cut run leaves the last one."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as temporary, open(temporary, "w") as file:
+        json.dump(records, file, indent=1)
+
+
 def fid(encoder, real_stats, images):
     metric = kd.metrics.FrechetInceptionDistance(feature_extractor=encoder)
     metric.set_reference(real_stats)
@@ -383,8 +390,7 @@ def main(argv=None):
                 )
             records["runs"].append(record)
             print(json.dumps(record), flush=True)
-            with atomic_path(args.out) as path, open(path, "w") as file:
-                json.dump(records, file, indent=1)
+            save_records(args.out, records)
     return records
 
 

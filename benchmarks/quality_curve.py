@@ -36,7 +36,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import quality  # noqa: E402
 
 import keras_ddpm as kd  # noqa: E402
-from keras_ddpm.utils import atomic_path  # noqa: E402
 
 # Every sampler at its default steps but DDPM, whose default (all 1000
 # timesteps) costs 50 times DPM-Solver's 20 per image; the samplers guide
@@ -154,9 +153,7 @@ def main(argv=None):
             }
         records["budgets"].append(entry)
         print(json.dumps({k: entry[k] for k in entry if k != "scores"}), flush=True)
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with atomic_path(args.out) as path, open(path, "w") as file:
-            json.dump(records, file, indent=1)
+        quality.save_records(args.out, records)
     return records
 
 

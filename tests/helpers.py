@@ -7,6 +7,8 @@ import keras
 import numpy as np
 from keras import ops
 
+import keras_ddpm as kd
+
 
 def _is_shape(value):
     return isinstance(value, tuple) and all(
@@ -134,3 +136,13 @@ class FakeClock:
 
     def monotonic(self):
         return self.now
+
+
+def tiny_compiled_model():
+    """The smallest trainable `DiffusionModel`: 8×8 images, one level, AdamW."""
+    net = kd.models.build_unet(
+        image_size=8, widths=(8,), block_depth=1, groups=4, attention_levels=()
+    )
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    return model

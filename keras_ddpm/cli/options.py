@@ -115,6 +115,29 @@ def add_class_arguments(parser):
     )
 
 
+def add_guide_arguments(parser):
+    """`--guide` and `--guide-scale`, read by `load_guide`: autoguidance."""
+    parser.add_argument(
+        "--guide",
+        metavar="MODEL",
+        help="autoguidance: a weaker version of --model to guide it with, e.g. "
+        "the guide.keras that keras-ddpm train writes beside model.keras",
+    )
+    parser.add_argument(
+        "--guide-scale",
+        type=float,
+        metavar="SCALE",
+        help="autoguidance scale, with --guide; 1 samples --model alone (default: 2)",
+    )
+
+
+def load_guide(args):
+    """The model of `--guide` (None without it); `--guide-scale` alone is an error."""
+    if args.guide_scale is not None and not args.guide:
+        raise UsageError("--guide-scale needs --guide (the model to guide with)")
+    return load_model(args.guide) if args.guide else None
+
+
 def class_index(model, text):
     """The class index `text` names: an index, or one of the model's class names."""
     if model.num_classes is None:

@@ -5,9 +5,11 @@ from keras_ddpm.cli.options import (
     UsageError,
     add_backend,
     add_class_arguments,
+    add_guide_arguments,
     add_sampling_arguments,
     class_options,
     generate,
+    load_guide,
     load_model,
     positive,
     sampling_options,
@@ -41,18 +43,7 @@ def add_parser(commands):
         "--grid", default="samples.png", help="output PNG (default: samples.png)"
     )
     sample.add_argument("--gif", help="also write the denoising process as a GIF")
-    sample.add_argument(
-        "--guide",
-        metavar="MODEL",
-        help="autoguidance: a weaker version of --model to guide it with, e.g. "
-        "the guide.keras that keras-ddpm train writes beside model.keras",
-    )
-    sample.add_argument(
-        "--guide-scale",
-        type=float,
-        metavar="SCALE",
-        help="autoguidance scale, with --guide; 1 samples --model alone (default: 2)",
-    )
+    add_guide_arguments(sample)
     sample.add_argument(
         "--raw-weights",
         action="store_true",
@@ -65,8 +56,6 @@ def add_parser(commands):
 
 def run(args):
     """Write the grid (and the GIF); returns the exit status."""
-    if args.guide_scale is not None and not args.guide:
-        raise UsageError("--guide-scale needs --guide (the model to guide with)")
     if args.per_class and args.guide:
         raise UsageError("--guide does not apply with --per-class")
     if args.guide and args.guidance != 1.0:
@@ -74,7 +63,7 @@ def run(args):
             "--guide (autoguidance) and --guidance (classifier-free) exclude each "
             "other: give one"
         )
-    guide = load_model(args.guide) if args.guide else None
+    guide = load_guide(args)
     model = load_model(args.model)
     conditioning = class_options(model, args)
     if args.per_class:

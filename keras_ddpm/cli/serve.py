@@ -1,6 +1,12 @@
 """`keras-ddpm serve`: the web demo of a saved model."""
 
-from keras_ddpm.cli.options import UsageError, add_backend, load_model, positive
+from keras_ddpm.cli.options import (
+    add_backend,
+    add_guide_arguments,
+    load_guide,
+    load_model,
+    positive,
+)
 
 
 def add_parser(commands):
@@ -50,18 +56,7 @@ def add_parser(commands):
         default=32,
         help="most requests waiting for the model; more are turned away (default: 32)",
     )
-    serve.add_argument(
-        "--guide",
-        metavar="MODEL",
-        help="guide an unconditional model's samples with this one (autoguidance), "
-        "e.g. the guide.keras that keras-ddpm train writes beside model.keras",
-    )
-    serve.add_argument(
-        "--guide-scale",
-        type=float,
-        metavar="SCALE",
-        help="autoguidance scale, with --guide (default: 2)",
-    )
+    add_guide_arguments(serve)
     add_backend(serve)
     serve.set_defaults(handler=run)
     return serve
@@ -73,11 +68,9 @@ def run(args):
 
     from keras_ddpm.demo.app import _gradio, build_demo, launch_demo
 
-    if args.guide_scale is not None and not args.guide:
-        raise UsageError("--guide-scale needs --guide (the model to guide with)")
+    guide = load_guide(args)
     _gradio()  # fail on a missing extra before spending time loading the model
     model = load_model(args.model)
-    guide = load_model(args.guide) if args.guide else None
     demo = build_demo(
         model,
         max_images=args.max_images,

@@ -474,8 +474,9 @@ def train(
             if epochs < 10**6:
                 # Half of the run's epochs, a resumed run's earlier ones included.
                 batches = _count_batches(train_data)
-                after["after_steps"] = int(GUIDE_AT * epochs * batches)
-                after["after_steps"] -= initial_epoch * batches
+                after["after_steps"] = (
+                    int(GUIDE_AT * epochs * batches) - initial_epoch * batches
+                )
             if minutes is not None:
                 # Half the budget, counted in `fit` (which the building and
                 # timing before it shorten), unless `fit` has less left.

@@ -3,15 +3,7 @@ import numpy as np
 import pytest
 
 import keras_ddpm as kd
-
-
-def tiny_model():
-    net = kd.models.build_unet(
-        image_size=8, widths=(8,), block_depth=1, groups=4, attention_levels=()
-    )
-    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
-    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
-    return model
+from tests.helpers import tiny_compiled_model
 
 
 class RecordEma(keras.callbacks.Callback):
@@ -29,7 +21,7 @@ class RecordEma(keras.callbacks.Callback):
 
 
 def test_saves_the_model_at_the_first_epoch_end_past_its_steps(tmp_path):
-    model = tiny_model()
+    model = tiny_compiled_model()
     images = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 3)).astype("float32")
     path = tmp_path / "guide.keras"
     # Before the snapshot's callback, so that both see the same epoch end.
@@ -49,7 +41,7 @@ def test_saves_the_model_at_the_first_epoch_end_past_its_steps(tmp_path):
 
 
 def test_a_time_threshold_and_one_never_reached(tmp_path):
-    model = tiny_model()
+    model = tiny_compiled_model()
     images = np.zeros((16, 8, 8, 3), "float32")
     soon = kd.callbacks.GuideSnapshot(str(tmp_path / "a.keras"), after_minutes=1e-9)
     never = kd.callbacks.GuideSnapshot(str(tmp_path / "b.keras"), after_minutes=60)

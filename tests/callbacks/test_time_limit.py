@@ -5,15 +5,7 @@ import numpy as np
 import pytest
 
 import keras_ddpm as kd
-
-
-def tiny_model():
-    net = kd.models.build_unet(
-        image_size=8, widths=(8,), block_depth=1, groups=4, attention_levels=()
-    )
-    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
-    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
-    return model
+from tests.helpers import tiny_compiled_model
 
 
 class SlowBatches(keras.callbacks.Callback):
@@ -28,7 +20,7 @@ class SlowBatches(keras.callbacks.Callback):
 
 
 def test_training_stops_once_the_budget_is_spent(tmp_path):
-    model = tiny_model()
+    model = tiny_compiled_model()
     images = np.zeros((16, 8, 8, 3), "float32")
     model.fit(images, batch_size=8, epochs=1, verbose=0)  # compile outside the budget
     limit = kd.callbacks.TimeLimit(minutes=1.0 / 60.0, verbose=False)
