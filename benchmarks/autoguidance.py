@@ -6,7 +6,9 @@ end (a callback this script adds to the recipe's `fit`). Then it samples with
 the final model alone, and guided (`generate(guide=..., guide_scale=w)`) by
 the model as it was at the first epoch end after a share f of the budget:
 every f of `--fractions` at scale 2, and every scale of `--scales` at f = 0.5
-(what the recipe keeps as `guide.keras`). Each setting scores FID under the
+(what the recipe keeps as `guide.keras`), and with that guide only over
+each timestep interval of `--intervals` (`guidance_interval=(low, high)`) at
+every scale of `--interval-scales`. Each setting scores FID under the
 shipped flowers encoder against held-out real flowers (as
 `benchmarks/quality.py`, whose floor and baselines it records too), from the
 same initial noise, and reads the samples' petal counts with the encoder's
@@ -15,6 +17,10 @@ heads.
     KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
         --seeds 0 1 --num 1024 --conditions "quiet machine" \\
         --out benchmarks/results/autoguidance/autoguidance-cpu-tensorflow.json
+
+With `--fractions 0.5 --scales 2 2.5 --intervals 100:800 200:900
+--interval-scales 2 2.5 3` it measures the guidance interval against guidance
+at every step.
 """
 
 import argparse
@@ -91,7 +97,8 @@ def snapshot_at(history, fraction, minutes):
     return None
 
 
-def run_seed(seed, minutes, fractions, scales, num, num_real, sampler, steps):
+def run_seed(seed, minutes, settings, num, num_real, sampler, steps):
+    """Train one seed and score every `(fraction, scale, interval)` of `settings`."""
     encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
     heads = kd.metrics.flowers_encoder(IMAGE_SIZE, include_top=True)
     real_stats = reference_statistics(encoder, num_real)
@@ -105,14 +112,14 @@ def run_seed(seed, minutes, fractions, scales, num, num_real, sampler, steps):
         recipe_guide_step = optimizer_steps(recipe_guide)
         guide = keras.saving.load_model(os.path.join(run, "model.keras"))
 
-    def score(fraction, scale):
+    def score(fraction, scale, interval):
         options = {}
         snapshot = None
         if fraction is not None:
             snapshot = snapshot_at(history, fraction, minutes)
             for variable, value in zip(guide.ema_weights, snapshot["weights"]):
                 variable.assign(value)
-            options = dict(guide=guide, guide_scale=scale)
+            options = dict(guide=guide, guide_scale=scale, guidance_interval=interval)
         begin = time.monotonic()
         images = model.generate(
             num, sampler=sampler, steps=steps, seed=seed + 100, **options
@@ -123,6 +130,7 @@ def run_seed(seed, minutes, fractions, scales, num, num_real, sampler, steps):
             "guide_fraction": fraction,
             "guide_step": None if snapshot is None else snapshot["step"],
             "guide_scale": scale,
+            "guidance_interval": interval,
             "sample_seconds": round(seconds, 1),
             "fid": fid(encoder, real_stats, images),
             "petal_counts": [
@@ -137,9 +145,6 @@ def run_seed(seed, minutes, fractions, scales, num, num_real, sampler, steps):
         print(json.dumps(record), flush=True)
         return record
 
-    settings = [(None, 1.0)]
-    settings += [(fraction, GUIDE_SCALE) for fraction in fractions]
-    settings += [(RECIPE_FRACTION, scale) for scale in scales if scale != GUIDE_SCALE]
     return {
         "seed": seed,
         "minutes": minutes,
@@ -147,8 +152,19 @@ def run_seed(seed, minutes, fractions, scales, num, num_real, sampler, steps):
         "optimizer_steps": optimizer_steps(model),
         "recipe_guide_step": recipe_guide_step,
         "snapshot_steps": [snapshot["step"] for snapshot in history.snapshots],
-        "scores": [score(fraction, scale) for fraction, scale in settings],
+        "scores": [score(*setting) for setting in settings],
     }
+
+
+def interval_argument(text):
+    """`"LOW:HIGH"` → `[low, high]` (timesteps), for `--intervals`."""
+    try:
+        low, high = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW:HIGH timesteps such as 100:800, got {text!r}"
+        ) from None
+    return [low, high]
 
 
 def main(argv=None):
@@ -159,6 +175,15 @@ def main(argv=None):
         "--fractions", type=float, nargs="+", default=[0.25, RECIPE_FRACTION, 0.75]
     )
     parser.add_argument("--scales", type=float, nargs="+", default=[1.5, 2.0, 2.5, 3.0])
+    parser.add_argument(
+        "--intervals",
+        type=interval_argument,
+        nargs="*",
+        default=[],
+        metavar="LOW:HIGH",
+        help="guidance intervals in timesteps, each scored with the 50%% guide",
+    )
+    parser.add_argument("--interval-scales", type=float, nargs="+", default=[2.5])
     parser.add_argument("--num", type=int, default=1024, help="generated images")
     parser.add_argument("--real", type=int, default=2000, help="held-out real images")
     parser.add_argument("--sampler", default="dpm_solver")
@@ -173,6 +198,18 @@ def main(argv=None):
     if not all(0 < fraction < 1 for fraction in args.fractions):
         parser.error(f"--fractions must lie in (0, 1), got {args.fractions}")
 
+    settings = [(None, 1.0, None)]
+    settings += [(fraction, GUIDE_SCALE, None) for fraction in args.fractions]
+    settings += [
+        (RECIPE_FRACTION, scale, None)
+        for scale in args.scales
+        if scale != GUIDE_SCALE or RECIPE_FRACTION not in args.fractions
+    ]
+    settings += [
+        (RECIPE_FRACTION, scale, interval)
+        for interval in args.intervals
+        for scale in args.interval_scales
+    ]
     encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
     real_stats = reference_statistics(encoder, args.real)
     records = {
@@ -191,7 +228,7 @@ def main(argv=None):
         with context.Pool(1) as pool:  # a fresh process per run, as quality.py
             record = pool.apply(
                 run_seed,
-                (seed, args.minutes, args.fractions, args.scales, args.num),
+                (seed, args.minutes, settings, args.num),
                 {"num_real": args.real, "sampler": args.sampler, "steps": args.steps},
             )
         records["runs"].append(record)

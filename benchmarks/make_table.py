@@ -488,6 +488,12 @@ def _petal_groups(counts):
     return f"{sum(counts[:3])} / {sum(counts[3:7])} / {sum(counts[7:])}"
 
 
+def _guide_setting(score):
+    """`(fraction, scale, interval)` of one autoguidance score; interval () for none."""
+    interval = tuple(score.get("guidance_interval") or ())  # absent in older files
+    return score["guide_fraction"], score["guide_scale"], interval
+
+
 def autoguidance_section(path, data):
     """The table of one `autoguidance.py` file: FID per guide and scale, over seeds."""
     machine = data["machine"]
@@ -516,24 +522,24 @@ def autoguidance_section(path, data):
         + (" first 256 samples: FID (mean) |" if compared else ""),
         "|---|---|---|---|---|---|" + ("---|" if compared else ""),
     ]
-    settings = [
-        (score["guide_fraction"], score["guide_scale"]) for score in runs[0]["scores"]
-    ]
-    for fraction, scale in settings:
+    for setting in [_guide_setting(score) for score in runs[0]["scores"]]:
         mine = [
             (run, score)
             for run in runs
             for score in run["scores"]
-            if (score["guide_fraction"], score["guide_scale"]) == (fraction, scale)
+            if _guide_setting(score) == setting
         ]
         fids = [score["fid"] for _, score in mine]
         mean = sum(fids) / len(fids)
+        fraction, scale, interval = setting
         guide = (
             "none (the model alone)"
             if fraction is None
             else f"{fraction:.0%}: "
             + "/".join(str(score["guide_step"]) for _, score in mine)
         )
+        if interval:
+            guide += f", only at timesteps {interval[0]:g}–{interval[1]:g}"
         counts = [sum(c) for c in zip(*(score["petal_counts"] for _, score in mine))]
         lines.append(
             f"| {guide} | {scale:g} | {mean:.2f} | "

@@ -44,14 +44,24 @@ def affine_predictions(ab, mu=MU, s=S):
     return p, q, r, u
 
 
+def _step_means(mu, timesteps):
+    """The data mean each step's denoiser assumes: `mu` scalar, or one per step."""
+    return np.broadcast_to(np.asarray(mu, np.float64), (len(timesteps),))
+
+
 def exact_moments(kind, schedule, timesteps, variance="fixed_small", eta=0.0, mu=MU):
-    """Propagate mean and variance through the papers' update equations."""
+    """Propagate mean and variance through the papers' update equations.
+
+    `mu` is the data mean, or one per step: the denoiser of step i is then
+    the exact one for mean `mu[i]` (as guidance over an interval makes it).
+    """
+    means = _step_means(mu, timesteps)
     mean, var = 0.0, 1.0
     alphas_cumprod = schedule.alphas_cumprod
     for i, t in enumerate(timesteps):
         ab = alphas_cumprod[t]
         ab_prev = alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
-        p, q, r, u = affine_predictions(ab, mu)
+        p, q, r, u = affine_predictions(ab, means[i])
         if kind == "ddpm":
             # Ho et al. 2020 eq. 7 on the respaced process; no noise at the last step.
             beta = 1 - ab / ab_prev
@@ -84,18 +94,20 @@ def exact_ode_moments(
     `kind`: "dpm_solver" (Lu et al. 2022, DPM-Solver++ multistep in the D0/D1/D2
     form of the paper's Algorithm 2 and 3M update), "euler" or "heun" (Karras et
     al. 2022, Algorithm 1, in the variance-exploding scaling x̃ = x/sqrt(ᾱ)).
+    `mu` as in `exact_moments`.
     """
+    means = np.append(_step_means(mu, timesteps), 0.0)  # Heun's last look unused
     timesteps = np.asarray(timesteps, np.float64)
     ab = np.append(schedule.alpha_bar_at(timesteps), 1.0)
     n = len(timesteps)
     x = np.array([1.0, 0.0])  # (gain, offset) of x at the current step
 
-    def x0_hat(x, a):
-        p, q, _, _ = affine_predictions(a, mu)
+    def x0_hat(x, i):
+        p, q, _, _ = affine_predictions(ab[i], means[i])
         return np.array([p * x[0], p * x[1] + q])
 
-    def eps_hat(x, a):
-        _, _, r, u = affine_predictions(a, mu)
+    def eps_hat(x, i):
+        _, _, r, u = affine_predictions(ab[i], means[i])
         return np.array([r * x[0], r * x[1] + u])
 
     if kind == "dpm_solver":
@@ -103,7 +115,7 @@ def exact_ode_moments(
         lam = np.log(alpha[:-1]) - np.log(sigma[:-1])
         history = []
         for i in range(n):
-            m0 = x0_hat(x, ab[i])
+            m0 = x0_hat(x, i)
             history.insert(0, m0)
             if i == n - 1:
                 x = m0  # the last step reaches σ = 0 and returns x0_hat
@@ -137,10 +149,10 @@ def exact_ode_moments(
     sig = np.sqrt((1 - ab) / ab)
     xt = x / np.sqrt(ab[0])  # x̃ = x / sqrt(ᾱ)
     for i in range(n):
-        d = eps_hat(xt * np.sqrt(ab[i]), ab[i])
+        d = eps_hat(xt * np.sqrt(ab[i]), i)
         proposal = xt + (sig[i + 1] - sig[i]) * d
         if kind == "heun" and i < n - 1:
-            d_next = eps_hat(proposal * np.sqrt(ab[i + 1]), ab[i + 1])
+            d_next = eps_hat(proposal * np.sqrt(ab[i + 1]), i + 1)
             proposal = xt + (sig[i + 1] - sig[i]) * 0.5 * (d + d_next)
         xt = proposal
     return xt[1], abs(xt[0])

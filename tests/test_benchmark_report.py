@@ -245,8 +245,8 @@ def test_quality_table_names_each_runs_seed_and_an_epoch_budget():
 def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
     make_table = _load("make_table")
 
-    def score(fraction, scale, step, fid, counts):
-        return {
+    def score(fraction, scale, step, fid, counts, interval=None):
+        record = {
             "guide_fraction": fraction,
             "guide_step": step,
             "guide_scale": scale,
@@ -254,6 +254,9 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
             "fid_first_256": fid + 1.0,
             "petal_counts": counts,
         }
+        if interval is not None:  # files before the interval rows have no key
+            record["guidance_interval"] = interval
+        return record
 
     flat = [1] * 9
     data = {
@@ -273,6 +276,7 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
                 "scores": [
                     score(None, 1.0, None, 8.0 - seed, [0, 0, 1, 2, 3, 4, 5, 0, 0]),
                     score(0.5, 2.0, 4000 + seed, 4.0 + seed, flat),
+                    score(0.5, 2.0, 4000 + seed, 3.0 + seed, flat, [100.0, 800.0]),
                 ],
             }
             for seed in (0, 1)
@@ -286,4 +290,9 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
     assert "| 2 / 28 / 0 | 8.50 |" in text
     assert (
         "| 50%: 4000/4001 | 2 | 4.50 | 4.00 (0), 5.00 (1) | 9.0 | 6 / 8 / 4 |" in text
+    )
+    # The same guide and scale over an interval is a row of its own.
+    assert (
+        "| 50%: 4000/4001, only at timesteps 100–800 | 2 | 3.50 | 3.00 (0), 4.00 (1) |"
+        in text
     )

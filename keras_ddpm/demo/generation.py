@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from keras_ddpm.models import autoguidance, sampling
-from keras_ddpm.models.conditioning import sampling_conditioning
+from keras_ddpm.models import sampling
+from keras_ddpm.models.guidance_interval import guidance_conditioning
 from keras_ddpm.utils import check_int
 from keras_ddpm.viz.images import _grid_shape, image_grid, save_gif
 
@@ -102,6 +102,7 @@ def generate_progressively(
     guidance_scale=1.0,
     guide=None,
     guide_scale=None,
+    guidance_interval=None,
 ):
     """Generate images a batch at a time, yielding the grid as it fills in.
 
@@ -129,6 +130,8 @@ def generate_progressively(
             in `generate`. Defaults to None.
         guide_scale: float or None, the autoguidance scale, as in
             `generate`. Defaults to None.
+        guidance_interval: None or `(low, high)` timesteps, the guided
+            steps, as in `generate`. Defaults to None.
 
     Yields:
         `(done, grid, trajectory)`: images finished so far; the uint8 grid
@@ -154,11 +157,8 @@ def generate_progressively(
     num_images = check_int("num_images", num_images, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
     seed = check_int("seed", seed, low=0)
-    guide_scale = autoguidance.check_guide(model, guide, guide_scale, guidance_scale)
-    conditioning = autoguidance.with_scale(
-        sampling_conditioning(model, labels, guidance_scale, num_images),
-        guide,
-        guide_scale,
+    conditioning, _ = guidance_conditioning(
+        model, num_images, labels, guidance_scale, guide, guide_scale, guidance_interval
     )
     shape = model.image_shape
     scale = display_scale(shape)

@@ -26,7 +26,7 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm import samplers as samplers_lib
-from keras_ddpm.models import autoguidance, inpainting
+from keras_ddpm.models import autoguidance, guidance_interval, inpainting
 from keras_ddpm.models.trainers import get_trainer
 from keras_ddpm.samplers.sampler import noise_seed_generator, noise_seed_state
 from keras_ddpm.utils import check_int, padded_chunks
@@ -90,6 +90,7 @@ def _sampling_program(model, sampler, steps, start, return_trajectory, names, gu
     jit = use_jit(model)
 
     def run(weights, non_trainable, x, seed_state, conditioning):
+        conditioning, interval = guidance_interval.split(conditioning)
         if guide is None:
 
             def denoise(x_t, t):
@@ -99,6 +100,20 @@ def _sampling_program(model, sampler, steps, start, return_trajectory, names, gu
             denoise = autoguidance.guided_denoiser(
                 model, guide, weights, non_trainable, conditioning
             )
+        if interval is not None:
+            own = (weights, non_trainable)
+            if guide is not None:
+                own = (weights[0], non_trainable[0])
+            unguided = {
+                name: value
+                for name, value in conditioning.items()
+                if name not in ("guidance_scale", autoguidance.SCALE_KEY)
+            }
+
+            def plain(x_t, t):
+                return model.denoise(*own, x_t, t, unguided or None)
+
+            denoise = guidance_interval.limited(denoise, plain, interval)
 
         return sampler.sample(
             denoise,
@@ -161,7 +176,9 @@ def sample_chunks(
         return_trajectory: bool, also yield every intermediate x.
         use_ema: bool, sample with the EMA weights. Defaults to True.
         batch_size: int or None, images per compiled call (None: up to 64).
-        conditioning: dict of arrays passed to `model.denoise` (see the module).
+        conditioning: dict of arrays passed to `model.denoise` (see the
+            module); bounds under `guidance_interval.LOW_KEY` and `HIGH_KEY`
+            limit the guidance to the timesteps between them.
         progress: bool, show a progress bar over the images.
         program: a compiled program `(weights, non_trainable, x, seed_state,
             conditioning) -> x0 or (x0, trajectory)` to run instead of the

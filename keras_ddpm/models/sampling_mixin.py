@@ -2,8 +2,9 @@ import numpy as np
 from keras import ops
 
 from keras_ddpm import samplers as samplers_lib
-from keras_ddpm.models import autoguidance, inpainting, inputs, sampling
 from keras_ddpm.models import conditioning as conditioning_lib
+from keras_ddpm.models import inpainting, inputs, sampling
+from keras_ddpm.models.guidance_interval import guidance_conditioning
 from keras_ddpm.ops import predict_x0_and_eps, rates_at
 from keras_ddpm.utils import check_int
 
@@ -119,6 +120,7 @@ class SamplingMixin:
         guidance_scale=1.0,
         guide=None,
         guide_scale=None,
+        guidance_interval=None,
     ):
         """Sample images by running the reverse process from pure noise.
 
@@ -157,6 +159,13 @@ class SamplingMixin:
                 program. None: 2.0 with a guide (the scale that won on the
                 benchmarks page, with a snapshot at half of the training).
                 Defaults to None.
+            guidance_interval: optional pair of timesteps `(low, high)`,
+                0 ≤ low ≤ high ≤ T: guide (with `guide` or `guidance_scale`)
+                only the steps at timesteps t with low ≤ t ≤ high, and denoise
+                with the model alone elsewhere (Kynkäänniemi et al. 2024),
+                which also skips the guidance's extra network work there. A
+                new interval reuses the compiled program. None: every step.
+                Defaults to None.
 
         Returns:
             float32 numpy images `(num_images, H, W, C)` in [-1, 1]; with
@@ -168,7 +177,8 @@ class SamplingMixin:
                 wrong shape or with NaN / infinite values, labels out of
                 range, not integers, of the wrong length, or given to an
                 unconditional model, or a guide that does not match this
-                model (or a `guide_scale` without one).
+                model (or a `guide_scale` without one), or a bad
+                `guidance_interval` or one without guidance.
 
         Example:
 
@@ -187,17 +197,17 @@ class SamplingMixin:
             schedule="cosine",
         )
         guided = model.generate(4, steps=10, seed=0, guide=guide, guide_scale=2.0)
+        # ... guided only at the middle noise levels:
+        guided = model.generate(
+            4, steps=10, seed=0, guide=guide, guide_scale=2.5,
+            guidance_interval=(100, 800),
+        )
         ```
         """
-        guide_scale = autoguidance.check_guide(self, guide, guide_scale, guidance_scale)
         seed = inputs.seed_or_random(seed)
         x = inputs.initial_noise(self.image_shape, num_images, seed, initial_noise)
-        conditioning = autoguidance.with_scale(
-            conditioning_lib.sampling_conditioning(
-                self, labels, guidance_scale, len(x)
-            ),
-            guide,
-            guide_scale,
+        conditioning, _ = guidance_conditioning(
+            self, len(x), labels, guidance_scale, guide, guide_scale, guidance_interval
         )
         return sampling.sample(
             self,

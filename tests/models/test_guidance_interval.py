@@ -1,0 +1,124 @@
+"""Guidance over an interval of timesteps (`generate(guidance_interval=...)`).
+
+Against the closed form of `tests.models.test_autoguidance`: for Gaussian data
+a model exact for mean μ₁ guided by one exact for μ₀ at scale w denoises as
+the exact model for μ₀ + w(μ₁ − μ₀). With an interval, the steps inside it
+use that mean and the others μ₁, and the samplers' updates then propagate
+those per-step means to exact output moments (`tests.gaussian`).
+"""
+
+import numpy as np
+import pytest
+
+import keras_ddpm as kd
+from keras_ddpm.models import sampling
+from tests.gaussian import (
+    SHAPE,
+    assert_moments,
+    exact_moments,
+    exact_ode_moments,
+    oracle_model,
+)
+from tests.models.test_autoguidance import GUIDE_MU, MODEL_MU, SCHEDULE, tiny_model
+
+SCALE = 2.5
+INTERVAL = (300, 700)
+
+
+@pytest.mark.parametrize(
+    "sampler,kind",
+    [
+        (kd.samplers.DDIMSampler(clip=False), "ddim"),
+        (kd.samplers.DDPMSampler(clip=False), "ddpm"),
+        (kd.samplers.DPMSolverSampler(clip=False), "dpm_solver"),
+        (kd.samplers.HeunSampler(clip=False), "heun"),
+    ],
+)
+def test_guided_gaussians_inside_the_interval_only(sampler, kind):
+    model = oracle_model("v", SCHEDULE, mu=MODEL_MU)
+    guide = oracle_model("epsilon", SCHEDULE, mu=GUIDE_MU)
+    guided_mu = GUIDE_MU + SCALE * (MODEL_MU - GUIDE_MU)
+    steps = 20
+    timesteps = np.asarray(sampler.timesteps(SCHEDULE, steps))
+    inside = (timesteps >= INTERVAL[0]) & (timesteps <= INTERVAL[1])
+    assert 0 < inside.sum() < steps
+    moments = exact_moments if kind in ("ddim", "ddpm") else exact_ode_moments
+    mean, std = moments(
+        kind, SCHEDULE, timesteps, mu=np.where(inside, guided_mu, MODEL_MU)
+    )
+    # The interval's moments lie apart from both unlimited ones, so that the
+    # check below tells them apart.
+    for mu in (MODEL_MU, guided_mu):
+        assert abs(moments(kind, SCHEDULE, timesteps, mu=mu)[0] - mean) > 0.005
+    noise = np.random.default_rng(0).standard_normal(SHAPE).astype("float32")
+    out = model.generate(
+        None,
+        sampler=sampler,
+        steps=steps,
+        initial_noise=noise,
+        seed=1,
+        guide=guide,
+        guide_scale=SCALE,
+        guidance_interval=INTERVAL,
+    )
+    assert_moments(out, mean, std)
+
+
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_an_interval_over_all_steps_or_none(num_classes):
+    model = tiny_model(num_classes=num_classes)
+    if num_classes is None:
+        guidance = dict(guide=tiny_model(widths=(4, 8), seed=1), guide_scale=2.0)
+        labels = None
+    else:  # classifier-free guidance
+        guidance = dict(guidance_scale=3.0)
+        labels = np.array([0, 2, 1])
+    sampler = kd.samplers.DDIMSampler()
+    timesteps = sampler.timesteps(model.schedule, 4)  # [29, 22, 15, 7] or so
+    plain = model.generate(3, sampler=sampler, steps=4, seed=5, labels=labels)
+    full = model.generate(
+        3, sampler=sampler, steps=4, seed=5, labels=labels, **guidance
+    )
+    assert np.abs(full - plain).max() > 1e-3
+
+    def limited(interval):
+        return model.generate(
+            3,
+            sampler=sampler,
+            steps=4,
+            seed=5,
+            labels=labels,
+            guidance_interval=interval,
+            **guidance,
+        )
+
+    np.testing.assert_allclose(limited((0, 30)), full, atol=1e-4)
+    # Between two visited timesteps: no step is guided.
+    between = (min(timesteps) + 1, min(timesteps) + 2)
+    programs = len(sampling._programs[model])
+    np.testing.assert_allclose(limited(between), plain, atol=1e-4)
+    # Part of the steps: neither; a new interval reuses the program.
+    part = limited((min(timesteps), min(timesteps)))
+    assert np.abs(part - plain).max() > 1e-4 and np.abs(part - full).max() > 1e-4
+    assert len(sampling._programs[model]) == programs
+
+
+@pytest.mark.parametrize(
+    "interval,kwargs,message",
+    [
+        ((1, 2, 3), {"guidance_scale": 2.0}, "must be a pair of timesteps"),
+        ("ab", {"guidance_scale": 2.0}, "must be a pair of timesteps"),
+        (5, {"guidance_scale": 2.0}, "must be a pair of timesteps"),
+        ((10, 5), {"guidance_scale": 2.0}, "0 <= low <= high"),
+        ((-1, 5), {"guidance_scale": 2.0}, "0 <= low <= high"),
+        ((0, float("nan")), {"guidance_scale": 2.0}, "two finite timesteps"),
+        ((0, 31), {"guidance_scale": 2.0}, "reaches past the schedule's 30 timesteps"),
+        ((0, 20), {}, "`guidance_interval` limits guidance: give a `guide`"),
+        ((0, 20), {"guidance_scale": 1.0}, "`guidance_interval` limits guidance"),
+    ],
+)
+def test_bad_intervals_are_one_line_errors(interval, kwargs, message):
+    model = tiny_model(num_classes=2)
+    with pytest.raises(ValueError) as error:
+        model.generate(2, steps=2, labels=0, guidance_interval=interval, **kwargs)
+    assert message in str(error.value) and "\n" not in str(error.value)
