@@ -22,6 +22,7 @@ from scipy.ndimage import gaussian_filter
 import keras_ddpm as kd
 from keras_ddpm.callbacks.step_counter import optimizer_steps
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS, TARGET_NAMES
+from keras_ddpm.models.guidance_interval import autoguidance_interval
 from keras_ddpm.utils import atomic_path
 
 OTHER_SEED = REAL_SEED + 1  # the floor's other real flowers, as in quality.py
@@ -42,7 +43,16 @@ def main(argv=None):
     parser.add_argument(
         "--guide", help="sample with autoguidance by this model (e.g. guide.keras)"
     )
-    parser.add_argument("--guide-scale", type=float, default=2.0)
+    parser.add_argument(
+        "--guide-scale", type=float, default=kd.training.DEFAULTS["guide_scale"]
+    )
+    parser.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="the guided timesteps (default: generate's, as the recipe's)",
+    )
     parser.add_argument("--out", help="write the numbers to this JSON file")
     args = parser.parse_args(argv)
 
@@ -67,7 +77,11 @@ def main(argv=None):
     guided, guide_step = {}, None
     if args.guide:
         guided = dict(
-            guide=keras.saving.load_model(args.guide), guide_scale=args.guide_scale
+            guide=keras.saving.load_model(args.guide),
+            guide_scale=args.guide_scale,
+            guidance_interval=autoguidance_interval(
+                args.guidance_interval, model.schedule.timesteps
+            ),
         )
         guide_step = optimizer_steps(guided["guide"])
     samples = np.asarray(
@@ -99,6 +113,7 @@ def main(argv=None):
         "guide": args.guide,
         "guide_step": guide_step,
         "guide_scale": args.guide_scale if args.guide else None,
+        "guidance_interval": list(guided.get("guidance_interval") or []) or None,
         "num_images": args.num,
         "real_images": args.real,
         "fid_spoiled_real": spoiled,

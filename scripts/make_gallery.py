@@ -5,7 +5,8 @@
 Writes into `--out`:
 
 - `samples.png`: 4×8 samples (DDIM, 50 steps, seed 0; with `--guide`,
-  guided by that model at scale 2, as `keras-ddpm train` draws its own);
+  guided by that model at the scale and over the timesteps with which
+  `keras-ddpm train` draws its own);
 - `denoise.gif` and `denoise_strip.png`: the denoising process of those samples;
 - `sampler_steps.png`: the same initial noise sampled with DDIM and DDPM at
   10, 20, 50 and 1000 steps;
@@ -202,7 +203,8 @@ def build_parser():
     )
     parser.add_argument(
         "--guide",
-        help="guide the samples with this model (autoguidance at scale 2), e.g. "
+        help="guide the samples with this model (autoguidance as keras-ddpm train "
+        "guides its own), e.g. "
         "the run's guide.keras",
     )
     parser.add_argument(

@@ -102,6 +102,8 @@ def test_attention_defaults_to_the_two_lowest_resolution_levels(
         ({"beta_2": 1.0}, "`beta_2` must lie in (0, 1), got 1.0."),
         ({"beta_2": 0.0}, "`beta_2` must lie in (0, 1), got 0.0."),
         ({"guide_scale": float("inf")}, "`guide_scale` must be finite"),
+        ({"guide_interval": (800, 100)}, "`guide_interval` must be two finite"),
+        ({"guide_interval": (0, 1001)}, "reaches past the schedule's 1000 timesteps"),
         (
             {"batch_size": 8, "devices": 3},
             "`batch_size` 8 must be a multiple of `devices` 3.",
@@ -346,7 +348,7 @@ def test_a_time_budget_trains_until_it_is_spent(tmp_path, capsys):
     step = int(guide.optimizer.iterations.numpy())
     # Near half of the run's steps (epochs are short: the bounds are loose).
     assert 0.2 < step / int(result.model.optimizer.iterations.numpy()) < 0.9
-    assert f"autoguidance 2 by step {step}" in out
+    assert f"autoguidance 5 by step {step}" in out
 
 
 @ONCE
@@ -360,12 +362,12 @@ def test_the_guide_is_half_way_kept_on_resume_and_dropped_by_a_new_run(
         return int(guide.optimizer.iterations.numpy())
 
     # 3 epochs of 4 steps: the first epoch end past 6 steps is at step 8.
-    result = kd.training.train(out, epochs=3, **TINY)
+    result = kd.training.train(out, epochs=3, guide_interval=(10, 40), **TINY)
     assert str(out / "guide.keras") in result.files and guide_step() == 8
-    assert "autoguidance 2 by step 8" in capsys.readouterr().out
+    assert "autoguidance 5 by step 8 at timesteps 10-40" in capsys.readouterr().out
     # Resumed to 4 epochs: half (8 steps) was done before, so the guide stays.
     kd.training.train(out, epochs=4, resume=True, **TINY)
-    assert "autoguidance 2 by step 8" in capsys.readouterr().out
+    assert "autoguidance 5 by step 8" in capsys.readouterr().out
     assert guide_step() == 8
     # A new run in the folder, without autoguidance, removes the old guide.
     result = kd.training.train(out, epochs=1, guide_scale=1.0, **TINY)

@@ -12,6 +12,7 @@ import sys
 import keras
 
 from keras_ddpm import ops, samplers
+from keras_ddpm.models import autoguidance
 from keras_ddpm.samplers.dpm_solver_sampler import ORDERS as DPM_SOLVER_ORDERS
 from keras_ddpm.samplers.sampler import SPACINGS
 
@@ -116,7 +117,7 @@ def add_class_arguments(parser):
 
 
 def add_guide_arguments(parser):
-    """`--guide` and `--guide-scale`, read by `load_guide`: autoguidance."""
+    """`--guide`, `--guide-scale` and `--guidance-interval`, read by `guide_options`."""
     parser.add_argument(
         "--guide",
         metavar="MODEL",
@@ -127,15 +128,37 @@ def add_guide_arguments(parser):
         "--guide-scale",
         type=float,
         metavar="SCALE",
-        help="autoguidance scale, with --guide; 1 samples --model alone (default: 2)",
+        help="autoguidance scale, with --guide; 1 samples --model alone "
+        f"(default: {autoguidance.DEFAULT_SCALE:g}, as keras-ddpm train)",
+    )
+    parser.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="guide only the denoising steps at timesteps LOW to HIGH, and run "
+        "the model alone at the others; 0 T guides every step (default with "
+        "--guide: 0 to 0.7 T, 0 700 for T = 1000, as keras-ddpm train; else "
+        "every step)",
     )
 
 
-def load_guide(args):
-    """The model of `--guide` (None without it); `--guide-scale` alone is an error."""
+def guide_options(args):
+    """`guide`, `guide_scale` and `guidance_interval` of `generate` for `--guide`.
+
+    Without `--guide`: `{}` (`--guide-scale` alone is an error); a scale or
+    interval not given is left to `generate`'s defaults, those with which
+    `keras-ddpm train` guides its own pictures.
+    """
     if args.guide_scale is not None and not args.guide:
         raise UsageError("--guide-scale needs --guide (the model to guide with)")
-    return load_model(args.guide) if args.guide else None
+    if not args.guide:
+        return {}
+    return {
+        "guide": load_model(args.guide),
+        "guide_scale": args.guide_scale,
+        "guidance_interval": args.guidance_interval,
+    }
 
 
 def class_index(model, text):

@@ -9,7 +9,7 @@ from keras_ddpm.cli.options import (
     add_sampling_arguments,
     class_options,
     generate,
-    load_guide,
+    guide_options,
     load_model,
     positive,
     sampling_options,
@@ -58,18 +58,20 @@ def run(args):
     """Write the grid (and the GIF); returns the exit status."""
     if args.per_class and args.guide:
         raise UsageError("--guide does not apply with --per-class")
+    if args.per_class and args.guidance_interval:
+        raise UsageError("--guidance-interval does not apply with --per-class")
     if args.guide and args.guidance != 1.0:
         raise UsageError(
             "--guide (autoguidance) and --guidance (classifier-free) exclude each "
             "other: give one"
         )
-    guide = load_guide(args)
+    guided = guide_options(args)
     model = load_model(args.model)
     conditioning = class_options(model, args)
     if args.per_class:
         return _per_class(model, args, conditioning)
-    if guide is not None:
-        conditioning.update(guide=guide, guide_scale=args.guide_scale)
+    conditioning["guidance_interval"] = args.guidance_interval  # classifier-free
+    conditioning.update(guided)
     result = generate(model, args, return_trajectory=bool(args.gif), **conditioning)
     images, trajectory = result if args.gif else (result, None)
     rows = args.rows or max(1, int(round(args.num**0.5)))

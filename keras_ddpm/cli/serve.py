@@ -1,9 +1,10 @@
 """`keras-ddpm serve`: the web demo of a saved model."""
 
 from keras_ddpm.cli.options import (
+    UsageError,
     add_backend,
     add_guide_arguments,
-    load_guide,
+    guide_options,
     load_model,
     positive,
 )
@@ -68,7 +69,9 @@ def run(args):
 
     from keras_ddpm.demo.app import _gradio, build_demo, launch_demo
 
-    guide = load_guide(args)
+    if args.guidance_interval and not args.guide:
+        raise UsageError("--guidance-interval needs --guide (the model to guide with)")
+    guided = guide_options(args)
     _gradio()  # fail on a missing extra before spending time loading the model
     model = load_model(args.model)
     demo = build_demo(
@@ -78,8 +81,7 @@ def run(args):
         batch_size=args.batch_size,
         max_queue=args.max_queue,
         model_name=os.path.basename(args.model),
-        guide=guide,
-        guide_scale=args.guide_scale,
+        **guided,
     )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(

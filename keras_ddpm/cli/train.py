@@ -252,6 +252,14 @@ def add_parser(commands):
         f"(default: {d['guide_scale']})",
     )
     train.add_argument(
+        "--guide-interval",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="guide the final pictures only at timesteps LOW to HIGH, the model "
+        "alone at the others; 0 T guides every step (default: 0 to 0.7 T)",
+    )
+    train.add_argument(
         "--out",
         dest="output_dir",
         metavar="OUT",

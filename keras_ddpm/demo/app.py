@@ -24,6 +24,7 @@ from keras_ddpm.demo.limits import (
 )
 from keras_ddpm.demo.uploads import read_upload
 from keras_ddpm.models import autoguidance
+from keras_ddpm.models.guidance_interval import autoguidance_interval, check_interval
 from keras_ddpm.training.recipe import GUIDANCE_SCALE
 from keras_ddpm.utils import check_int
 
@@ -110,6 +111,7 @@ def build_demo(
     model_name=None,
     guide=None,
     guide_scale=None,
+    guidance_interval=None,
 ):
     """Build the web demo of a diffusion model as a Gradio app (not yet launched).
 
@@ -145,8 +147,11 @@ def build_demo(
             `DiffusionModel.generate`), e.g. the `guide.keras` of a
             `keras-ddpm train` run: the Generate tab then samples guided by
             it, as the run drew its final pictures. Defaults to None.
-        guide_scale: float or None, the autoguidance scale (None: 2.0).
-            Defaults to None.
+        guide_scale: float or None, the autoguidance scale, as in
+            `DiffusionModel.generate` (None: 5.0). Defaults to None.
+        guidance_interval: None or `(low, high)`, the timesteps at which
+            the guide guides, as in `DiffusionModel.generate` (None: 0 to
+            0.7 T). Defaults to None.
 
     Returns:
         A `gradio.Blocks`; start it with `launch_demo` (or its own `launch`).
@@ -154,7 +159,8 @@ def build_demo(
     Raises:
         ImportError: if Gradio is not installed (`pip install "keras-ddpm[demo]"`).
         ValueError: for non-positive bounds, or a guide that does not match
-            the model or is given for a class-conditional one.
+            the model or is given for a class-conditional one, or a bad
+            `guidance_interval` or one without a guide.
 
     Example:
 
@@ -177,6 +183,11 @@ def build_demo(
             "has its classifier-free guidance slider."
         )
     guide_scale = autoguidance.check_guide(model, guide, guide_scale, None)
+    if guide is not None:
+        guidance_interval = autoguidance_interval(
+            guidance_interval, model.schedule.timesteps
+        )
+    check_interval(guidance_interval, model.schedule.timesteps, guide is not None)
     batch_size = check_int("batch_size", batch_size, low=1)
     max_queue = check_int("max_queue", max_queue, low=1)
     timesteps = model.schedule.timesteps
@@ -218,11 +229,15 @@ def build_demo(
                 guidance_scale=request.get("guidance_scale", 1.0),
                 guide=guide,
                 guide_scale=guide_scale,
+                guidance_interval=guidance_interval,
             ):
                 progress((done, total), desc="Denoising", unit="images")
                 status = f"{done} of {total} images · seed {request['seed']}"
                 if guide is not None:
-                    status += f" · autoguidance {guide_scale:g}"
+                    low, high = guidance_interval
+                    status += (
+                        f" · autoguidance {guide_scale:g} at timesteps {low:g}–{high:g}"
+                    )
                 if trajectory is None:
                     yield grid, gr.skip(), status
                 else:

@@ -24,15 +24,27 @@ from keras_ddpm.utils import check_float
 
 # Where the interval's bounds travel in the sampling conditioning.
 LOW_KEY, HIGH_KEY = "guidance_interval_low", "guidance_interval_high"
+# Autoguidance's default interval, in shares of the schedule's T: every
+# timestep up to 0.7 T (0 to 700 of 1,000), as measured with
+# `autoguidance.DEFAULT_SCALE`.
+GUIDED_SHARE = (0.0, 0.7)
 
 
-def check_interval(interval, timesteps, guided):
-    """Validate `guidance_interval`; returns `(low, high)` as floats, or None.
+def autoguidance_interval(interval, timesteps):
+    """`interval`, or autoguidance's default for a schedule of `timesteps` when None."""
+    if interval is not None:
+        return interval
+    return tuple(share * timesteps for share in GUIDED_SHARE)
+
+
+def check_interval(interval, timesteps, guided, name="guidance_interval"):
+    """Validate a guidance interval; returns `(low, high)` as floats, or None.
 
     Args:
         interval: None, or a pair of timesteps `(low, high)`.
         timesteps: int, the schedule's number of timesteps T.
         guided: bool, whether the sampling is guided at all.
+        name: str, the argument's name in the errors.
 
     Raises:
         ValueError: for anything but two finite numbers with
@@ -41,25 +53,26 @@ def check_interval(interval, timesteps, guided):
     if interval is None:
         return None
     try:
+        if isinstance(interval, (str, bytes)):
+            raise TypeError
         low, high = (float(bound) for bound in interval)
     except (TypeError, ValueError):
         raise ValueError(
-            "`guidance_interval` must be a pair of timesteps (low, high), got "
-            f"{interval!r}."
+            f"`{name}` must be a pair of timesteps (low, high), got {interval!r}."
         ) from None
     if not (math.isfinite(low) and math.isfinite(high) and 0 <= low <= high):
         raise ValueError(
-            "`guidance_interval` must be two finite timesteps with 0 <= low <= "
+            f"`{name}` must be two finite timesteps with 0 <= low <= "
             f"high, got {tuple(interval)}."
         )
     if high > timesteps:
         raise ValueError(
-            f"`guidance_interval` {tuple(interval)} reaches past the schedule's "
+            f"`{name}` {tuple(interval)} reaches past the schedule's "
             f"{timesteps} timesteps."
         )
     if not guided:
         raise ValueError(
-            "`guidance_interval` limits guidance: give a `guide` or a "
+            f"`{name}` limits guidance: give a `guide` or a "
             "`guidance_scale` other than 1 with it."
         )
     return low, high
@@ -117,7 +130,8 @@ def guidance_conditioning(
         num_images: int, images in the call.
         labels, guidance_scale: class labels and classifier-free scale.
         guide, guide_scale: the autoguidance model and scale.
-        interval: the `guidance_interval`.
+        interval: the `guidance_interval` (None: autoguidance's default with
+            a guide, else every step).
 
     Returns:
         `(conditioning, guide_scale)`: the dict for `sampling.sample` (None
@@ -128,7 +142,10 @@ def guidance_conditioning(
     """
     guide_scale = autoguidance.check_guide(model, guide, guide_scale, guidance_scale)
     guided = guide is not None or check_float("guidance_scale", guidance_scale) != 1.0
-    interval = check_interval(interval, model.schedule.timesteps, guided)
+    timesteps = model.schedule.timesteps
+    if guide is not None:
+        interval = autoguidance_interval(interval, timesteps)
+    interval = check_interval(interval, timesteps, guided)
     conditioning = sampling_conditioning(model, labels, guidance_scale, num_images)
     conditioning = autoguidance.with_scale(conditioning, guide, guide_scale)
     return with_interval(conditioning, interval), guide_scale

@@ -114,6 +114,9 @@ def test_train_sample_and_reconstruct(tmp_path):
         str(out / "guide.keras"),
         "--guide-scale",
         "1.5",
+        "--guidance-interval",
+        "5",
+        "40",
         "--num",
         "4",
         "--steps",
@@ -171,6 +174,15 @@ def test_train_sample_and_reconstruct(tmp_path):
         (
             ["sample", "--model", "m.keras", "--guide", "g.keras", "--per-class", "2"],
             "--guide does not apply with --per-class",
+        ),
+        (
+            ["sample", "--model", "m.keras", "--per-class", "2"]
+            + ["--guidance-interval", "1", "5"],
+            "--guidance-interval does not apply with --per-class",
+        ),
+        (
+            ["train", "--guide-interval", "10", "5", "--out", "{tmp}"],
+            "--guide-interval must be two finite timesteps with 0 <= low <= high",
         ),
         (
             ["sample", "--model", "{tmp}/broken.keras", "--guide", "missing.keras"],
@@ -382,3 +394,29 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     newest = sorted(n for n in os.listdir(checkpoints) if n.endswith(".keras"))[-1]
     assert int(newest[len("ckpt-epoch") :][:5]) < 200
     assert not (out / "model.keras").exists()
+
+
+def test_a_guide_samples_as_the_recipe_unless_told(tmp_path):
+    from argparse import Namespace
+
+    from keras_ddpm.cli.options import guide_options
+    from tests.helpers import tiny_compiled_model
+
+    tiny_compiled_model().save(tmp_path / "g.keras")
+    guide = str(tmp_path / "g.keras")
+    options = guide_options(
+        Namespace(guide=guide, guide_scale=None, guidance_interval=None)
+    )
+    # None: left to `generate`, whose defaults the recipe's pictures use.
+    assert options["guide_scale"] is None and options["guidance_interval"] is None
+    assert kd.training.DEFAULTS["guide_scale"] == kd.models.autoguidance.DEFAULT_SCALE
+    assert kd.training.DEFAULTS["guide_interval"] is None
+    options = guide_options(
+        Namespace(guide=guide, guide_scale=1.5, guidance_interval=[0.0, 20.0])
+    )
+    assert (options["guide_scale"], options["guidance_interval"]) == (1.5, [0.0, 20.0])
+    # Without a guide an interval is classifier-free guidance's, not read here.
+    assert (
+        guide_options(Namespace(guide=None, guide_scale=None, guidance_interval=[1, 2]))
+        == {}
+    )

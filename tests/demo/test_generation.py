@@ -365,5 +365,18 @@ def test_an_autoguided_grid_matches_guided_generate(model):
         np.abs(grid.astype(int) - enlarged_grid(reference, 2, 2).astype(int)).max() <= 1
     )
     assert not np.allclose(reference, model.generate(3, **options), atol=1e-3)
+    # Guided over part of the steps only, as `generate` does.
+    *_, (_, grid, _) = generate_progressively(
+        model, 3, batch_size=2, guide=guide, guidance_interval=(10, 20), **options
+    )
+    limited = model.generate(3, guide=guide, guidance_interval=(10, 20), **options)
+    assert (
+        np.abs(grid.astype(int) - enlarged_grid(limited, 2, 2).astype(int)).max() <= 1
+    )
+    assert not np.allclose(
+        limited, model.generate(3, guide=guide, **options), atol=1e-3
+    )
     with pytest.raises(ValueError, match="needs a `guide` model"):
         next(generate_progressively(model, 3, guide_scale=2.0, **options))
+    with pytest.raises(ValueError, match="`guidance_interval` limits guidance"):
+        next(generate_progressively(model, 3, guidance_interval=(10, 20), **options))

@@ -44,6 +44,7 @@ def test_serve_is_listed_with_its_flags(capsys):
         "--max-queue",
         "--guide",
         "--guide-scale",
+        "--guidance-interval",
     ):
         assert flag in text
     assert "127.0.0.1" in text
@@ -204,3 +205,9 @@ def test_a_guide_scale_without_a_guide_is_one_line(capsys, tmp_path):
     error = capsys.readouterr().err
     assert code == 2
     assert error.count("\n") == 1 and "--guide-scale needs --guide" in error
+    code = cli_main(
+        ["serve", "--model", str(tmp_path / "m.keras"), "--guidance-interval", "1", "2"]
+    )
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.count("\n") == 1 and "--guidance-interval needs --guide" in error

@@ -479,7 +479,13 @@ def test_the_demo_guides_unconditional_models_only():
     )
     with pytest.raises(ValueError, match="`guide` makes images of shape"):
         build_demo(model, guide=tiny_guide(16))
-    build_demo(model, guide=tiny_guide(SIZE), guide_scale=2.5).close()
+    with pytest.raises(ValueError, match="`guidance_interval` limits guidance"):
+        build_demo(model, guidance_interval=(2, 15))
+    with pytest.raises(ValueError, match="reaches past the schedule's 20 timesteps"):
+        build_demo(model, guide=tiny_guide(SIZE), guidance_interval=(2, 25))
+    build_demo(
+        model, guide=tiny_guide(SIZE), guide_scale=2.5, guidance_interval=(2, 15)
+    ).close()
 
 
 def tiny_guide(size):

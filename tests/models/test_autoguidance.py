@@ -56,6 +56,7 @@ def test_guided_gaussians_sample_the_extrapolated_gaussian(sampler, kind, scale)
         seed=1,
         guide=guide,
         guide_scale=scale,
+        guidance_interval=(0, SCHEDULE.timesteps),  # every step
     )
     assert_moments(out, mean, std)
 
@@ -89,9 +90,11 @@ def test_scale_one_or_the_model_as_its_own_guide_changes_nothing():
     for guide, scale in ((other, 1.0), (model, 3.0)):
         guided = model.generate(3, steps=4, seed=5, guide=guide, guide_scale=scale)
         np.testing.assert_allclose(guided, plain, atol=1e-4)
-    # Scale 0 leaves the guide alone.
+    # Scale 0 at every step leaves the guide alone.
     np.testing.assert_allclose(
-        model.generate(3, steps=4, seed=5, guide=other, guide_scale=0.0),
+        model.generate(
+            3, steps=4, seed=5, guide=other, guide_scale=0.0, guidance_interval=(0, 30)
+        ),
         other.generate(3, steps=4, seed=5),
         atol=1e-4,
     )
@@ -100,6 +103,21 @@ def test_scale_one_or_the_model_as_its_own_guide_changes_nothing():
     guided = model.generate(3, steps=4, seed=5, guide=other, guide_scale=2.5)
     assert np.abs(guided - plain).max() > 1e-3
     assert len(sampling._programs[model]) == programs
+
+
+def test_the_defaults_are_the_measured_scale_and_interval():
+    model, other = tiny_model(), tiny_model(widths=(4, 8), seed=1)
+    assert kd.models.autoguidance.DEFAULT_SCALE == 5.0
+    explicit = model.generate(
+        3, steps=4, seed=5, guide=other, guide_scale=5.0, guidance_interval=(0, 21)
+    )
+    np.testing.assert_allclose(
+        model.generate(3, steps=4, seed=5, guide=other), explicit, atol=1e-5
+    )
+    every_step = model.generate(
+        3, steps=4, seed=5, guide=other, guide_scale=5.0, guidance_interval=(0, 30)
+    )
+    assert np.abs(every_step - explicit).max() > 1e-3  # T − 1 = 29 is left out
 
 
 def test_a_conditional_model_gives_its_labels_to_the_guide():

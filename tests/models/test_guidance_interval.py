@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_ddpm as kd
-from keras_ddpm.models import sampling
+from keras_ddpm.models import autoguidance, inputs, sampling
 from tests.gaussian import (
     SHAPE,
     assert_moments,
@@ -76,8 +76,19 @@ def test_an_interval_over_all_steps_or_none(num_classes):
     sampler = kd.samplers.DDIMSampler()
     timesteps = sampler.timesteps(model.schedule, 4)  # [29, 22, 15, 7] or so
     plain = model.generate(3, sampler=sampler, steps=4, seed=5, labels=labels)
-    full = model.generate(
-        3, sampler=sampler, steps=4, seed=5, labels=labels, **guidance
+    # Guided at every step: the sampling layer without an interval (for
+    # autoguidance, `generate` without one takes its default interval).
+    conditioning = {"labels": labels, "guidance_scale": np.float32(3.0)}
+    if num_classes is None:
+        conditioning = {autoguidance.SCALE_KEY: np.float32(2.0)}
+    full = sampling.sample(
+        model,
+        inputs.initial_noise(model.image_shape, 3, 5, None),
+        sampler=sampler,
+        steps=4,
+        seed=5,
+        conditioning=conditioning,
+        guide=guidance.get("guide"),
     )
     assert np.abs(full - plain).max() > 1e-3
 
@@ -107,7 +118,7 @@ def test_an_interval_over_all_steps_or_none(num_classes):
     "interval,kwargs,message",
     [
         ((1, 2, 3), {"guidance_scale": 2.0}, "must be a pair of timesteps"),
-        ("ab", {"guidance_scale": 2.0}, "must be a pair of timesteps"),
+        ("12", {"guidance_scale": 2.0}, "must be a pair of timesteps"),
         (5, {"guidance_scale": 2.0}, "must be a pair of timesteps"),
         ((10, 5), {"guidance_scale": 2.0}, "0 <= low <= high"),
         ((-1, 5), {"guidance_scale": 2.0}, "0 <= low <= high"),
