@@ -3,10 +3,11 @@
 Each seed trains the main job's recipe (`kd.training.train` with its defaults
 and a time budget) in a fresh process, keeping the EMA weights at every epoch
 end (a callback this script adds to the recipe's `fit`). Then it samples with
-the final model alone, and guided (`generate(guide=..., guide_scale=w)`) by
-the model as it was at the first epoch end after a share f of the budget:
-every f of `--fractions` at scale 2, and every scale of `--scales` at f = 0.5
-(what the recipe keeps as `guide.keras`), and with that guide only over
+the final model alone, and guided at every step (`generate(guide=...,
+guide_scale=w, guidance_interval=(0, T))`) by the model as it was at the
+first epoch end after a share f of the budget: every f of `--fractions` at
+scale 2, and every scale of `--scales` at f = 0.5 (what the recipe keeps as
+`guide.keras`); and with that guide only over
 each timestep interval of `--intervals` (`guidance_interval=(low, high)`) at
 every scale of `--interval-scales`. Each setting scores FID under the
 shipped flowers encoder against held-out real flowers (as
@@ -18,9 +19,9 @@ heads.
         --seeds 0 1 --num 1024 --conditions "quiet machine" \\
         --out benchmarks/results/autoguidance/autoguidance-cpu-tensorflow.json
 
-With `--fractions 0.5 --scales 2 2.5 --intervals 100:800 200:900
---interval-scales 2 2.5 3` it measures the guidance interval against guidance
-at every step.
+With `--fractions 0.5 --scales 2 --intervals 0:800 0:700 --interval-scales
+5 6.5 8` it measures guidance intervals against guidance at every step (the
+benchmarks page gives the commands of every results file).
 """
 
 import argparse
@@ -119,7 +120,12 @@ def run_seed(seed, minutes, settings, num, num_real, sampler, steps):
             snapshot = snapshot_at(history, fraction, minutes)
             for variable, value in zip(guide.ema_weights, snapshot["weights"]):
                 variable.assign(value)
-            options = dict(guide=guide, guide_scale=scale, guidance_interval=interval)
+            every_step = (0, model.schedule.timesteps)  # recorded as a null interval
+            options = dict(
+                guide=guide,
+                guide_scale=scale,
+                guidance_interval=every_step if interval is None else interval,
+            )
         begin = time.monotonic()
         images = model.generate(
             num, sampler=sampler, steps=steps, seed=seed + 100, **options

@@ -115,8 +115,9 @@ def train(
     An unconditional run also keeps the model as it was halfway through
     training (`GUIDE_AT`), in `guide.keras` (a `kd.callbacks.GuideSnapshot`),
     and draws its final pictures with autoguidance at `guide_scale`: each
-    step pushes the model's prediction away from that earlier, weaker
-    version's (`DiffusionModel.generate(guide=...)`). Sample the same way
+    step at a timestep in `guide_interval` pushes the model's prediction
+    away from that earlier, weaker version's
+    (`DiffusionModel.generate(guide=...)`). Sample the same way
     later with `keras-ddpm sample --guide runs/flowers/guide.keras`. A guide
     taken at the final step (a one-epoch run, say) would change nothing: it
     is removed and the pictures are unguided. A new run in the folder removes
@@ -231,12 +232,13 @@ def train(
             given, else half the time budget spent in `fit` (half of what
             `fit` has left when building and timing took more than half).
             1 turns autoguidance off and writes no `guide.keras`. Defaults to
-            2.0: after 8.5 minutes on 2 CPU cores, guided by the model of
-            step 4,940 (56 % and 59 % of the runs' steps), the recipe's FID
-            on 1,024 samples went from 6.62 and 8.03 to 5.35 and 5.55 (two
-            seeds), the best mean of scales 1.5 to 3 and of guides from a
-            quarter to three quarters of the budget (the benchmarks page's
-            autoguidance table).
+            5.0 (`generate`'s), with `guide_interval`'s default: after 8.5
+            minutes on 2 CPU cores, guided by the model of step 4,531 or
+            4,940, at timesteps up to 700 and scale 5, the recipe's FID on
+            1,024 samples went from 8.73 and 7.25 alone to 2.37 and 2.35
+            (two seeds), the best mean of the 13 interval and scale pairs
+            and the every-step scales 1.5 to 3 tried (the benchmarks page's
+            autoguidance tables).
         guide_interval: None or a pair of timesteps `(low, high)`: the
             autoguidance of the final pictures guides only the steps at
             timesteps between them (`generate(guidance_interval=...)`), the
