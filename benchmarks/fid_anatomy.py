@@ -22,7 +22,7 @@ from scipy.ndimage import gaussian_filter
 import keras_ddpm as kd
 from keras_ddpm.callbacks.step_counter import optimizer_steps
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS, TARGET_NAMES
-from keras_ddpm.models.guidance_interval import autoguidance_interval
+from keras_ddpm.models.guidance_interval import check_interval
 from keras_ddpm.utils import atomic_path
 
 OTHER_SEED = REAL_SEED + 1  # the floor's other real flowers, as in quality.py
@@ -79,8 +79,8 @@ def main(argv=None):
         guided = dict(
             guide=keras.saving.load_model(args.guide),
             guide_scale=args.guide_scale,
-            guidance_interval=autoguidance_interval(
-                args.guidance_interval, model.schedule.timesteps
+            guidance_interval=check_interval(
+                args.guidance_interval, model.schedule.timesteps, True, guide=True
             ),
         )
         guide_step = optimizer_steps(guided["guide"])

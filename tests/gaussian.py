@@ -158,6 +158,13 @@ def exact_ode_moments(
     return xt[1], abs(xt[0])
 
 
+def exact_sampler_moments(kind, schedule, timesteps, mu=MU):
+    """`exact_moments` for DDIM and DDPM, else `exact_ode_moments` (solvers)."""
+    if kind in ("ddim", "ddpm"):
+        return exact_moments(kind, schedule, timesteps, mu=mu)
+    return exact_ode_moments(kind, schedule, timesteps, mu=mu)
+
+
 def assert_moments(samples, mean, std):
     samples = np.asarray(samples, dtype=np.float64).ravel()
     n = samples.size

@@ -24,7 +24,7 @@ from keras_ddpm.demo.limits import (
 )
 from keras_ddpm.demo.uploads import read_upload
 from keras_ddpm.models import autoguidance
-from keras_ddpm.models.guidance_interval import autoguidance_interval, check_interval
+from keras_ddpm.models.guidance_interval import check_interval
 from keras_ddpm.training.recipe import GUIDANCE_SCALE
 from keras_ddpm.utils import check_int
 
@@ -183,11 +183,10 @@ def build_demo(
             "has its classifier-free guidance slider."
         )
     guide_scale = autoguidance.check_guide(model, guide, guide_scale, None)
-    if guide is not None:
-        guidance_interval = autoguidance_interval(
-            guidance_interval, model.schedule.timesteps
-        )
-    check_interval(guidance_interval, model.schedule.timesteps, guide is not None)
+    guided = guide is not None
+    guidance_interval = check_interval(
+        guidance_interval, model.schedule.timesteps, guided, guide=guided
+    )
     batch_size = check_int("batch_size", batch_size, low=1)
     max_queue = check_int("max_queue", max_queue, low=1)
     timesteps = model.schedule.timesteps

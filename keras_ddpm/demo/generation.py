@@ -157,7 +157,7 @@ def generate_progressively(
     num_images = check_int("num_images", num_images, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
     seed = check_int("seed", seed, low=0)
-    conditioning, _ = guidance_conditioning(
+    conditioning = guidance_conditioning(
         model, num_images, labels, guidance_scale, guide, guide_scale, guidance_interval
     )
     shape = model.image_shape

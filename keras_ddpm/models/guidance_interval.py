@@ -30,14 +30,7 @@ LOW_KEY, HIGH_KEY = "guidance_interval_low", "guidance_interval_high"
 GUIDED_SHARE = (0.0, 0.7)
 
 
-def autoguidance_interval(interval, timesteps):
-    """`interval`, or autoguidance's default for a schedule of `timesteps` when None."""
-    if interval is not None:
-        return interval
-    return tuple(share * timesteps for share in GUIDED_SHARE)
-
-
-def check_interval(interval, timesteps, guided, name="guidance_interval"):
+def check_interval(interval, timesteps, guided, name="guidance_interval", guide=False):
     """Validate a guidance interval; returns `(low, high)` as floats, or None.
 
     Args:
@@ -45,11 +38,15 @@ def check_interval(interval, timesteps, guided, name="guidance_interval"):
         timesteps: int, the schedule's number of timesteps T.
         guided: bool, whether the sampling is guided at all.
         name: str, the argument's name in the errors.
+        guide: bool, whether a guide model guides: then None is
+            autoguidance's default, timesteps 0 to `GUIDED_SHARE[1]` · T.
 
     Raises:
         ValueError: for anything but two finite numbers with
             0 ≤ low ≤ high ≤ T, or an interval without guidance.
     """
+    if interval is None and guide:
+        interval = tuple(share * timesteps for share in GUIDED_SHARE)
     if interval is None:
         return None
     try:
@@ -134,18 +131,17 @@ def guidance_conditioning(
             a guide, else every step).
 
     Returns:
-        `(conditioning, guide_scale)`: the dict for `sampling.sample` (None
-        for an unguided unconditional model) and the checked scale.
+        The dict for `sampling.sample` (None for an unguided unconditional
+        model).
 
     Raises:
         ValueError: as `generate` documents.
     """
     guide_scale = autoguidance.check_guide(model, guide, guide_scale, guidance_scale)
     guided = guide is not None or check_float("guidance_scale", guidance_scale) != 1.0
-    timesteps = model.schedule.timesteps
-    if guide is not None:
-        interval = autoguidance_interval(interval, timesteps)
-    interval = check_interval(interval, timesteps, guided)
+    interval = check_interval(
+        interval, model.schedule.timesteps, guided, guide=guide is not None
+    )
     conditioning = sampling_conditioning(model, labels, guidance_scale, num_images)
     conditioning = autoguidance.with_scale(conditioning, guide, guide_scale)
-    return with_interval(conditioning, interval), guide_scale
+    return with_interval(conditioning, interval)

@@ -207,7 +207,7 @@ class SamplingMixin:
         """
         seed = inputs.seed_or_random(seed)
         x = inputs.initial_noise(self.image_shape, num_images, seed, initial_noise)
-        conditioning, _ = guidance_conditioning(
+        conditioning = guidance_conditioning(
             self, len(x), labels, guidance_scale, guide, guide_scale, guidance_interval
         )
         return sampling.sample(

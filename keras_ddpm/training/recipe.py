@@ -16,7 +16,7 @@ from keras_ddpm.callbacks.budget_cosine_decay import has_float_rate
 from keras_ddpm.callbacks.step_counter import optimizer_steps
 from keras_ddpm.models import autoguidance
 from keras_ddpm.models.diffusion_model import DiffusionModel
-from keras_ddpm.models.guidance_interval import autoguidance_interval, check_interval
+from keras_ddpm.models.guidance_interval import check_interval
 from keras_ddpm.models.objective import NOISE_LEVELS
 from keras_ddpm.training.training_result import TrainingResult
 from keras_ddpm.utils import (
@@ -324,10 +324,7 @@ def train(
     guide_scale = check_float("guide_scale", guide_scale)
     check_int("timesteps", timesteps, low=2)  # as the schedule will
     guide_interval = check_interval(
-        autoguidance_interval(guide_interval, timesteps),
-        timesteps,
-        guided=True,
-        name="guide_interval",
+        guide_interval, timesteps, guided=True, name="guide_interval", guide=True
     )
     check_float("beta_2", beta_2, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     check_choice("learning_rate_schedule", learning_rate_schedule, LR_SCHEDULES)

@@ -17,14 +17,14 @@ from keras_ddpm.models import sampling
 from tests.gaussian import (
     SHAPE,
     assert_moments,
-    exact_moments,
-    exact_ode_moments,
+    exact_sampler_moments,
     oracle_model,
 )
 
 SCHEDULE = kd.schedules.LinearSchedule()
 # Means whose extrapolations stay far inside [-1, 1], where `generate` clips.
 MODEL_MU, GUIDE_MU = 0.15, 0.0
+STEPS = 20
 
 
 @pytest.mark.parametrize(
@@ -37,28 +37,29 @@ MODEL_MU, GUIDE_MU = 0.15, 0.0
 )
 @pytest.mark.parametrize("scale", [2.0, 0.5])
 def test_guided_gaussians_sample_the_extrapolated_gaussian(sampler, kind, scale):
+    mu = GUIDE_MU + scale * (MODEL_MU - GUIDE_MU)
+    timesteps = sampler.timesteps(SCHEDULE, STEPS)
+    mean, std = exact_sampler_moments(kind, SCHEDULE, timesteps, mu=mu)
+    out = guided_gaussian_samples(sampler, scale, (0, SCHEDULE.timesteps))  # all
+    assert_moments(out, mean, std)
+
+
+def guided_gaussian_samples(sampler, scale, interval):
+    """`STEPS` steps of a model exact for `MODEL_MU` guided by one exact for `GUIDE_MU`."""
     # The two predict different targets: they are mixed as x0 and ε.
     model = oracle_model("v", SCHEDULE, mu=MODEL_MU)
     guide = oracle_model("epsilon", SCHEDULE, mu=GUIDE_MU)
-    mu = GUIDE_MU + scale * (MODEL_MU - GUIDE_MU)
-    steps = 20
-    timesteps = sampler.timesteps(SCHEDULE, steps)
-    if kind == "dpm_solver":
-        mean, std = exact_ode_moments(kind, SCHEDULE, timesteps, mu=mu)
-    else:
-        mean, std = exact_moments(kind, SCHEDULE, timesteps, mu=mu)
     noise = np.random.default_rng(0).standard_normal(SHAPE).astype("float32")
-    out = model.generate(
+    return model.generate(
         None,
         sampler=sampler,
-        steps=steps,
+        steps=STEPS,
         initial_noise=noise,
         seed=1,
         guide=guide,
         guide_scale=scale,
-        guidance_interval=(0, SCHEDULE.timesteps),  # every step
+        guidance_interval=interval,
     )
-    assert_moments(out, mean, std)
 
 
 def tiny_model(widths=(8, 16), image_size=8, num_classes=None, seed=0):

@@ -12,14 +12,15 @@ import pytest
 
 import keras_ddpm as kd
 from keras_ddpm.models import autoguidance, inputs, sampling
-from tests.gaussian import (
-    SHAPE,
-    assert_moments,
-    exact_moments,
-    exact_ode_moments,
-    oracle_model,
+from tests.gaussian import assert_moments, exact_sampler_moments
+from tests.models.test_autoguidance import (
+    GUIDE_MU,
+    MODEL_MU,
+    SCHEDULE,
+    STEPS,
+    guided_gaussian_samples,
+    tiny_model,
 )
-from tests.models.test_autoguidance import GUIDE_MU, MODEL_MU, SCHEDULE, tiny_model
 
 SCALE = 2.5
 INTERVAL = (300, 700)
@@ -35,33 +36,19 @@ INTERVAL = (300, 700)
     ],
 )
 def test_guided_gaussians_inside_the_interval_only(sampler, kind):
-    model = oracle_model("v", SCHEDULE, mu=MODEL_MU)
-    guide = oracle_model("epsilon", SCHEDULE, mu=GUIDE_MU)
     guided_mu = GUIDE_MU + SCALE * (MODEL_MU - GUIDE_MU)
-    steps = 20
-    timesteps = np.asarray(sampler.timesteps(SCHEDULE, steps))
+    timesteps = np.asarray(sampler.timesteps(SCHEDULE, STEPS))
     inside = (timesteps >= INTERVAL[0]) & (timesteps <= INTERVAL[1])
-    assert 0 < inside.sum() < steps
-    moments = exact_moments if kind in ("ddim", "ddpm") else exact_ode_moments
-    mean, std = moments(
+    assert 0 < inside.sum() < STEPS
+    mean, std = exact_sampler_moments(
         kind, SCHEDULE, timesteps, mu=np.where(inside, guided_mu, MODEL_MU)
     )
     # The interval's moments lie apart from both unlimited ones, so that the
     # check below tells them apart.
     for mu in (MODEL_MU, guided_mu):
-        assert abs(moments(kind, SCHEDULE, timesteps, mu=mu)[0] - mean) > 0.005
-    noise = np.random.default_rng(0).standard_normal(SHAPE).astype("float32")
-    out = model.generate(
-        None,
-        sampler=sampler,
-        steps=steps,
-        initial_noise=noise,
-        seed=1,
-        guide=guide,
-        guide_scale=SCALE,
-        guidance_interval=INTERVAL,
-    )
-    assert_moments(out, mean, std)
+        unlimited = exact_sampler_moments(kind, SCHEDULE, timesteps, mu=mu)
+        assert abs(unlimited[0] - mean) > 0.005
+    assert_moments(guided_gaussian_samples(sampler, SCALE, INTERVAL), mean, std)
 
 
 @pytest.mark.parametrize("num_classes", [None, 3])
