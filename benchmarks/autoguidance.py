@@ -46,6 +46,7 @@ from quality import (
 import keras_ddpm as kd
 from keras_ddpm.callbacks.step_counter import optimizer_steps
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS
+from keras_ddpm.utils import atomic_path
 
 GUIDE_SCALE = 2.0  # the scale of the --fractions rows
 RECIPE_FRACTION = 0.5  # the guide the recipe keeps
@@ -90,34 +91,101 @@ def train_recording(folder, minutes, seed):
     return result, history
 
 
-def snapshot_at(history, fraction, minutes):
+def snapshot_at(snapshots, fraction, minutes):
     """The first snapshot at or after `fraction` of the budget (as `GuideSnapshot`)."""
-    for snapshot in history.snapshots:
+    for snapshot in snapshots:
         if snapshot["seconds"] >= fraction * 60.0 * minutes:
             return snapshot
-    return None
+    raise ValueError(
+        f"no epoch ended after {fraction} of the {minutes}-minute budget: "
+        "expected a longer run or a smaller fraction"
+    )
 
 
-def run_seed(seed, minutes, settings, num, num_real, sampler, steps):
-    """Train one seed and score every `(fraction, scale, interval)` of `settings`."""
-    encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
-    heads = kd.metrics.flowers_encoder(IMAGE_SIZE, include_top=True)
-    real_stats = reference_statistics(encoder, num_real)
+def save_run(folder, model, snapshots, meta):
+    """Write a trained run for `--rescore`: the model, the EMA snapshots, the facts."""
+    os.makedirs(folder, exist_ok=True)
+    model.save(os.path.join(folder, "model.keras"))
+    weights = {
+        f"snapshot{i}_weight{j}": weight
+        for i, snapshot in enumerate(snapshots)
+        for j, weight in enumerate(snapshot["weights"])
+    }
+    with atomic_path(os.path.join(folder, "snapshots.npz")) as path:
+        with open(path, "wb") as file:
+            np.savez(file, **weights)
+    times = [{k: s[k] for k in ("seconds", "step")} for s in snapshots]
+    with atomic_path(os.path.join(folder, "run.json")) as path:  # written last
+        with open(path, "w") as file:
+            json.dump({**meta, "snapshots": times}, file, indent=1)
+
+
+def load_run(folder):
+    """(model, its copy to hold guides, snapshots, facts) of a run `save_run` wrote."""
+    facts_path = os.path.join(folder, "run.json")
+    if not os.path.exists(facts_path):
+        raise FileNotFoundError(
+            f"{facts_path} not found: expected a run saved by --keep"
+        )
+    with open(facts_path) as file:
+        facts = json.load(file)
+    model, guide = (
+        keras.saving.load_model(os.path.join(folder, "model.keras")) for _ in range(2)
+    )
+    with np.load(os.path.join(folder, "snapshots.npz")) as weights:
+        count = len(model.ema_weights)
+        snapshots = [
+            {
+                **times,
+                "weights": [weights[f"snapshot{i}_weight{j}"] for j in range(count)],
+            }
+            for i, times in enumerate(facts.pop("snapshots"))
+        ]
+    return model, guide, snapshots, facts
+
+
+def train_run(seed, minutes):
+    """(model, its copy to hold guides, snapshots, facts) of one fresh recipe run."""
     with tempfile.TemporaryDirectory() as folder:
         run = os.path.join(folder, "run")
         start = time.monotonic()
         result, history = train_recording(run, minutes, seed)
         trained = time.monotonic() - start
-        model = result.model
         recipe_guide = keras.saving.load_model(os.path.join(run, "guide.keras"))
-        recipe_guide_step = optimizer_steps(recipe_guide)
         guide = keras.saving.load_model(os.path.join(run, "model.keras"))
+    facts = {
+        "seed": seed,
+        "minutes": minutes,
+        "wall_seconds": round(trained, 1),
+        "optimizer_steps": optimizer_steps(result.model),
+        "recipe_guide_step": optimizer_steps(recipe_guide),
+    }
+    return result.model, guide, history.snapshots, facts
+
+
+def run_seed(seed, minutes, settings, num, num_real, sampler, steps, keep, rescore):
+    """Train one seed (or read it from `rescore`) and score every setting.
+
+    A setting is `(fraction, scale, interval)`: the guide at `fraction` of the
+    budget (None: the model alone), its scale and its guided timesteps (None:
+    every step).
+    """
+    encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
+    heads = kd.metrics.flowers_encoder(IMAGE_SIZE, include_top=True)
+    real_stats = reference_statistics(encoder, num_real)
+    if rescore:
+        model, guide, snapshots, facts = load_run(os.path.join(rescore, f"seed-{seed}"))
+    else:
+        model, guide, snapshots, facts = train_run(seed, minutes)
+        if keep:
+            save_run(os.path.join(keep, f"seed-{seed}"), model, snapshots, facts)
+    minutes = facts["minutes"]
 
     def score(fraction, scale, interval):
         options = {}
         snapshot = None
         if fraction is not None:
-            snapshot = snapshot_at(history, fraction, minutes)
+            snapshot = snapshot_at(snapshots, fraction, minutes)
             for variable, value in zip(guide.ema_weights, snapshot["weights"]):
                 variable.assign(value)
             every_step = (0, model.schedule.timesteps)  # recorded as a null interval
@@ -152,12 +220,8 @@ def run_seed(seed, minutes, settings, num, num_real, sampler, steps):
         return record
 
     return {
-        "seed": seed,
-        "minutes": minutes,
-        "wall_seconds": round(trained, 1),
-        "optimizer_steps": optimizer_steps(model),
-        "recipe_guide_step": recipe_guide_step,
-        "snapshot_steps": [snapshot["step"] for snapshot in history.snapshots],
+        **facts,
+        "snapshot_steps": [snapshot["step"] for snapshot in snapshots],
         "scores": [score(*setting) for setting in settings],
     }
 
@@ -178,31 +242,58 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=8.5, help="(default: 8.5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument(
-        "--fractions", type=float, nargs="+", default=[0.25, RECIPE_FRACTION, 0.75]
+        "--fractions",
+        type=float,
+        nargs="*",
+        default=[0.25, RECIPE_FRACTION, 0.75],
+        help="guides' ages, each guiding every step at scale 2",
     )
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.5, 2.0, 2.5, 3.0])
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="*",
+        default=[1.5, 2.0, 2.5, 3.0],
+        help="scales of the 50%% guide at every step",
+    )
     parser.add_argument(
         "--intervals",
         type=interval_argument,
         nargs="*",
         default=[],
         metavar="LOW:HIGH",
-        help="guidance intervals in timesteps, each scored with the 50%% guide",
+        help="guidance intervals in timesteps, each scored with every guide of "
+        "--interval-fractions at every scale of --interval-scales",
     )
     parser.add_argument("--interval-scales", type=float, nargs="+", default=[2.5])
+    parser.add_argument(
+        "--interval-fractions", type=float, nargs="+", default=[RECIPE_FRACTION]
+    )
     parser.add_argument("--num", type=int, default=1024, help="generated images")
     parser.add_argument("--real", type=int, default=2000, help="held-out real images")
     parser.add_argument("--sampler", default="dpm_solver")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", required=True)
     parser.add_argument(
+        "--keep", metavar="DIR", help="save each seed's run here for --rescore"
+    )
+    parser.add_argument(
+        "--rescore",
+        metavar="DIR",
+        help="score the runs --keep saved here instead of training new ones",
+    )
+    parser.add_argument(
         "--conditions", default="", help="free text: the machine's load"
     )
     args = parser.parse_args(argv)
     if not args.minutes > 0:
         parser.error(f"--minutes must be positive, got {args.minutes}")
-    if not all(0 < fraction < 1 for fraction in args.fractions):
-        parser.error(f"--fractions must lie in (0, 1), got {args.fractions}")
+    for name in ("fractions", "interval_fractions"):
+        fractions = getattr(args, name)
+        if not all(0 < fraction < 1 for fraction in fractions):
+            flag = "--" + name.replace("_", "-")
+            parser.error(f"{flag} must lie in (0, 1), got {fractions}")
+    if args.keep and args.rescore:
+        parser.error("--keep saves new runs and --rescore reads saved ones: not both")
 
     settings = [(None, 1.0, None)]
     settings += [(fraction, GUIDE_SCALE, None) for fraction in args.fractions]
@@ -212,7 +303,8 @@ def main(argv=None):
         if scale != GUIDE_SCALE or RECIPE_FRACTION not in args.fractions
     ]
     settings += [
-        (RECIPE_FRACTION, scale, interval)
+        (fraction, scale, interval)
+        for fraction in args.interval_fractions
         for interval in args.intervals
         for scale in args.interval_scales
     ]
@@ -226,6 +318,7 @@ def main(argv=None):
         "num_images": args.num,
         "real_images": args.real,
         "baselines": baselines(encoder, real_stats, args.num),
+        "rescored_runs": args.rescore,
         "runs": [],
     }
     print(json.dumps(records["baselines"]), flush=True)
@@ -235,7 +328,13 @@ def main(argv=None):
             record = pool.apply(
                 run_seed,
                 (seed, args.minutes, settings, args.num),
-                {"num_real": args.real, "sampler": args.sampler, "steps": args.steps},
+                {
+                    "num_real": args.real,
+                    "sampler": args.sampler,
+                    "steps": args.steps,
+                    "keep": args.keep,
+                    "rescore": args.rescore,
+                },
             )
         records["runs"].append(record)
         save_records(args.out, records)
