@@ -296,3 +296,45 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
         "| 50%: 4000/4001, only at timesteps 100–800 | 2 | 3.50 | 3.00 (0), 4.00 (1) |"
         in text
     )
+    assert "Rescored" not in text
+    # A file that rescored saved runs names their folder.
+    data["rescored_runs"] = "/somewhere/kept-runs/"
+    text = make_table.autoguidance_section("a.json", data)
+    assert "the runs `--keep` saved in `kept-runs`" in text
+
+
+def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch):
+    import numpy as np
+
+    from tests.helpers import tiny_compiled_model
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports quality.py
+    autoguidance = _load("autoguidance")
+    model = tiny_compiled_model()
+    rng = np.random.default_rng(0)
+    snapshots = [
+        {
+            "seconds": seconds,
+            "step": step,
+            "weights": [rng.normal(size=v.shape) for v in model.ema_weights],
+        }
+        for seconds, step in ((10.0, 40), (20.0, 80))
+    ]
+    facts = {"seed": 3, "minutes": 0.5, "optimizer_steps": 80}
+    folder = tmp_path / "seed-3"
+    with pytest.raises(FileNotFoundError, match="expected a run saved by --keep"):
+        autoguidance.load_run(folder)
+    autoguidance.save_run(folder, model, snapshots, facts)
+    loaded, guide, read, read_facts = autoguidance.load_run(folder)
+    assert read_facts == facts
+    assert [(s["seconds"], s["step"]) for s in read] == [(10.0, 40), (20.0, 80)]
+    for kept, back in zip(snapshots, read):
+        for a, b in zip(kept["weights"], back["weights"]):
+            np.testing.assert_array_equal(a, b)
+    for a, b, c in zip(model.weights, loaded.weights, guide.weights):
+        a, b, c = (keras.ops.convert_to_numpy(v) for v in (a, b, c))
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert autoguidance.snapshot_at(read, 0.5, 0.5)["step"] == 80  # 15 s into 30
+    with pytest.raises(ValueError, match="no epoch ended after 0.9"):
+        autoguidance.snapshot_at(read, 0.9, 0.5)

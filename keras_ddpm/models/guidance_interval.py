@@ -25,9 +25,9 @@ from keras_ddpm.utils import check_float
 # Where the interval's bounds travel in the sampling conditioning.
 LOW_KEY, HIGH_KEY = "guidance_interval_low", "guidance_interval_high"
 # Autoguidance's default interval, in shares of the schedule's T: every
-# timestep up to 0.7 T (0 to 700 of 1,000), as measured with
+# timestep up to 0.6 T (0 to 600 of 1,000), as measured with
 # `autoguidance.DEFAULT_SCALE`.
-GUIDED_SHARE = (0.0, 0.7)
+GUIDED_SHARE = (0.0, 0.6)
 
 
 def check_interval(interval, timesteps, guided, name="guidance_interval", guide=False):

@@ -109,16 +109,18 @@ def test_scale_one_or_the_model_as_its_own_guide_changes_nothing():
 def test_the_defaults_are_the_measured_scale_and_interval():
     model, other = tiny_model(), tiny_model(widths=(4, 8), seed=1)
     assert kd.models.autoguidance.DEFAULT_SCALE == 5.0
-    explicit = model.generate(
-        3, steps=4, seed=5, guide=other, guide_scale=5.0, guidance_interval=(0, 21)
-    )
+
+    def guided(interval):
+        return model.generate(
+            3, steps=10, seed=5, guide=other, guide_scale=5.0, guidance_interval=interval
+        )
+
+    explicit = guided((0, 18))  # 0.6 T of T = 30: timesteps 17, 14, ... of 29, 26, ...
     np.testing.assert_allclose(
-        model.generate(3, steps=4, seed=5, guide=other), explicit, atol=1e-5
+        model.generate(3, steps=10, seed=5, guide=other), explicit, atol=1e-5
     )
-    every_step = model.generate(
-        3, steps=4, seed=5, guide=other, guide_scale=5.0, guidance_interval=(0, 30)
-    )
-    assert np.abs(every_step - explicit).max() > 1e-3  # T − 1 = 29 is left out
+    assert np.abs(guided((0, 21)) - explicit).max() > 1e-3  # 20 guided too
+    assert np.abs(guided((0, 30)) - explicit).max() > 1e-3  # every step
 
 
 def test_a_conditional_model_gives_its_labels_to_the_guide():
