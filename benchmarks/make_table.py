@@ -249,6 +249,11 @@ guided and 7.1 unguided (256 samples; 4.0 and 6.2 on 1,024,
 `rescore-main-job-autoguidance-*`): 140 of 256 guided samples have seven to
 ten petals (unguided: 174), 67 four to six (unguided: 47), and sizes vary
 almost as much as the real ones (0.54 against 0.58; unguided 0.495).
+Guiding only the timesteps up to 700 at scale 5, the main job (8,677 steps,
+`*-main-job-guidance-interval-*`) scored 2.25 on 256 samples and 1.98 on
+1,024 (6.1 alone); with today's default, up to 600 at scale 5, the main job
+(8,717 steps, `*-main-job-cut600-*`) scored 2.10 and 2.10 (5.6 alone, 1.92
+up to 700 on the same model: 3.8 times the floor of 0.56 on 1,024 samples).
 
 The quality curves below are one seed per budget on the same machine. With
 the recipe as it stood before attention at 16×16 (`b8x-cosine`,
@@ -319,6 +324,19 @@ pairs tried; `generate`'s defaults with a guide, and the recipe's, follow
 it. In the last file, seed 0 trained fewer steps (7,746): a one-minute test
 run overlapped its training.
 
+The `autoguidance-keep…` files come from two runs trained once and kept
+(`--keep`): the first file trained and scored them, the others rescored
+the saved runs (`--rescore`: the same models, no new training; at 20 steps
+the model alone scores the same in every file) over high cuts of 500 to
+700 and scales of 4 to 8, guides from 30 % to 70 % of the budget, and 30
+and 40 sampling steps. Guiding timesteps 0 to 600 at scale 5 scored 1.35
+and 1.93 (mean 1.64, 2.9 times the floor) against 1.49 and 1.94 at 0 to
+700; scale 6 tied (1.61) and lost on a third model (the main job's,
+`rescore-main-job-guidance-interval-0-600-scale*` in
+`benchmarks/results/fid-anatomy/`), so
+`generate`'s default became 0 to 0.6 T at scale 5. The half-way guide
+stayed the best age, and more sampling steps changed little.
+
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
     --seeds 0 1 --num 1024 --conditions "quiet machine" \\
@@ -335,6 +353,27 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
     --seeds 0 1 --num 1024 --fractions 0.5 --scales 2 --intervals 0:800 0:700 \\
     --interval-scales 5 6.5 8 --conditions "quiet machine" \\
     --out benchmarks/results/autoguidance/autoguidance-interval-high-scales-8.5min-epyc-avx512-cpu-tensorflow.json
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
+    --seeds 0 1 --num 1024 --fractions --scales 2 --intervals 0:700 \\
+    --interval-scales 5 --keep ag-runs --conditions "quiet machine" \\
+    --out benchmarks/results/autoguidance/autoguidance-keep-8.5min-epyc-avx512-cpu-tensorflow.json
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
+    --seeds 0 1 --num 1024 --fractions --scales --intervals 0:500 0:600 0:700 \\
+    --interval-scales 4 5 6 \\
+    --out benchmarks/results/autoguidance/autoguidance-keep-cuts-8.5min-epyc-avx512-cpu-tensorflow.json
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
+    --seeds 0 1 --num 1024 --fractions --scales --intervals 0:600 0:650 \\
+    --interval-scales 6 7 8 \\
+    --out benchmarks/results/autoguidance/autoguidance-keep-cuts-high-scales-8.5min-epyc-avx512-cpu-tensorflow.json
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
+    --seeds 0 1 --num 1024 --fractions --scales --intervals 0:700 \\
+    --interval-scales 5 --interval-fractions 0.3 0.4 0.6 0.7 \\
+    --out benchmarks/results/autoguidance/autoguidance-keep-ages-8.5min-epyc-avx512-cpu-tensorflow.json
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
+    --seeds 0 1 --num 1024 --steps 30 --fractions --scales --intervals 0:700 \\
+    --interval-scales 5 \\
+    --out benchmarks/results/autoguidance/autoguidance-keep-steps30-8.5min-epyc-avx512-cpu-tensorflow.json
+# and the same with --steps 40 for autoguidance-keep-steps40-….json
 python benchmarks/make_table.py benchmarks/results/*.json \\
     benchmarks/results/quality-curve/*.json benchmarks/results/autoguidance/*.json \\
     -o docs/benchmarks.md

@@ -151,7 +151,7 @@ def build_demo(
             `DiffusionModel.generate` (None: 5.0). Defaults to None.
         guidance_interval: None or `(low, high)`, the timesteps at which
             the guide guides, as in `DiffusionModel.generate` (None: 0 to
-            0.7 T). Defaults to None.
+            0.6 T). Defaults to None.
 
     Returns:
         A `gradio.Blocks`; start it with `launch_demo` (or its own `launch`).

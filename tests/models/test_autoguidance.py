@@ -112,7 +112,12 @@ def test_the_defaults_are_the_measured_scale_and_interval():
 
     def guided(interval):
         return model.generate(
-            3, steps=10, seed=5, guide=other, guide_scale=5.0, guidance_interval=interval
+            3,
+            steps=10,
+            seed=5,
+            guide=other,
+            guide_scale=5.0,
+            guidance_interval=interval,
         )
 
     explicit = guided((0, 18))  # 0.6 T of T = 30: timesteps 17, 14, ... of 29, 26, ...
