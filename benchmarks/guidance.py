@@ -13,7 +13,11 @@ real flowers) and scores every set of samples by
   the floor (other real flowers) at the same sample size.
 
 The unconditional model, and the conditional one asked for no class (the null
-label), are scored the same way.
+label), are scored the same way. With `--intervals LOW:HIGH ...` the
+conditional model is also guided only at the timesteps of each interval
+(`generate(guidance_interval=...)`, the model alone with its labels at the
+other steps) at every scale of `--interval-scales`; `--no-unconditional`
+skips the unconditional model.
 
     KERAS_BACKEND=tensorflow python benchmarks/guidance.py --minutes 8.5 \\
         --out benchmarks/results/guidance-cpu-tensorflow.json \\
@@ -28,6 +32,7 @@ import time
 
 import keras
 import numpy as np
+from autoguidance import interval_argument
 from quality import (
     IMAGE_SIZE,
     REAL_SEED,
@@ -44,17 +49,21 @@ from keras_ddpm.utils import atomic_path
 SCALES = (1.0, 2.0, 3.0, 5.0)
 
 
-def score(model, encoder, real_stats, num, sampler, steps, seed, scales):
+def score(model, encoder, real_stats, num, sampler, steps, seed, scales, intervals):
+    """Score the null label, every scale, and every `(interval, scale)` pair."""
     labels = np.arange(num) % len(kd.datasets.FLOWER_COLOURS)
     rows = []
-    settings = [(None, 1.0)]  # no label: unconditional samples
+    settings = [(None, 1.0, None)]  # no label: unconditional samples
     if model.num_classes is not None:
-        settings += [(labels, s) for s in scales]
-    for asked, scale in settings:
+        settings += [(labels, s, None) for s in scales]
+        settings += [(labels, s, interval) for interval, s in intervals]
+    for asked, scale, interval in settings:
         start = time.monotonic()
         options = {}
         if model.num_classes is not None:
             options = dict(labels=asked, guidance_scale=scale)
+        if interval is not None:
+            options["guidance_interval"] = interval
         images = model.generate(
             num, sampler=sampler, steps=steps, seed=seed + 100, **options
         )
@@ -62,6 +71,7 @@ def score(model, encoder, real_stats, num, sampler, steps, seed, scales):
             {
                 "labels": "none" if asked is None else "cycling",
                 "guidance_scale": None if asked is None else scale,
+                "guidance_interval": interval,
                 "fid": fid(encoder, real_stats, images),
                 "accuracy": kd.metrics.class_accuracy(
                     images, labels, kd.metrics.flower_colours
@@ -75,7 +85,9 @@ def score(model, encoder, real_stats, num, sampler, steps, seed, scales):
     return rows
 
 
-def run_in_process(conditional, minutes, seed, num, num_real, sampler, steps, save):
+def run_in_process(
+    conditional, minutes, seed, num, num_real, sampler, steps, save, scales, intervals
+):
     """Train and score one model (in a fresh process): its record."""
     encoder = kd.metrics.flowers_encoder(IMAGE_SIZE)
     real_stats = reference_statistics(encoder, num_real)
@@ -93,7 +105,9 @@ def run_in_process(conditional, minutes, seed, num, num_real, sampler, steps, sa
         "sampler": sampler,
         "sample_steps": steps,
         "num_images": num,
-        "rows": score(model, encoder, real_stats, num, sampler, steps, seed, SCALES),
+        "rows": score(
+            model, encoder, real_stats, num, sampler, steps, seed, scales, intervals
+        ),
     }
 
 
@@ -107,6 +121,21 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", required=True)
     parser.add_argument("--save-model", help="also save the conditional model here")
+    parser.add_argument("--scales", type=float, nargs="+", default=list(SCALES))
+    parser.add_argument(
+        "--intervals",
+        type=interval_argument,
+        nargs="*",
+        default=[],
+        metavar="LOW:HIGH",
+        help="guide the conditional model only at these timesteps too",
+    )
+    parser.add_argument("--interval-scales", type=float, nargs="+", default=[3.0])
+    parser.add_argument(
+        "--no-unconditional",
+        action="store_true",
+        help="train and score the conditional model only",
+    )
     parser.add_argument(
         "--conditions", default="", help="free text: the machine's load"
     )
@@ -130,7 +159,8 @@ def main(argv=None):
     }
     print(json.dumps(records["baselines"]), records["real_accuracy"], flush=True)
     context = multiprocessing.get_context("spawn")
-    for conditional in (True, False):
+    intervals = [(i, s) for i in args.intervals for s in args.interval_scales]
+    for conditional in (True,) if args.no_unconditional else (True, False):
         with context.Pool(1) as pool:
             record = pool.apply(
                 run_in_process,
@@ -139,6 +169,8 @@ def main(argv=None):
                     "sampler": args.sampler,
                     "steps": args.steps,
                     "save": args.save_model if conditional else None,
+                    "scales": args.scales,
+                    "intervals": intervals,
                 },
             )
         records["runs"].append(record)
