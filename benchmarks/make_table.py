@@ -335,7 +335,10 @@ and 1.93 (mean 1.64, 2.9 times the floor) against 1.49 and 1.94 at 0 to
 `rescore-main-job-guidance-interval-0-600-scale*` in
 `benchmarks/results/fid-anatomy/`), so
 `generate`'s default became 0 to 0.6 T at scale 5. The half-way guide
-stayed the best age, and more sampling steps changed little.
+stayed the best age, and more sampling steps changed little. With that
+default, other samplers did worse on the same runs: Heun with 10 steps
+(19 network evaluations) 3.58 and 4.95, DDPM with 50 steps 2.04 and 2.36,
+against 1.35 and 1.93 for DPM-Solver++ with 20.
 
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
@@ -374,6 +377,11 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --interval-scales 5 \\
     --out benchmarks/results/autoguidance/autoguidance-keep-steps30-8.5min-epyc-avx512-cpu-tensorflow.json
 # and the same with --steps 40 for autoguidance-keep-steps40-….json
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
+    --seeds 0 1 --num 1024 --sampler heun --steps 10 --fractions --scales \\
+    --intervals 0:600 --interval-scales 5 \\
+    --out benchmarks/results/autoguidance/autoguidance-keep-heun10-8.5min-epyc-avx512-cpu-tensorflow.json
+# and the same with --sampler ddpm --steps 50 for autoguidance-keep-ddpm50-….json
 python benchmarks/make_table.py benchmarks/results/*.json \\
     benchmarks/results/quality-curve/*.json benchmarks/results/autoguidance/*.json \\
     -o docs/benchmarks.md
@@ -384,13 +392,21 @@ python benchmarks/make_table.py benchmarks/results/*.json \\
 `benchmarks/guidance.py` trains the main job's recipe for the same time with
 and without class labels (the petal colour families of `synthetic_flowers`),
 then scores samples at guidance scales 1, 2, 3 and 5: the share judged to be
-the asked class by `kd.metrics.flower_colours`, and FID as above. Its results
-(`benchmarks/results/guidance/`) and the table are in the
-[class-conditional guide](guides/class-conditional.md#how-well-it-works-guidance-against-quality):
+the asked class by `kd.metrics.flower_colours`, and FID as above; with
+`--intervals` also guided only over intervals of timesteps. Its results
+(`benchmarks/results/guidance/`) and the tables are in the
+[class-conditional guide](guides/class-conditional.md#how-well-it-works-guidance-against-quality).
+With today's recipe (one seed, 8,845 steps, 1,024 samples), guiding the
+timesteps up to 700 at scale 5 reached the class accuracy of scale 2 at
+every step (96 %) at FID 9.3 against 10.1; unguided, 6.7 at 71 %:
 
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/guidance.py --minutes 8.5 \\
     --out benchmarks/results/guidance/guidance-cpu-tensorflow.json
+KERAS_BACKEND=tensorflow python benchmarks/guidance.py --minutes 8.5 \\
+    --num 1024 --scales 1 2 3 --intervals 0:600 0:700 --interval-scales 3 5 \\
+    --no-unconditional --conditions "quiet machine" \\
+    --out benchmarks/results/guidance/guidance-interval-8.5min-epyc-avx512-cpu-tensorflow.json
 ```
 """
 
