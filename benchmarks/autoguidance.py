@@ -22,6 +22,15 @@ heads.
 With `--fractions 0.5 --scales 2 --intervals 0:800 0:700 --interval-scales
 5 6.5 8` it measures guidance intervals against guidance at every step (the
 benchmarks page gives the commands of every results file).
+
+Training takes most of the time. `--keep DIR` saves each seed's run (the
+final model, the EMA weights at every epoch end, the steps and times) in
+`DIR/seed-N`, and `--rescore DIR` scores new settings on those saved runs
+instead of training (`--minutes` is then the saved runs'):
+
+    KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore runs/kept \\
+        --fractions --scales --intervals 0:600 --interval-scales 4 5 6 \\
+        --out benchmarks/results/autoguidance/rescored.json
 """
 
 import argparse
