@@ -246,6 +246,21 @@ def interval_argument(text):
     return [low, high]
 
 
+def add_interval_arguments(parser, help, default_scale):
+    """`--intervals LOW:HIGH ...` (default none) and `--interval-scales`."""
+    parser.add_argument(
+        "--intervals",
+        type=interval_argument,
+        nargs="*",
+        default=[],
+        metavar="LOW:HIGH",
+        help=help,
+    )
+    parser.add_argument(
+        "--interval-scales", type=float, nargs="+", default=[default_scale]
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=8.5, help="(default: 8.5)")
@@ -264,16 +279,12 @@ def main(argv=None):
         default=[1.5, 2.0, 2.5, 3.0],
         help="scales of the 50%% guide at every step",
     )
-    parser.add_argument(
-        "--intervals",
-        type=interval_argument,
-        nargs="*",
-        default=[],
-        metavar="LOW:HIGH",
-        help="guidance intervals in timesteps, each scored with every guide of "
+    add_interval_arguments(
+        parser,
+        "guidance intervals in timesteps, each scored with every guide of "
         "--interval-fractions at every scale of --interval-scales",
+        default_scale=2.5,
     )
-    parser.add_argument("--interval-scales", type=float, nargs="+", default=[2.5])
     parser.add_argument(
         "--interval-fractions", type=float, nargs="+", default=[RECIPE_FRACTION]
     )

@@ -113,7 +113,7 @@ def main(argv=None):
         "guide": args.guide,
         "guide_step": guide_step,
         "guide_scale": args.guide_scale if args.guide else None,
-        "guidance_interval": list(guided.get("guidance_interval") or []) or None,
+        "guidance_interval": list(guided["guidance_interval"]) if guided else None,
         "num_images": args.num,
         "real_images": args.real,
         "fid_spoiled_real": spoiled,

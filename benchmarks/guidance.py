@@ -32,7 +32,7 @@ import time
 
 import keras
 import numpy as np
-from autoguidance import interval_argument
+from autoguidance import add_interval_arguments
 from quality import (
     IMAGE_SIZE,
     REAL_SEED,
@@ -122,15 +122,11 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--save-model", help="also save the conditional model here")
     parser.add_argument("--scales", type=float, nargs="+", default=list(SCALES))
-    parser.add_argument(
-        "--intervals",
-        type=interval_argument,
-        nargs="*",
-        default=[],
-        metavar="LOW:HIGH",
-        help="guide the conditional model only at these timesteps too",
+    add_interval_arguments(
+        parser,
+        "guide the conditional model only at these timesteps too",
+        default_scale=3.0,
     )
-    parser.add_argument("--interval-scales", type=float, nargs="+", default=[3.0])
     parser.add_argument(
         "--no-unconditional",
         action="store_true",
