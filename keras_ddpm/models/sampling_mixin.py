@@ -164,11 +164,10 @@ class SamplingMixin:
                 which also skips the guidance's extra network work there. A
                 new interval reuses the compiled program. None: with a guide,
                 `(0.15 T, 0.6 T)` (timesteps 150 to 600 of 1,000), which
-                with scale 7 scored the best FID of the settings on the
+                with scale 7 scored the best mean FID of the settings on the
                 benchmarks page (a snapshot at half of the training as the
-                guide); with
-                classifier-free guidance, every step. `(0, T)` guides every
-                step. Defaults to None.
+                guide); with classifier-free guidance, every step. `(0, T)`
+                guides every step. Defaults to None.
 
         Returns:
             float32 numpy images `(num_images, H, W, C)` in [-1, 1]; with

@@ -237,9 +237,10 @@ def train(
             timesteps 150 to 600 and scale 7, the recipe's FID on 1,024
             samples went from 6.30 and 8.24 alone to 1.21 and 1.44 (two
             seeds; 1.35 and 1.93 at 0 to 600 and scale 5, the previous
-            default), and a third run's from 5.63 to 1.74 (2.10), the best
-            mean over the three of the intervals and scales tried with
-            scale 8 (the benchmarks page's autoguidance tables).
+            default), and a third run's from 5.63 to 1.74 (2.10): with
+            scale 8 at the same interval, the best mean over those three
+            runs of the intervals and scales tried; a fourth run scored
+            2.87 against 2.65 (the autoguidance guide's tables).
         guide_interval: None or a pair of timesteps `(low, high)`: the
             autoguidance of the final pictures guides only the steps at
             timesteps between them (`generate(guidance_interval=...)`), the
