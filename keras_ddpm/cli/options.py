@@ -138,7 +138,7 @@ def add_guide_arguments(parser):
         metavar=("LOW", "HIGH"),
         help="guide only the denoising steps at timesteps LOW to HIGH, and run "
         "the model alone at the others; 0 T guides every step (default with "
-        "--guide: 0.15 T to 0.6 T, 150 600 for T = 1000, as keras-ddpm train; else "
+        "--guide: 0 to 0.6 T, 0 600 for T = 1000, as keras-ddpm train; else "
         "every step)",
     )
 

@@ -257,7 +257,7 @@ def add_parser(commands):
         nargs=2,
         metavar=("LOW", "HIGH"),
         help="guide the final pictures only at timesteps LOW to HIGH, the model "
-        "alone at the others; 0 T guides every step (default: 0.15 T to 0.6 T)",
+        "alone at the others; 0 T guides every step (default: 0 to 0.6 T)",
     )
     train.add_argument(
         "--out",

@@ -148,10 +148,10 @@ def build_demo(
             `keras-ddpm train` run: the Generate tab then samples guided by
             it, as the run drew its final pictures. Defaults to None.
         guide_scale: float or None, the autoguidance scale, as in
-            `DiffusionModel.generate` (None: 7.0). Defaults to None.
+            `DiffusionModel.generate` (None: 5.0). Defaults to None.
         guidance_interval: None or `(low, high)`, the timesteps at which
-            the guide guides, as in `DiffusionModel.generate` (None: 0.15 T
-            to 0.6 T). Defaults to None.
+            the guide guides, as in `DiffusionModel.generate` (None: 0 to
+            0.6 T). Defaults to None.
 
     Returns:
         A `gradio.Blocks`; start it with `launch_demo` (or its own `launch`).

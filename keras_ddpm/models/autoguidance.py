@@ -21,7 +21,7 @@ SCALE_KEY = "guide_scale"
 # The scale of `guide_scale=None`, and (`guidance_interval.GUIDED_SHARE`) the
 # timesteps it guides by default: the best of the settings measured on the
 # benchmarks page (the recipe's own guide, 8.5 minutes of training).
-DEFAULT_SCALE = 7.0
+DEFAULT_SCALE = 5.0
 
 
 def check_guide(model, guide, guide_scale, guidance_scale):

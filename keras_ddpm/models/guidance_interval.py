@@ -24,10 +24,10 @@ from keras_ddpm.utils import check_float
 
 # Where the interval's bounds travel in the sampling conditioning.
 LOW_KEY, HIGH_KEY = "guidance_interval_low", "guidance_interval_high"
-# Autoguidance's default interval, in shares of the schedule's T: the
-# timesteps from 0.15 T to 0.6 T (150 to 600 of 1,000), as measured with
+# Autoguidance's default interval, in shares of the schedule's T: every
+# timestep up to 0.6 T (0 to 600 of 1,000), as measured with
 # `autoguidance.DEFAULT_SCALE`.
-GUIDED_SHARE = (0.15, 0.6)
+GUIDED_SHARE = (0.0, 0.6)
 
 
 def check_interval(interval, timesteps, guided, name="guidance_interval", guide=False):
@@ -39,7 +39,7 @@ def check_interval(interval, timesteps, guided, name="guidance_interval", guide=
         guided: bool, whether the sampling is guided at all.
         name: str, the argument's name in the errors.
         guide: bool, whether a guide model guides: then None is
-            autoguidance's default, timesteps `GUIDED_SHARE` · T.
+            autoguidance's default, timesteps 0 to `GUIDED_SHARE[1]` · T.
 
     Raises:
         ValueError: for anything but two finite numbers with

@@ -156,18 +156,18 @@ class SamplingMixin:
                 Defaults to None.
             guide_scale: float, the autoguidance scale w (1: the model
                 alone), only with `guide`; a new scale reuses the compiled
-                program. None: 7.0 with a guide. Defaults to None.
+                program. None: 5.0 with a guide. Defaults to None.
             guidance_interval: optional pair of timesteps `(low, high)`,
                 0 ≤ low ≤ high ≤ T: guide (with `guide` or `guidance_scale`)
                 only the steps at timesteps t with low ≤ t ≤ high, and denoise
                 with the model alone elsewhere (Kynkäänniemi et al. 2024),
                 which also skips the guidance's extra network work there. A
                 new interval reuses the compiled program. None: with a guide,
-                `(0.15 T, 0.6 T)` (timesteps 150 to 600 of 1,000), which
-                with scale 7 scored the best mean FID of the settings on the
-                benchmarks page (a snapshot at half of the training as the
-                guide); with classifier-free guidance, every step. `(0, T)`
-                guides every step. Defaults to None.
+                `(0, 0.6 T)` (timesteps 0 to 600 of 1,000), which with scale
+                5 scored the best FID of the settings on the benchmarks page
+                (a snapshot at half of the training as the guide); with
+                classifier-free guidance, every step. `(0, T)` guides every
+                step. Defaults to None.
 
         Returns:
             float32 numpy images `(num_images, H, W, C)` in [-1, 1]; with
@@ -198,7 +198,7 @@ class SamplingMixin:
             kd.models.build_unet(image_size=16, widths=(8, 16), block_depth=1),
             schedule="cosine",
         )
-        # at scale 7 for timesteps 0.15 T to 0.6 T (the defaults), or at every step:
+        # at scale 5 for timesteps up to 0.6 T (the defaults), or at every step:
         guided = model.generate(4, steps=10, seed=0, guide=guide)
         every_step = model.generate(
             4, steps=10, seed=0, guide=guide, guidance_interval=(0, 1000)

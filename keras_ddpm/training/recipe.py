@@ -232,20 +232,18 @@ def train(
             given, else half the time budget spent in `fit` (half of what
             `fit` has left when building and timing took more than half).
             1 turns autoguidance off and writes no `guide.keras`. Defaults to
-            7.0 (`generate`'s), with `guide_interval`'s default: after 8.5
+            5.0 (`generate`'s), with `guide_interval`'s default: after 8.5
             minutes on 2 CPU cores, guided by the model of step 4,940 at
-            timesteps 150 to 600 and scale 7, the recipe's FID on 1,024
-            samples went from 6.30 and 8.24 alone to 1.21 and 1.44 (two
-            seeds; 1.35 and 1.93 at 0 to 600 and scale 5, the previous
-            default), and a third run's from 5.63 to 1.74 (2.10): with
-            scale 8 at the same interval, the best mean over those three
-            runs of the intervals and scales tried; a fourth run scored
-            2.87 against 2.65 (the autoguidance guide's tables).
+            timesteps up to 600 and scale 5, the recipe's FID on 1,024
+            samples went from 6.30 and 8.24 alone to 1.35 and 1.93 (two
+            seeds; 1.49 and 1.94 up to 700), tied with scale 6 for the best
+            mean of the cuts 500 to 700 and scales 4 to 8 tried (the
+            benchmarks page's autoguidance tables).
         guide_interval: None or a pair of timesteps `(low, high)`: the
             autoguidance of the final pictures guides only the steps at
             timesteps between them (`generate(guidance_interval=...)`), the
             model alone the others; `(0, timesteps)` guides every step.
-            None: `generate`'s default, timesteps 0.15 T to 0.6 T (150 to 600).
+            None: `generate`'s default, timesteps 0 to 0.6 T (0 to 600).
             Defaults to None.
         sampler: str, a name of `kd.samplers`, for the final pictures and the
             model's default. Defaults to `"dpm_solver"` (DPM-Solver++ 2M):
