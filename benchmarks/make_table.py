@@ -599,12 +599,6 @@ def _guide_setting(score):
     return score["guide_fraction"], score["guide_scale"], interval
 
 
-def _rescored_name(data):
-    """The folder name of the saved runs a file rescored, or None if it trained."""
-    folder = data.get("rescored_runs")  # absent in older files
-    return os.path.basename(os.path.normpath(folder)) if folder else None
-
-
 def autoguidance_section(path, data):
     """The table of one `autoguidance.py` file: FID per guide and scale, over seeds."""
     machine = data["machine"]
@@ -627,14 +621,15 @@ def autoguidance_section(path, data):
         + "; the run's own `guide.keras` at step "
         + ", ".join(str(run["recipe_guide_step"]) for run in runs)
         + ".",
-        *(
-            [
-                f"- Rescored: the runs `--keep` saved in `{rescored}` (the same "
-                "models as the file that trained them; no new training)."
-            ]
-            if (rescored := _rescored_name(data))
-            else []
-        ),
+    ]
+    rescored = data.get("rescored_runs")  # absent in older files
+    if rescored:
+        lines.append(
+            "- Rescored: the runs `--keep` saved in "
+            f"`{os.path.basename(os.path.normpath(rescored))}` (the same models "
+            "as the file that trained them; no new training)."
+        )
+    lines += [
         "",
         "| guide (share of the budget: step per seed) | scale | FID (mean) | "
         "FID per run (seed) | × floor | petals 4–6 / 7–10 / 11–12 (all runs) |"

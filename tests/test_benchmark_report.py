@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -304,8 +305,6 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
 
 
 def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch):
-    import numpy as np
-
     from tests.helpers import tiny_compiled_model
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports quality.py
