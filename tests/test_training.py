@@ -393,8 +393,43 @@ def test_a_time_budget_validates_on_a_few_cached_batches_without_warnings(
     assert "did not fully read the dataset being cached" not in capfd.readouterr().err
 
 
+class LastBatchClock(keras.callbacks.Callback):
+    """When, into `fit`, the last batch (or call of several) began."""
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.last = time.monotonic() - self.start
+
+
 @ONCE
-def test_a_time_budget_decays_the_cosine_along_its_clock(tmp_path, capsys):
+def test_a_time_budget_decays_the_cosine_along_its_clock(tmp_path, capsys, monkeypatch):
+    runs = []  # (the recipe's BudgetCosineDecay and TimeLimit, a LastBatchClock)
+    fit = kd.DiffusionModel.fit
+
+    def clocked_fit(self, *args, callbacks=None, **kwargs):
+        clock = LastBatchClock()
+        decays = [c for c in callbacks if isinstance(c, kd.callbacks.BudgetCosineDecay)]
+        limits = [c for c in callbacks if isinstance(c, kd.callbacks.TimeLimit)]
+        runs.append((*decays, *limits, clock))
+        return fit(self, *args, callbacks=[*callbacks, clock], **kwargs)
+
+    monkeypatch.setattr(kd.DiffusionModel, "fit", clocked_fit)
+
+    def check_rate(result):
+        # The rate is the cosine at the clock of the last batch's start, up to
+        # the callback's resolution (0.005 of the peak), and the time limit
+        # ended the run late along that clock. Timing the last batch, not the
+        # budget's end, keeps this true on a loaded machine.
+        decay, limit, clock = runs[-1]
+        assert decay.learning_rate == 1e-2 and decay.minutes == limit.minutes
+        fraction = min(clock.last / (60.0 * decay.minutes), 1.0)
+        assert fraction > 0.5
+        expected = 1e-2 * 0.5 * (1.0 + math.cos(math.pi * fraction))
+        rate = float(keras.ops.convert_to_numpy(result.model.optimizer.learning_rate))
+        assert abs(rate - expected) <= 0.005 * 1e-2 + 1e-7
+
     result = kd.training.train(
         tmp_path / "run",
         minutes=0.2,
@@ -406,12 +441,10 @@ def test_a_time_budget_decays_the_cosine_along_its_clock(tmp_path, capsys):
     out = capsys.readouterr().out
     assert result.completed, result.message
     assert "Time budget: 0.2 min, training until it is spent." in out
-    # The time limit ended the run (a tiny model runs many epochs in it), and
-    # the rate, assigned along the clock, had come down to nearly 0.
+    # The time limit ended the run (a tiny model runs many epochs in it).
     assert len(result.history["loss"]) > 1
-    rate = float(keras.ops.convert_to_numpy(result.model.optimizer.learning_rate))
-    assert 0.0 <= rate < 0.02 * 1e-2
-    # Resumed with a new budget, the decay runs over it and ends near 0 again.
+    check_rate(result)
+    # Resumed with a new budget, the decay runs over it again, from the peak.
     again = kd.training.train(
         tmp_path / "run",
         minutes=0.1,
@@ -421,8 +454,8 @@ def test_a_time_budget_decays_the_cosine_along_its_clock(tmp_path, capsys):
         **TINY,
     )
     assert again.completed and len(again.history["loss"]) > len(result.history["loss"])
-    rate = float(keras.ops.convert_to_numpy(again.model.optimizer.learning_rate))
-    assert rate < 0.02 * 1e-2
+    assert len(runs) == 2 and runs[1][0].minutes <= 0.1
+    check_rate(again)
 
 
 @ONCE
