@@ -84,8 +84,11 @@ class EmaHistory(keras.callbacks.Callback):
         )
 
 
-def train_recording(folder, minutes, seed):
-    """`kd.training.train` with an `EmaHistory` added to its `fit`; (result, history)."""
+def train_recording(folder, minutes, seed, num_images=None):
+    """`kd.training.train` with an `EmaHistory` added to its `fit`; (result, history).
+
+    `num_images` is the recipe's dataset size (None: its default).
+    """
     history = EmaHistory()
     fit = kd.DiffusionModel.fit
 
@@ -94,7 +97,9 @@ def train_recording(folder, minutes, seed):
 
     kd.DiffusionModel.fit = recording_fit
     try:
-        result = kd.training.train(folder, seed=seed, minutes=minutes, verbose=0)
+        result = kd.training.train(
+            folder, seed=seed, minutes=minutes, num_images=num_images, verbose=0
+        )
     finally:
         kd.DiffusionModel.fit = fit
     return result, history
@@ -153,18 +158,19 @@ def load_run(folder):
     return model, guide, snapshots, facts
 
 
-def train_run(seed, minutes):
+def train_run(seed, minutes, num_images=None):
     """(model, its copy to hold guides, snapshots, facts) of one fresh recipe run."""
     with tempfile.TemporaryDirectory() as folder:
         run = os.path.join(folder, "run")
         start = time.monotonic()
-        result, history = train_recording(run, minutes, seed)
+        result, history = train_recording(run, minutes, seed, num_images)
         trained = time.monotonic() - start
         recipe_guide = keras.saving.load_model(os.path.join(run, "guide.keras"))
         guide = keras.saving.load_model(os.path.join(run, "model.keras"))
     facts = {
         "seed": seed,
         "minutes": minutes,
+        "dataset_images": num_images,  # None: the recipe's default
         "wall_seconds": round(trained, 1),
         "optimizer_steps": optimizer_steps(result.model),
         "recipe_guide_step": optimizer_steps(recipe_guide),
@@ -172,7 +178,9 @@ def train_run(seed, minutes):
     return result.model, guide, history.snapshots, facts
 
 
-def run_seed(seed, minutes, settings, num, num_real, sampler, steps, keep, rescore):
+def run_seed(
+    seed, minutes, settings, num, num_real, sampler, steps, keep, rescore, num_images
+):
     """Train one seed (or read it from `rescore`) and score every setting.
 
     A setting is `(fraction, scale, interval)`: the guide at `fraction` of the
@@ -185,7 +193,7 @@ def run_seed(seed, minutes, settings, num, num_real, sampler, steps, keep, resco
     if rescore:
         model, guide, snapshots, facts = load_run(os.path.join(rescore, f"seed-{seed}"))
     else:
-        model, guide, snapshots, facts = train_run(seed, minutes)
+        model, guide, snapshots, facts = train_run(seed, minutes, num_images)
         if keep:
             save_run(os.path.join(keep, f"seed-{seed}"), model, snapshots, facts)
     minutes = facts["minutes"]
@@ -266,6 +274,12 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=8.5, help="(default: 8.5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument(
+        "--num-images",
+        type=int,
+        help="the recipe's synthetic_flowers size, 80 %% of it trained on "
+        "(default: the recipe's)",
+    )
+    parser.add_argument(
         "--fractions",
         type=float,
         nargs="*",
@@ -314,6 +328,8 @@ def main(argv=None):
             parser.error(f"{flag} must lie in (0, 1), got {fractions}")
     if args.keep and args.rescore:
         parser.error("--keep saves new runs and --rescore reads saved ones: not both")
+    if args.num_images is not None and args.rescore:
+        parser.error("--num-images sets what new runs train on: not with --rescore")
 
     settings = [(None, 1.0, None)]
     settings += [(fraction, GUIDE_SCALE, None) for fraction in args.fractions]
@@ -354,6 +370,7 @@ def main(argv=None):
                     "steps": args.steps,
                     "keep": args.keep,
                     "rescore": args.rescore,
+                    "num_images": args.num_images,
                 },
             )
         records["runs"].append(record)

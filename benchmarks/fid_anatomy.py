@@ -5,13 +5,21 @@ real flowers spoiled in known ways (added Gaussian noise, blur), then a trained
 model's samples as they are and after an unsharp mask; and compares the
 encoder's readings (petal count, size, ...) of the samples with those of real
 flowers. It tells a texture problem (noise or blur, which the first rows
-price) from a structure problem (wrong petal counts, too little variety):
+price) from a structure problem (wrong petal counts, too little variety).
+FID cannot tell a model that copies its training images from one that
+generalises (copies of real flowers score at the floor), so it also measures
+each sample's distance to its nearest training image (the recipe's training
+split, `--train-images` and `--train-seed`, flipped images included) against
+its distance to the nearest image of the validation split, which the model
+never trained on, compared with the same number of training images; real
+held-out flowers give the reference:
 
     KERAS_BACKEND=tensorflow python benchmarks/fid_anatomy.py runs/flowers/model.keras \\
         --out benchmarks/results/fid-anatomy/anatomy-main-job-cpu-tensorflow.json
 """
 
 import argparse
+import inspect
 import json
 
 import keras
@@ -21,15 +29,78 @@ from scipy.ndimage import gaussian_filter
 
 import keras_ddpm as kd
 from keras_ddpm.callbacks.step_counter import optimizer_steps
+from keras_ddpm.datasets.loader import SYNTHETIC_SIZE, _split_range
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS, TARGET_NAMES
 from keras_ddpm.models.guidance_interval import check_interval
 from keras_ddpm.utils import atomic_path
 
 OTHER_SEED = REAL_SEED + 1  # the floor's other real flowers, as in quality.py
+# The recipe's split of its images (`kd.datasets.load`'s default).
+VALIDATION_FRACTION = (
+    inspect.signature(kd.datasets.load).parameters["validation_fraction"].default
+)
 
 
 def blur(images, sigma):
     return gaussian_filter(images, (0, sigma, sigma, 0))
+
+
+def nearest_rms(images, references, chunk=256):
+    """Each image's root-mean-square pixel distance to its nearest reference.
+
+    The references count as themselves and mirrored left to right (the
+    recipe trains on both).
+
+    Args:
+        images: array `(N, H, W, C)`.
+        references: array `(M, H, W, C)`, the same image shape.
+        chunk: int, images compared at a time (bounds memory).
+
+    Returns:
+        float64 array `(N,)`, in the images' units.
+    """
+    refs = np.concatenate([references, references[:, :, ::-1]])
+    refs = refs.reshape(len(refs), -1).astype("float64")
+    squares = np.sum(refs**2, axis=1)
+    out = []
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk].reshape(-1, refs.shape[1])
+        part = part.astype("float64")
+        distances = np.sum(part**2, axis=1)[:, None] + squares - 2 * part @ refs.T
+        out.append(np.sqrt(np.maximum(distances.min(axis=1), 0.0) / refs.shape[1]))
+    return np.concatenate(out)
+
+
+def copying(named_images, train, validation, seed=0):
+    """Nearest-image distances to the training split against the validation split.
+
+    Args:
+        named_images: dict of name → images `(N, H, W, C)` in [-1, 1].
+        train, validation: the recipe's splits, in [-1, 1]; `validation` is
+            compared with as many training images, drawn at random.
+        seed: int, the draw's seed.
+
+    Returns:
+        dict of name → {"median_to_train", "median_to_validation" (RMS in
+        [0, 1] pixel units, the training subset's and the validation's),
+        "median_to_all_train", "share_closer_to_train"}; about 0.5 and equal
+        medians for a model that does not copy.
+    """
+    rng = np.random.default_rng(seed)
+    subset = train[rng.choice(len(train), len(validation), replace=False)]
+    out = {}
+    for name, images in named_images.items():
+        to_train = nearest_rms(images, subset) / 2  # [-1, 1] → [0, 1] units
+        to_validation = nearest_rms(images, validation) / 2
+        out[name] = {
+            "median_to_train": round(float(np.median(to_train)), 4),
+            "median_to_validation": round(float(np.median(to_validation)), 4),
+            "median_to_all_train": round(
+                float(np.median(nearest_rms(images, train) / 2)), 4
+            ),
+            "share_closer_to_train": round(float(np.mean(to_train < to_validation)), 3),
+        }
+    return out
 
 
 def main(argv=None):
@@ -52,6 +123,15 @@ def main(argv=None):
         nargs=2,
         metavar=("LOW", "HIGH"),
         help="the guided timesteps (default: generate's, as the recipe's)",
+    )
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        default=SYNTHETIC_SIZE,
+        help="the model's synthetic_flowers size (default: the recipe's, %(default)s)",
+    )
+    parser.add_argument(
+        "--train-seed", type=int, default=0, help="its seed (default: the recipe's, 0)"
     )
     parser.add_argument("--out", help="write the numbers to this JSON file")
     args = parser.parse_args(argv)
@@ -100,6 +180,15 @@ def main(argv=None):
         petals = np.argmax(out["petals"], axis=1) + MIN_PETALS
         return petals, out["attributes"]
 
+    flowers = kd.datasets.synthetic_flowers(
+        args.train_images, IMAGE_SIZE, seed=args.train_seed
+    )
+    cut = _split_range(args.train_images, "train", VALIDATION_FRACTION)[1]
+    copies = copying(
+        {"samples": samples, "real": other},
+        flowers[:cut] * 2 - 1,
+        flowers[cut:] * 2 - 1,
+    )
     real_petals, real_attributes = readings(other)
     sample_petals, sample_attributes = readings(samples)
     counts = range(MIN_PETALS, MAX_PETALS + 1)
@@ -123,6 +212,9 @@ def main(argv=None):
             "real": [int(np.sum(real_petals == c)) for c in counts],
             "samples": [int(np.sum(sample_petals == c)) for c in counts],
         },
+        "train_images": args.train_images,
+        "train_seed": args.train_seed,
+        "nearest_image": copies,
         "attribute_std": {
             name: {
                 "real": round(float(real_attributes[:, i].std()), 3),
@@ -139,6 +231,11 @@ def main(argv=None):
     for name in ("size", "position_y", "position_x", "petal_red", "inner_ring"):
         std = result["attribute_std"][name]
         print(f"std of {name:12s} real {std['real']:.2f}  samples {std['samples']:.2f}")
+    for name, values in copies.items():
+        print(
+            f"nearest image, {name}: "
+            + ", ".join(f"{k} {v}" for k, v in values.items())
+        )
     if args.out:
         with atomic_path(args.out) as path, open(path, "w") as file:
             json.dump(result, file, indent=1)

@@ -297,14 +297,19 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
         "| 50%: 4000/4001, only at timesteps 100–800 | 2 | 3.50 | 3.00 (0), 4.00 (1) |"
         in text
     )
-    assert "Rescored" not in text
+    assert "Rescored" not in text and "Trained on" not in text
+    # Runs trained on another dataset size say so.
+    for run in data["runs"]:
+        run["dataset_images"] = 16384
+    text = make_table.autoguidance_section("a.json", data)
+    assert "- Trained on `synthetic_flowers` of 16,384 images (80 % of" in text
     # A file that rescored saved runs names their folder.
     data["rescored_runs"] = "/somewhere/kept-runs/"
     text = make_table.autoguidance_section("a.json", data)
     assert "the runs `--keep` saved in `kept-runs`" in text
 
 
-def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch):
+def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch, capsys):
     from tests.helpers import tiny_compiled_model
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports quality.py
@@ -337,3 +342,36 @@ def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch):
     assert autoguidance.snapshot_at(read, 0.5, 0.5)["step"] == 80  # 15 s into 30
     with pytest.raises(ValueError, match="no epoch ended after 0.9"):
         autoguidance.snapshot_at(read, 0.9, 0.5)
+    # A dataset size is for new runs only.
+    with pytest.raises(SystemExit):
+        autoguidance.main(
+            ["--rescore", str(tmp_path), "--num-images", "64", "--out", "x"]
+        )
+    assert "--num-images sets what new runs train on" in capsys.readouterr().err
+
+
+def test_fid_anatomy_measures_copying_by_nearest_images(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports quality.py
+    anatomy = _load("fid_anatomy")
+    rng = np.random.default_rng(0)
+    references = rng.uniform(-1, 1, size=(6, 4, 5, 3))
+    # Copies and mirrored copies are at 0; a uniform shift c is at RMS c,
+    # the same brute-force distance numpy gives.
+    shifted = references[2] + 0.25
+    images = np.stack([references[4], references[1][:, ::-1], shifted])
+    distances = anatomy.nearest_rms(images, references, chunk=2)
+    np.testing.assert_allclose(distances[:2], 0.0, atol=1e-6)
+    flat = np.concatenate([references, references[:, :, ::-1]]).reshape(12, -1)
+    brute = np.sqrt(np.min(np.mean((flat - shifted.reshape(1, -1)) ** 2, axis=1)))
+    np.testing.assert_allclose(distances[2], brute, rtol=1e-9)
+    assert brute <= 0.25 + 1e-12
+    # Samples that copy the training split are closer to it than to the
+    # validation split; fresh draws from the same distribution are not.
+    train = rng.uniform(-1, 1, size=(40, 4, 4, 3))
+    validation = rng.uniform(-1, 1, size=(10, 4, 4, 3))
+    fresh = rng.uniform(-1, 1, size=(30, 4, 4, 3))
+    out = anatomy.copying({"copies": train[:30], "fresh": fresh}, train, validation)
+    assert out["copies"]["median_to_all_train"] == 0.0
+    assert out["copies"]["median_to_train"] < out["copies"]["median_to_validation"]
+    assert out["fresh"]["median_to_all_train"] > 0.1
+    assert 0.2 < out["fresh"]["share_closer_to_train"] < 0.8
