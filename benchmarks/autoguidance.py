@@ -84,10 +84,10 @@ class EmaHistory(keras.callbacks.Callback):
         )
 
 
-def train_recording(folder, minutes, seed, num_images=None):
+def train_recording(folder, minutes, seed, **recipe):
     """`kd.training.train` with an `EmaHistory` added to its `fit`; (result, history).
 
-    `num_images` is the recipe's dataset size (None: its default).
+    `recipe` holds keywords of the recipe to set (the others keep its defaults).
     """
     history = EmaHistory()
     fit = kd.DiffusionModel.fit
@@ -98,7 +98,7 @@ def train_recording(folder, minutes, seed, num_images=None):
     kd.DiffusionModel.fit = recording_fit
     try:
         result = kd.training.train(
-            folder, seed=seed, minutes=minutes, num_images=num_images, verbose=0
+            folder, seed=seed, minutes=minutes, verbose=0, **recipe
         )
     finally:
         kd.DiffusionModel.fit = fit
@@ -158,19 +158,21 @@ def load_run(folder):
     return model, guide, snapshots, facts
 
 
-def train_run(seed, minutes, num_images=None):
+def train_run(seed, minutes, recipe):
     """(model, its copy to hold guides, snapshots, facts) of one fresh recipe run."""
     with tempfile.TemporaryDirectory() as folder:
         run = os.path.join(folder, "run")
         start = time.monotonic()
-        result, history = train_recording(run, minutes, seed, num_images)
+        result, history = train_recording(run, minutes, seed, **recipe)
         trained = time.monotonic() - start
         recipe_guide = keras.saving.load_model(os.path.join(run, "guide.keras"))
         guide = keras.saving.load_model(os.path.join(run, "model.keras"))
     facts = {
         "seed": seed,
         "minutes": minutes,
-        "dataset_images": num_images,  # None: the recipe's default
+        # None: the recipe's default
+        "dataset_images": recipe.get("num_images"),
+        "batch_size": recipe.get("batch_size"),
         "wall_seconds": round(trained, 1),
         "optimizer_steps": optimizer_steps(result.model),
         "recipe_guide_step": optimizer_steps(recipe_guide),
@@ -179,7 +181,7 @@ def train_run(seed, minutes, num_images=None):
 
 
 def run_seed(
-    seed, minutes, settings, num, num_real, sampler, steps, keep, rescore, num_images
+    seed, minutes, settings, num, num_real, sampler, steps, keep, rescore, recipe
 ):
     """Train one seed (or read it from `rescore`) and score every setting.
 
@@ -193,7 +195,7 @@ def run_seed(
     if rescore:
         model, guide, snapshots, facts = load_run(os.path.join(rescore, f"seed-{seed}"))
     else:
-        model, guide, snapshots, facts = train_run(seed, minutes, num_images)
+        model, guide, snapshots, facts = train_run(seed, minutes, recipe)
         if keep:
             save_run(os.path.join(keep, f"seed-{seed}"), model, snapshots, facts)
     minutes = facts["minutes"]
@@ -280,6 +282,9 @@ def main(argv=None):
         "(default: the recipe's)",
     )
     parser.add_argument(
+        "--batch-size", type=int, help="the recipe's batch size (default: the recipe's)"
+    )
+    parser.add_argument(
         "--fractions",
         type=float,
         nargs="*",
@@ -328,8 +333,15 @@ def main(argv=None):
             parser.error(f"{flag} must lie in (0, 1), got {fractions}")
     if args.keep and args.rescore:
         parser.error("--keep saves new runs and --rescore reads saved ones: not both")
-    if args.num_images is not None and args.rescore:
-        parser.error("--num-images sets what new runs train on: not with --rescore")
+    recipe = {
+        name: getattr(args, name)
+        for name in ("num_images", "batch_size")
+        if getattr(args, name) is not None
+    }
+    if recipe and args.rescore:
+        parser.error(
+            "--num-images and --batch-size set how new runs train: not with --rescore"
+        )
 
     settings = [(None, 1.0, None)]
     settings += [(fraction, GUIDE_SCALE, None) for fraction in args.fractions]
@@ -370,7 +382,7 @@ def main(argv=None):
                     "steps": args.steps,
                     "keep": args.keep,
                     "rescore": args.rescore,
-                    "num_images": args.num_images,
+                    "recipe": recipe,
                 },
             )
         records["runs"].append(record)

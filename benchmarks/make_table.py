@@ -659,6 +659,13 @@ def autoguidance_section(path, data):
             + ", ".join(f"{size:,}" for size in sorted(sizes - {None}))
             + " images (80 % of them trained on), not the recipe's default 4,096."
         )
+    batches = {run.get("batch_size") for run in runs} - {None}
+    if batches:
+        lines.append(
+            "- Batch size "
+            + ", ".join(str(size) for size in sorted(batches))
+            + ", not the recipe's default 8."
+        )
     rescored = data.get("rescored_runs")  # absent in older files
     if rescored:
         lines.append(

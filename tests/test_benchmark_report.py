@@ -303,6 +303,11 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
         run["dataset_images"] = 16384
     text = make_table.autoguidance_section("a.json", data)
     assert "- Trained on `synthetic_flowers` of 16,384 images (80 % of" in text
+    assert "Batch size" not in text
+    data["runs"][0]["batch_size"] = data["runs"][1]["batch_size"] = 16
+    assert "- Batch size 16, not the recipe's default 8." in (
+        make_table.autoguidance_section("a.json", data)
+    )
     # A file that rescored saved runs names their folder.
     data["rescored_runs"] = "/somewhere/kept-runs/"
     text = make_table.autoguidance_section("a.json", data)
@@ -347,7 +352,7 @@ def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch, capsy
         autoguidance.main(
             ["--rescore", str(tmp_path), "--num-images", "64", "--out", "x"]
         )
-    assert "--num-images sets what new runs train on" in capsys.readouterr().err
+    assert "--num-images and --batch-size set how new runs" in capsys.readouterr().err
 
 
 def test_fid_anatomy_measures_copying_by_nearest_images(monkeypatch):
