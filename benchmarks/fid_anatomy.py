@@ -131,7 +131,10 @@ def main(argv=None):
         help="the model's synthetic_flowers size (default: the recipe's, %(default)s)",
     )
     parser.add_argument(
-        "--train-seed", type=int, default=0, help="its seed (default: the recipe's, 0)"
+        "--train-seed",
+        type=int,
+        default=kd.training.DEFAULTS["seed"],
+        help="its seed (default: the recipe's, %(default)s)",
     )
     parser.add_argument("--out", help="write the numbers to this JSON file")
     args = parser.parse_args(argv)
