@@ -379,7 +379,10 @@ about 29 s before training starts. FID does not tell whether a model copies
 its training images, as copies of real flowers score at the floor;
 `fid_anatomy.py` also measures each sample's distance to its nearest
 training image against the nearest image of the validation split (see
-"What the FID is made of" above).
+"What the FID is made of" above). Batch 16 (`--batch-size 16`,
+`autoguidance-batch16-…`), which the recipe left for batch 8 before
+autoguidance, lost too: 2.51 and 3.02 (8.18 and 9.48 alone) in 4,820 steps
+against batch 8's 1.35 and 1.93 in 8,749 and 9,078.
 
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
@@ -438,7 +441,8 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
     --seeds 0 1 --num-images 16384 --num 1024 --fractions --scales \\
     --intervals 0:600 --interval-scales 5 --conditions "quiet machine" \\
     --out benchmarks/results/autoguidance/autoguidance-data16k-8.5min-epyc-avx512-cpu-tensorflow.json
-# and the same with --num-images 2048 for autoguidance-data2k-….json
+# and the same with --num-images 2048 for autoguidance-data2k-….json, and with
+# --batch-size 16 instead of --num-images for autoguidance-batch16-….json
 python benchmarks/make_table.py benchmarks/results/*.json \\
     benchmarks/results/quality-curve/*.json benchmarks/results/autoguidance/*.json \\
     -o docs/benchmarks.md
