@@ -173,6 +173,7 @@ def train_run(seed, minutes, recipe):
         # None: the recipe's default
         "dataset_images": recipe.get("num_images"),
         "batch_size": recipe.get("batch_size"),
+        "ema_momentum": recipe.get("ema_momentum"),
         "wall_seconds": round(trained, 1),
         "optimizer_steps": optimizer_steps(result.model),
         "recipe_guide_step": optimizer_steps(recipe_guide),
@@ -285,6 +286,11 @@ def main(argv=None):
         "--batch-size", type=int, help="the recipe's batch size (default: the recipe's)"
     )
     parser.add_argument(
+        "--ema-momentum",
+        type=float,
+        help="the recipe's EMA momentum (default: the recipe's)",
+    )
+    parser.add_argument(
         "--fractions",
         type=float,
         nargs="*",
@@ -335,12 +341,13 @@ def main(argv=None):
         parser.error("--keep saves new runs and --rescore reads saved ones: not both")
     recipe = {
         name: getattr(args, name)
-        for name in ("num_images", "batch_size")
+        for name in ("num_images", "batch_size", "ema_momentum")
         if getattr(args, name) is not None
     }
     if recipe and args.rescore:
         parser.error(
-            "--num-images and --batch-size set how new runs train: not with --rescore"
+            "--num-images, --batch-size and --ema-momentum set how new runs "
+            "train: not with --rescore"
         )
 
     settings = [(None, 1.0, None)]

@@ -670,6 +670,13 @@ def autoguidance_section(path, data):
             + ", ".join(str(size) for size in sorted(batches))
             + ", not the recipe's default 8."
         )
+    momenta = {run.get("ema_momentum") for run in runs} - {None}
+    if momenta:
+        lines.append(
+            "- EMA momentum "
+            + ", ".join(f"{momentum:g}" for momentum in sorted(momenta))
+            + ", not the recipe's default 0.995."
+        )
     rescored = data.get("rescored_runs")  # absent in older files
     if rescored:
         lines.append(

@@ -305,9 +305,10 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
     assert "- Trained on `synthetic_flowers` of 16,384 images (80 % of" in text
     assert "Batch size" not in text
     data["runs"][0]["batch_size"] = data["runs"][1]["batch_size"] = 16
-    assert "- Batch size 16, not the recipe's default 8." in (
-        make_table.autoguidance_section("a.json", data)
-    )
+    data["runs"][0]["ema_momentum"] = data["runs"][1]["ema_momentum"] = 0.999
+    text = make_table.autoguidance_section("a.json", data)
+    assert "- Batch size 16, not the recipe's default 8." in text
+    assert "- EMA momentum 0.999, not the recipe's default 0.995." in text
     # A file that rescored saved runs names their folder.
     data["rescored_runs"] = "/somewhere/kept-runs/"
     text = make_table.autoguidance_section("a.json", data)
@@ -352,7 +353,9 @@ def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch, capsy
         autoguidance.main(
             ["--rescore", str(tmp_path), "--num-images", "64", "--out", "x"]
         )
-    assert "--num-images and --batch-size set how new runs" in capsys.readouterr().err
+    assert (
+        "--num-images, --batch-size and --ema-momentum set" in capsys.readouterr().err
+    )
 
 
 def test_fid_anatomy_measures_copying_by_nearest_images(monkeypatch):
