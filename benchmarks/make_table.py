@@ -633,6 +633,14 @@ def _guide_setting(score):
     return score["guide_fraction"], score["guide_scale"], interval
 
 
+# What `autoguidance.py` may change in the recipe: (run key, name, default).
+RECIPE_CHANGES = (
+    ("dataset_images", "Images of `synthetic_flowers` (80 % trained on)", 4096),
+    ("batch_size", "Batch size", 8),
+    ("ema_momentum", "EMA momentum", 0.995),
+)
+
+
 def autoguidance_section(path, data):
     """The table of one `autoguidance.py` file: FID per guide and scale, over seeds."""
     machine = data["machine"]
@@ -656,27 +664,11 @@ def autoguidance_section(path, data):
         + ", ".join(str(run["recipe_guide_step"]) for run in runs)
         + ".",
     ]
-    sizes = {run.get("dataset_images") for run in runs}  # absent in older files
-    if sizes - {None}:
-        lines.append(
-            "- Trained on `synthetic_flowers` of "
-            + ", ".join(f"{size:,}" for size in sorted(sizes - {None}))
-            + " images (80 % of them trained on), not the recipe's default 4,096."
-        )
-    batches = {run.get("batch_size") for run in runs} - {None}
-    if batches:
-        lines.append(
-            "- Batch size "
-            + ", ".join(str(size) for size in sorted(batches))
-            + ", not the recipe's default 8."
-        )
-    momenta = {run.get("ema_momentum") for run in runs} - {None}
-    if momenta:
-        lines.append(
-            "- EMA momentum "
-            + ", ".join(f"{momentum:g}" for momentum in sorted(momenta))
-            + ", not the recipe's default 0.995."
-        )
+    for key, name, default in RECIPE_CHANGES:  # absent in older files
+        values = {run.get(key) for run in runs} - {None}
+        if values:
+            shown = ", ".join(f"{value:,}" for value in sorted(values))
+            lines.append(f"- {name} {shown}, not the recipe's default {default:,}.")
     rescored = data.get("rescored_runs")  # absent in older files
     if rescored:
         lines.append(

@@ -297,12 +297,15 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
         "| 50%: 4000/4001, only at timesteps 100–800 | 2 | 3.50 | 3.00 (0), 4.00 (1) |"
         in text
     )
-    assert "Rescored" not in text and "Trained on" not in text
+    assert "Rescored" not in text and "not the recipe's default" not in text
     # Runs trained on another dataset size say so.
     for run in data["runs"]:
         run["dataset_images"] = 16384
     text = make_table.autoguidance_section("a.json", data)
-    assert "- Trained on `synthetic_flowers` of 16,384 images (80 % of" in text
+    assert (
+        "- Images of `synthetic_flowers` (80 % trained on) 16,384, not the "
+        "recipe's default 4,096." in text
+    )
     assert "Batch size" not in text
     data["runs"][0]["batch_size"] = data["runs"][1]["batch_size"] = 16
     data["runs"][0]["ema_momentum"] = data["runs"][1]["ema_momentum"] = 0.999
