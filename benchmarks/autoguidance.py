@@ -59,6 +59,12 @@ from keras_ddpm.utils import atomic_path
 
 GUIDE_SCALE = 2.0  # the scale of the --fractions rows
 RECIPE_FRACTION = 0.5  # the guide the recipe keeps
+# What new runs may change in the recipe: its keyword → (type, what it is).
+RECIPE_OPTIONS = {
+    "num_images": (int, "synthetic_flowers size, 80 %% of it trained on"),
+    "batch_size": (int, "batch size"),
+    "ema_momentum": (float, "EMA momentum"),
+}
 
 
 class EmaHistory(keras.callbacks.Callback):
@@ -276,20 +282,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=8.5, help="(default: 8.5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument(
-        "--num-images",
-        type=int,
-        help="the recipe's synthetic_flowers size, 80 %% of it trained on "
-        "(default: the recipe's)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, help="the recipe's batch size (default: the recipe's)"
-    )
-    parser.add_argument(
-        "--ema-momentum",
-        type=float,
-        help="the recipe's EMA momentum (default: the recipe's)",
-    )
+    for name, (kind, what) in RECIPE_OPTIONS.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            help=f"the recipe's {what} (default: the recipe's)",
+        )
     parser.add_argument(
         "--fractions",
         type=float,
@@ -341,14 +339,12 @@ def main(argv=None):
         parser.error("--keep saves new runs and --rescore reads saved ones: not both")
     recipe = {
         name: getattr(args, name)
-        for name in ("num_images", "batch_size", "ema_momentum")
+        for name in RECIPE_OPTIONS
         if getattr(args, name) is not None
     }
     if recipe and args.rescore:
-        parser.error(
-            "--num-images, --batch-size and --ema-momentum set how new runs "
-            "train: not with --rescore"
-        )
+        flags = ", ".join("--" + name.replace("_", "-") for name in recipe)
+        parser.error(f"{flags} (how new runs train) cannot go with --rescore")
 
     settings = [(None, 1.0, None)]
     settings += [(fraction, GUIDE_SCALE, None) for fraction in args.fractions]

@@ -356,8 +356,8 @@ def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch, capsy
         autoguidance.main(
             ["--rescore", str(tmp_path), "--num-images", "64", "--out", "x"]
         )
-    assert (
-        "--num-images, --batch-size and --ema-momentum set" in capsys.readouterr().err
+    assert "--num-images (how new runs train) cannot go with --rescore" in (
+        capsys.readouterr().err
     )
 
 
