@@ -12,7 +12,6 @@ import datetime
 import json
 import os
 import platform
-import shlex
 import sys
 
 import keras
@@ -89,8 +88,8 @@ class Settings:
         self.skip_eager = get("skip_eager")
         self.conditions = get("conditions")
         self.records = get("records")
-        self.command = f"KERAS_BACKEND={self.backend} python -m pytest " + shlex.join(
-            config.invocation_params.args
+        self.command = harness.recorded_command(
+            self.backend, config.invocation_params.args, os.environ
         )
         self.matmul_size = 2048 if harness.device_name().startswith("cpu") else 8192
 

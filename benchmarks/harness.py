@@ -6,6 +6,7 @@ TensorFlow, JAX and PyTorch.
 """
 
 import contextlib
+import shlex
 import time
 
 import keras
@@ -60,6 +61,17 @@ def device_name():
 
     gpus = tf.config.list_logical_devices("GPU")
     return f"gpu:{gpus[0].name}" if gpus else "cpu"
+
+
+def recorded_command(backend, args, environ):
+    """The shell command that reruns a suite run: its backend, pytest arguments, XLA flags.
+
+    XLA's flags change the code it compiles, and its speed, so a run with
+    `XLA_FLAGS` set names them.
+    """
+    xla_flags = environ.get("XLA_FLAGS")
+    prefix = f"XLA_FLAGS={shlex.quote(xla_flags)} " if xla_flags else ""
+    return f"{prefix}KERAS_BACKEND={backend} python -m pytest {shlex.join(args)}"
 
 
 def measure_matmul_peak(dtype, size, repeats=10, trials=3):

@@ -127,6 +127,32 @@ TensorFlow (0.96, 1.02) and PyTorch (1.03, 0.97); on JAX it was 1.19 in this
 run (0.98 the day before), and six more rounds of each right after gave
 medians of 58 to 62 images/s against 63 (1.03 to 1.09).
 
+On JAX, much of that gap was XLA's own choice, not the library's. jaxlib 0.10
+hands some dots, elementwise operations and reductions of a CPU program to the
+YNNPACK library by default (the list `--xla_cpu_experimental_ynn_fusion_type`),
+and for these U-Nets that is slower than the code XLA writes itself. With the
+list emptied, `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=`, two runs
+side by side on two cores of an AMD EPYC with AVX-512 (2026-12-06, the same
+command, `peers-epyc-avx512-cpu-jax-default-flags.json` then
+`peers-epyc-avx512-cpu-jax-no-ynn-fusion.json`; diffusers trained 97.2 and
+96.8 images/s in them):
+
+| JAX, 32×32, batch 16 | training: img/s | ÷ diffusers (GFLOP/s) | sampling, DDIM 50: img/s | ÷ diffusers |
+|---|---|---|---|---|
+| jaxlib's default flags | 63.4 | 0.49 | 5.39 | 0.67 |
+| `--xla_cpu_experimental_ynn_fusion_type=` | 84.7 | 0.66 | 7.86 | 1.01 |
+
+The benchmark's network took 196 to 198 ms per `fit` step with the list
+emptied (three processes) against 269 and 284 ms with the default flags (two).
+The recipe's network (widths 16/32/64, batch 8) took 67 to 69 ms per step in
+six of nine processes with the list emptied, but 88 ms in the other three,
+the default flags' speed (84 to 88 ms in five); TensorFlow with XLA took 54
+to 58 ms in the same hour, and TensorFlow 2.21's XLA did not change with the
+flag. The setting is the user's: a library cannot set
+XLA's flags for a process that may already have started JAX, and the gain
+was measured on this CPU and jaxlib only (the backends guide shows how to
+set it). The throughput suite's recorded command names `XLA_FLAGS` when set.
+
 Earlier runs, on the same machine class (`peers-cpu-*.json`) and on two cores
 of an AMD EPYC with AVX2 only (`peers-epyc-avx2-cpu-*.json`):
 
@@ -637,7 +663,10 @@ def _petal_groups(counts):
 def _guide_setting(score):
     """`(fraction, scale, interval)` of one autoguidance score; interval () for none."""
     interval = tuple(score.get("guidance_interval") or ())  # absent in older files
-    return score["guide_fraction"], score["guide_scale"], interval
+    fraction = score["guide_fraction"]
+    if isinstance(fraction, list):  # a window of snapshots, averaged
+        fraction = tuple(fraction)
+    return fraction, score["guide_scale"], interval
 
 
 # What `autoguidance.py` may change in the recipe: (run key, name, default).
@@ -700,12 +729,20 @@ def autoguidance_section(path, data):
         fids = [score["fid"] for _, score in mine]
         mean = sum(fids) / len(fids)
         fraction, scale, interval = setting
-        guide = (
-            "none (the model alone)"
-            if fraction is None
-            else f"{fraction:.0%}: "
-            + "/".join(str(score["guide_step"]) for _, score in mine)
-        )
+        if fraction is None:
+            guide = "none (the model alone)"
+        elif isinstance(fraction, tuple):
+            guide = (
+                f"mean of the snapshots from {fraction[0]:.0%} to {fraction[1]:.0%}: "
+                + "/".join(
+                    f"{score['guide_step'][0]}–{score['guide_step'][-1]}"
+                    for _, score in mine
+                )
+            )
+        else:
+            guide = f"{fraction:.0%}: " + "/".join(
+                str(score["guide_step"]) for _, score in mine
+            )
         if interval:
             guide += f", only at timesteps {interval[0]:g}–{interval[1]:g}"
         counts = [sum(c) for c in zip(*(score["petal_counts"] for _, score in mine))]

@@ -1,6 +1,8 @@
 """The ratios the benchmark suite prints and publishes are computed right."""
 
+import argparse
 import importlib.util
+import shlex
 import sys
 from pathlib import Path
 
@@ -278,6 +280,9 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
                     score(None, 1.0, None, 8.0 - seed, [0, 0, 1, 2, 3, 4, 5, 0, 0]),
                     score(0.5, 2.0, 4000 + seed, 4.0 + seed, flat),
                     score(0.5, 2.0, 4000 + seed, 3.0 + seed, flat, [100.0, 800.0]),
+                    score(
+                        [0.4, 0.6], 5.0, [3600, 4400 + seed], 2.0 + seed, flat, [0, 600]
+                    ),
                 ],
             }
             for seed in (0, 1)
@@ -296,6 +301,11 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
     assert (
         "| 50%: 4000/4001, only at timesteps 100–800 | 2 | 3.50 | 3.00 (0), 4.00 (1) |"
         in text
+    )
+    # A guide averaged over a window of snapshots names the window and its steps.
+    assert (
+        "| mean of the snapshots from 40% to 60%: 3600–4400/3600–4401, only at "
+        "timesteps 0–600 | 5 | 2.50 | 2.00 (0), 3.00 (1) |" in text
     )
     assert "Rescored" not in text and "not the recipe's default" not in text
     # Runs trained on another dataset size say so.
@@ -351,6 +361,26 @@ def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch, capsy
     assert autoguidance.snapshot_at(read, 0.5, 0.5)["step"] == 80  # 15 s into 30
     with pytest.raises(ValueError, match="no epoch ended after 0.9"):
         autoguidance.snapshot_at(read, 0.9, 0.5)
+    # A guide: one snapshot, or the mean of those in a window of the budget.
+    weights, steps = autoguidance.guide_weights(read, 0.5, 0.5)
+    assert steps == [80]
+    for a, b in zip(weights, snapshots[1]["weights"]):
+        np.testing.assert_array_equal(a, b)
+    weights, steps = autoguidance.guide_weights(read, [0.3, 0.7], 0.5)  # 9-21 s
+    assert steps == [40, 80]
+    for a, first, second in zip(
+        weights, snapshots[0]["weights"], snapshots[1]["weights"]
+    ):
+        np.testing.assert_allclose(a, (first + second) / 2, rtol=1e-6)
+    _, steps = autoguidance.guide_weights(read, [0.5, 0.7], 0.5)  # 15-21 s
+    assert steps == [80]
+    with pytest.raises(ValueError, match="no epoch ended between 0.1 and 0.2"):
+        autoguidance.guide_weights(read, [0.1, 0.2], 0.5)
+    assert autoguidance.fraction_argument("0.5") == 0.5
+    assert autoguidance.fraction_argument("0.4:0.6") == [0.4, 0.6]
+    for text in ("0.6:0.4", "1.5", "0", "half", "0.1:0.2:0.3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a share"):
+            autoguidance.fraction_argument(text)
     # A dataset size is for new runs only.
     with pytest.raises(SystemExit):
         autoguidance.main(
@@ -386,3 +416,20 @@ def test_fid_anatomy_measures_copying_by_nearest_images(monkeypatch):
     assert out["copies"]["median_to_train"] < out["copies"]["median_to_validation"]
     assert out["fresh"]["median_to_all_train"] > 0.1
     assert 0.2 < out["fresh"]["share_closer_to_train"] < 0.8
+
+
+def test_the_recorded_command_names_xla_flags_when_they_are_set():
+    harness = _load("harness")
+    args = ["benchmarks/", "--benchmark-only", "-k", "peer or bare_fit"]
+    plain = harness.recorded_command("jax", args, {"HOME": "/root"})
+    assert plain == (
+        "KERAS_BACKEND=jax python -m pytest benchmarks/ --benchmark-only "
+        "-k 'peer or bare_fit'"
+    )
+    flags = "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_enable_fast_math=true"
+    flagged = harness.recorded_command("jax", args, {"XLA_FLAGS": flags})
+    assert flagged == f"XLA_FLAGS='{flags}' {plain}"
+    # A shell reads it back into the same environment and arguments.
+    words = shlex.split(flagged)
+    assert words[0] == f"XLA_FLAGS={flags}"
+    assert words[-len(args) :] == args
