@@ -122,6 +122,35 @@ def snapshot_at(snapshots, fraction, minutes):
     )
 
 
+def is_window(fraction):
+    """Whether a guide's `fraction` is a window `[low, high]` of snapshots."""
+    return isinstance(fraction, (list, tuple))
+
+
+def guide_weights(snapshots, fraction, minutes):
+    """`(weights, steps)` of the guide at `fraction` of the budget.
+
+    `fraction` is a share of the budget (the snapshot `snapshot_at` finds) or
+    a window `[low, high]`: the mean of the EMA snapshots at the epoch ends
+    from `low` to `high` of the budget, a longer average of the same run.
+    """
+    if not is_window(fraction):
+        snapshot = snapshot_at(snapshots, fraction, minutes)
+        return snapshot["weights"], [snapshot["step"]]
+    low, high = (share * 60.0 * minutes for share in fraction)
+    chosen = [s for s in snapshots if low <= s["seconds"] <= high]
+    if not chosen:
+        raise ValueError(
+            f"no epoch ended between {fraction[0]} and {fraction[1]} of the "
+            f"{minutes}-minute budget: expected a wider window"
+        )
+    weights = [
+        np.mean([s["weights"][i] for s in chosen], axis=0)
+        for i in range(len(chosen[0]["weights"]))
+    ]
+    return weights, [s["step"] for s in chosen]
+
+
 def save_run(folder, model, snapshots, meta):
     """Write a trained run for `--rescore`: the model, the EMA snapshots, the facts."""
     os.makedirs(folder, exist_ok=True)
@@ -209,10 +238,10 @@ def run_seed(
 
     def score(fraction, scale, interval):
         options = {}
-        snapshot = None
+        steps = None
         if fraction is not None:
-            snapshot = snapshot_at(snapshots, fraction, minutes)
-            for variable, value in zip(guide.ema_weights, snapshot["weights"]):
+            weights, steps = guide_weights(snapshots, fraction, minutes)
+            for variable, value in zip(guide.ema_weights, weights):
                 variable.assign(value)
             every_step = (0, model.schedule.timesteps)  # recorded as a null interval
             options = dict(
@@ -228,7 +257,8 @@ def run_seed(
         petals = np.argmax(heads.predict(images, verbose=0)["petals"], axis=1)
         record = {
             "guide_fraction": fraction,
-            "guide_step": None if snapshot is None else snapshot["step"],
+            # A window's guide: the steps of the snapshots it averages.
+            "guide_step": steps if steps is None or is_window(fraction) else steps[0],
             "guide_scale": scale,
             "guidance_interval": interval,
             "sample_seconds": round(seconds, 1),
@@ -261,6 +291,22 @@ def interval_argument(text):
             f"expected LOW:HIGH timesteps such as 100:800, got {text!r}"
         ) from None
     return [low, high]
+
+
+def fraction_argument(text):
+    """`"F"` → F, or `"LOW:HIGH"` → `[low, high]` (shares of the budget)."""
+    try:
+        parts = [float(part) for part in text.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1 and 0 < parts[0] < 1:
+        return parts[0]
+    if len(parts) == 2 and 0 < parts[0] < parts[1] < 1:
+        return parts
+    raise argparse.ArgumentTypeError(
+        f"expected a share of the budget in (0, 1) such as 0.5, or a window "
+        f"LOW:HIGH such as 0.4:0.6, got {text!r}"
+    )
 
 
 def add_interval_arguments(parser, help, default_scale):
@@ -309,7 +355,13 @@ def main(argv=None):
         default_scale=2.5,
     )
     parser.add_argument(
-        "--interval-fractions", type=float, nargs="+", default=[RECIPE_FRACTION]
+        "--interval-fractions",
+        type=fraction_argument,
+        nargs="+",
+        default=[RECIPE_FRACTION],
+        metavar="F or LOW:HIGH",
+        help="guides of the interval rows: the snapshot at F of the budget, or "
+        "the mean of the snapshots from LOW to HIGH of it",
     )
     parser.add_argument("--num", type=int, default=1024, help="generated images")
     parser.add_argument("--real", type=int, default=2000, help="held-out real images")
@@ -330,11 +382,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.minutes > 0:
         parser.error(f"--minutes must be positive, got {args.minutes}")
-    for name in ("fractions", "interval_fractions"):
-        fractions = getattr(args, name)
-        if not all(0 < fraction < 1 for fraction in fractions):
-            flag = "--" + name.replace("_", "-")
-            parser.error(f"{flag} must lie in (0, 1), got {fractions}")
+    if not all(0 < fraction < 1 for fraction in args.fractions):
+        parser.error(f"--fractions must lie in (0, 1), got {args.fractions}")
     if args.keep and args.rescore:
         parser.error("--keep saves new runs and --rescore reads saved ones: not both")
     recipe = {
