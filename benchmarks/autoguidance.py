@@ -238,9 +238,9 @@ def run_seed(
 
     def score(fraction, scale, interval):
         options = {}
-        steps = None
+        guide_steps = None
         if fraction is not None:
-            weights, steps = guide_weights(snapshots, fraction, minutes)
+            weights, guide_steps = guide_weights(snapshots, fraction, minutes)
             for variable, value in zip(guide.ema_weights, weights):
                 variable.assign(value)
             every_step = (0, model.schedule.timesteps)  # recorded as a null interval
@@ -258,7 +258,11 @@ def run_seed(
         record = {
             "guide_fraction": fraction,
             # A window's guide: the steps of the snapshots it averages.
-            "guide_step": steps if steps is None or is_window(fraction) else steps[0],
+            "guide_step": (
+                guide_steps[0]
+                if guide_steps and not is_window(fraction)
+                else guide_steps
+            ),
             "guide_scale": scale,
             "guidance_interval": interval,
             "sample_seconds": round(seconds, 1),
