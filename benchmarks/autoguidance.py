@@ -122,21 +122,17 @@ def snapshot_at(snapshots, fraction, minutes):
     )
 
 
-def is_window(fraction):
-    """Whether a guide's `fraction` is a window `[low, high]` of snapshots."""
-    return isinstance(fraction, (list, tuple))
-
-
 def guide_weights(snapshots, fraction, minutes):
-    """`(weights, steps)` of the guide at `fraction` of the budget.
+    """`(weights, step)` of the guide at `fraction` of the budget.
 
-    `fraction` is a share of the budget (the snapshot `snapshot_at` finds) or
-    a window `[low, high]`: the mean of the EMA snapshots at the epoch ends
-    from `low` to `high` of the budget, a longer average of the same run.
+    `fraction` is a share of the budget (the snapshot `snapshot_at` finds,
+    and its step) or a window `[low, high]`: the mean of the EMA snapshots at
+    the epoch ends from `low` to `high` of the budget, a longer average of
+    the same run, and the list of their steps.
     """
-    if not is_window(fraction):
+    if not isinstance(fraction, (list, tuple)):
         snapshot = snapshot_at(snapshots, fraction, minutes)
-        return snapshot["weights"], [snapshot["step"]]
+        return snapshot["weights"], snapshot["step"]
     low, high = (share * 60.0 * minutes for share in fraction)
     chosen = [s for s in snapshots if low <= s["seconds"] <= high]
     if not chosen:
@@ -238,9 +234,9 @@ def run_seed(
 
     def score(fraction, scale, interval):
         options = {}
-        guide_steps = None
+        guide_step = None
         if fraction is not None:
-            weights, guide_steps = guide_weights(snapshots, fraction, minutes)
+            weights, guide_step = guide_weights(snapshots, fraction, minutes)
             for variable, value in zip(guide.ema_weights, weights):
                 variable.assign(value)
             every_step = (0, model.schedule.timesteps)  # recorded as a null interval
@@ -257,12 +253,7 @@ def run_seed(
         petals = np.argmax(heads.predict(images, verbose=0)["petals"], axis=1)
         record = {
             "guide_fraction": fraction,
-            # A window's guide: the steps of the snapshots it averages.
-            "guide_step": (
-                guide_steps[0]
-                if guide_steps and not is_window(fraction)
-                else guide_steps
-            ),
+            "guide_step": guide_step,  # a window's: the steps it averages
             "guide_scale": scale,
             "guidance_interval": interval,
             "sample_seconds": round(seconds, 1),

@@ -145,13 +145,13 @@ command, `peers-epyc-avx512-cpu-jax-default-flags.json` then
 The benchmark's network took 196 to 198 ms per `fit` step with the list
 emptied (three processes) against 269 and 284 ms with the default flags (two).
 The recipe's network (widths 16/32/64, batch 8) took 67 to 69 ms per step in
-six of nine processes with the list emptied, but 88 ms in the other three,
-the default flags' speed (84 to 88 ms in five); TensorFlow with XLA took 54
-to 58 ms in the same hour, and TensorFlow 2.21's XLA did not change with the
-flag. The setting is the user's: a library cannot set
-XLA's flags for a process that may already have started JAX, and the gain
-was measured on this CPU and jaxlib only (the backends guide shows how to
-set it). The throughput suite's recorded command names `XLA_FLAGS` when set.
+six of nine processes with the list emptied, but 88 ms in the other three, the
+default flags' speed (84 to 88 ms in five); TensorFlow with XLA took 54 to 58
+ms in the same hour, and TensorFlow 2.21's XLA did not change with the flag.
+The setting is the user's: a library cannot set XLA's flags for a process that
+may already have started JAX, and the gain was measured on this CPU and jaxlib
+only (the backends guide shows how to set it). The throughput suite's recorded
+command names `XLA_FLAGS` when set.
 
 Earlier runs, on the same machine class (`peers-cpu-*.json`) and on two cores
 of an AMD EPYC with AVX2 only (`peers-epyc-avx2-cpu-*.json`):
@@ -417,14 +417,14 @@ stays.
 
 A longer average for the guide alone (Karras et al. tuned the guide's EMA
 length apart from the main model's) is free to try, on kept runs: the
-`autoguidance-keep-guide-windows-…` file rescored the three kept runs with
-the guide averaged over the EMA snapshots at the epoch ends from 40 % to
-60 % of the budget (4 or 5 snapshots, 1,200 to 1,600 steps apart) and from 30 % to
-70 % (9 snapshots; `--interval-fractions 0.4:0.6 0.3:0.7`), at the default
+`autoguidance-keep-guide-windows-…` file rescored the three kept runs with the
+guide averaged over the EMA snapshots at the epoch ends from 40 % to 60 % of
+the budget (4 or 5 snapshots, 1,200 to 1,600 steps apart) and from 30 % to 70
+% (9 snapshots; `--interval-fractions 0.4:0.6 0.3:0.7`), at the default
 guidance. From 40 % to 60 % it scored 0.98 on seed 0 against 1.35, but 2.05
-and 1.96 on seeds 1 and 2 against 1.93 and 1.87 (a mean of 1.66 against
-1.72), and the wider window won seed 0 by less (1.30) and lost the others
-(2.24 and 2.04): the guide stays the single snapshot at half of the budget.
+and 1.96 on seeds 1 and 2 against 1.93 and 1.87 (a mean of 1.66 against 1.72),
+and the wider window won seed 0 by less (1.30) and lost the others (2.24 and
+2.04): the guide stays the single snapshot at half of the budget.
 
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
