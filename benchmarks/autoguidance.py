@@ -59,11 +59,13 @@ from keras_ddpm.utils import atomic_path
 
 GUIDE_SCALE = 2.0  # the scale of the --fractions rows
 RECIPE_FRACTION = 0.5  # the guide the recipe keeps
-# What new runs may change in the recipe: its keyword → (type, what it is).
+# What new runs may change in the recipe: its keyword → (type, nargs, what it is).
 RECIPE_OPTIONS = {
-    "num_images": (int, "synthetic_flowers size, 80 %% of it trained on"),
-    "batch_size": (int, "batch size"),
-    "ema_momentum": (float, "EMA momentum"),
+    "num_images": (int, None, "synthetic_flowers size, 80 %% of it trained on"),
+    "batch_size": (int, None, "batch size"),
+    "ema_momentum": (float, None, "EMA momentum"),
+    "widths": (int, "+", "U-Net level widths"),
+    "patch_size": (int, None, "U-Net patch size"),
 }
 
 
@@ -205,6 +207,8 @@ def train_run(seed, minutes, recipe):
         "dataset_images": recipe.get("num_images"),
         "batch_size": recipe.get("batch_size"),
         "ema_momentum": recipe.get("ema_momentum"),
+        "widths": recipe.get("widths"),
+        "patch_size": recipe.get("patch_size"),
         "wall_seconds": round(trained, 1),
         "optimizer_steps": optimizer_steps(result.model),
         "recipe_guide_step": optimizer_steps(recipe_guide),
@@ -323,10 +327,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=8.5, help="(default: 8.5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    for name, (kind, what) in RECIPE_OPTIONS.items():
+    for name, (kind, nargs, what) in RECIPE_OPTIONS.items():
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=kind,
+            nargs=nargs,
             help=f"the recipe's {what} (default: the recipe's)",
         )
     parser.add_argument(

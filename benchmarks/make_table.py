@@ -690,7 +690,16 @@ RECIPE_CHANGES = (
     ("dataset_images", "Images of `synthetic_flowers` (80 % trained on)", 4096),
     ("batch_size", "Batch size", 8),
     ("ema_momentum", "EMA momentum", 0.995),
+    ("widths", "U-Net widths", (16, 32, 64)),
+    ("patch_size", "Patch size", 1),
 )
+
+
+def _recipe_value(value):
+    """A recipe setting as the page shows it: 4,096, 0.995 or 16/32/64."""
+    if isinstance(value, (list, tuple)):
+        return "/".join(f"{v:,}" for v in value)
+    return f"{value:,}"
 
 
 def autoguidance_section(path, data):
@@ -717,10 +726,12 @@ def autoguidance_section(path, data):
         + ".",
     ]
     for key, name, default in RECIPE_CHANGES:  # absent in older files
-        values = {run.get(key) for run in runs} - {None}
+        values = {_recipe_value(run[key]) for run in runs if run.get(key) is not None}
         if values:
-            shown = ", ".join(f"{value:,}" for value in sorted(values))
-            lines.append(f"- {name} {shown}, not the recipe's default {default:,}.")
+            shown = ", ".join(sorted(values))
+            lines.append(
+                f"- {name} {shown}, not the recipe's default {_recipe_value(default)}."
+            )
     rescored = data.get("rescored_runs")  # absent in older files
     if rescored:
         lines.append(

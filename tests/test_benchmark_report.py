@@ -322,6 +322,12 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
     text = make_table.autoguidance_section("a.json", data)
     assert "- Batch size 16, not the recipe's default 8." in text
     assert "- EMA momentum 0.999, not the recipe's default 0.995." in text
+    assert "U-Net widths" not in text and "Patch size" not in text
+    data["runs"][0]["widths"] = data["runs"][1]["widths"] = [32, 64]
+    data["runs"][0]["patch_size"] = data["runs"][1]["patch_size"] = 2
+    text = make_table.autoguidance_section("a.json", data)
+    assert "- U-Net widths 32/64, not the recipe's default 16/32/64." in text
+    assert "- Patch size 2, not the recipe's default 1." in text
     # A file that rescored saved runs names their folder.
     data["rescored_runs"] = "/somewhere/kept-runs/"
     text = make_table.autoguidance_section("a.json", data)

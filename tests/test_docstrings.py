@@ -36,7 +36,9 @@ PAPERS = {
     "keras_ddpm.layers.AttentionBlock": ["2006.11239", "1711.07971"],
     "keras_ddpm.layers.DownBlock": ["1505.04597", "2006.11239"],
     "keras_ddpm.layers.UpBlock": ["1505.04597", "2006.11239"],
-    "keras_ddpm.models.build_unet": ["1505.04597", "2006.11239"],
+    "keras_ddpm.layers.PixelUnshuffle": ["1609.05158"],
+    "keras_ddpm.layers.PixelShuffle": ["1609.05158"],
+    "keras_ddpm.models.build_unet": ["1505.04597", "2006.11239", "2301.11093"],
     "keras_ddpm.models.DiffusionModel": [
         "2006.11239",
         "2202.00512",

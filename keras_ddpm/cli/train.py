@@ -169,6 +169,12 @@ def add_parser(commands):
         f"(default: {'on' if d['scale_shift'] else 'off'})",
     )
     train.add_argument(
+        "--patch-size",
+        type=positive(int),
+        help="run the U-Net on patches of this side, its first level at the image "
+        f"size over it (default: {d['patch_size']})",
+    )
+    train.add_argument(
         "--schedule", choices=names(schedules), help=f"(default: {d['schedule']})"
     )
     train.add_argument(

@@ -5,24 +5,30 @@ from keras_ddpm.layers import (
     AttentionBlock,
     DownBlock,
     GroupNormalization,
+    PixelShuffle,
+    PixelUnshuffle,
     ResidualBlock,
     SinusoidalEmbedding,
     UpBlock,
 )
 from keras_ddpm.layers.conv import Conv2D
+from keras_ddpm.layers.pixel_unshuffle import check_patch_size
 from keras_ddpm.layers.residual_block import check_groups
 from keras_ddpm.utils import check_choice, check_image_size, check_int
 
 
-def _check_divisible(size, factor, levels):
+def _check_divisible(size, patch_size, downsampling, levels):
+    factor = patch_size * downsampling
+    what = f"2**(levels-1) = {downsampling} for {levels} levels"
+    if patch_size > 1:
+        what = f"patch_size * 2**(levels-1) = {factor} for {levels} levels"
     for name, value in zip(("height", "width"), size):
         if value % factor:
             below = max(factor, value // factor * factor)
             above = (value // factor + 1) * factor
             raise ValueError(
-                f"Image {name} {value} is not divisible by 2**(levels-1) = {factor} "
-                f"for {levels} levels; the nearest valid sizes are {below} and {above} "
-                "(or use fewer `widths`)."
+                f"Image {name} {value} is not divisible by {what}; the nearest "
+                f"valid sizes are {below} and {above} (or use fewer `widths`)."
             )
 
 
@@ -40,6 +46,7 @@ def build_unet(
     num_classes=None,
     zero_init_residual=False,
     scale_shift=False,
+    patch_size=1,
     name="unet",
 ):
     """Build the DDPM U-Net as a functional `keras.Model`.
@@ -52,6 +59,13 @@ def build_unet(
     GroupNorm → activation → a zero-initialised 3×3 convolution, so an untrained
     network predicts exactly 0.
 
+    With `patch_size=p > 1` the network works on `p × p` patches: a
+    `PixelUnshuffle` folds each patch of the images into one pixel of
+    `p² × channels` channels before the stem, and a `PixelShuffle` unfolds the
+    output convolution's `p² × channels` channels back into patches, so level
+    0 runs at `1/p` of the image resolution (Hoogeboom et al. 2023 downsample
+    this way in simple diffusion). Inputs and outputs keep the image's shape.
+
     With `num_classes=K` it is class-conditional: a third input takes integer
     labels `(B,)` in [0, K], and an `Embedding` of K + 1 rows (row K is the
     null label, "no class", for classifier-free guidance) is added to the
@@ -59,13 +73,14 @@ def build_unet(
 
     Args:
         image_size: int or `(height, width)`; each must be divisible by
-            `2 ** (len(widths) - 1)`.
+            `patch_size * 2 ** (len(widths) - 1)`.
         channels: int, image channels (input and output). Defaults to 3.
         widths: sequence of ints, channels of each level; each divisible by
             `groups`. Defaults to `(64, 128, 256, 512)`.
         block_depth: int, residual blocks per level. Defaults to 2.
-        attention_levels: level indices (0 = full resolution) that get
-            self-attention. Defaults to `()`.
+        attention_levels: level indices (0 = the first level's resolution,
+            the image's over `patch_size`) that get self-attention. Defaults
+            to `()`.
         groups: int, GroupNormalization groups. Defaults to 8.
         dropout: float, dropout rate inside residual blocks. Defaults to 0.0.
         embedding_dim: int, size of the time embedding after the MLP. Defaults to
@@ -82,6 +97,8 @@ def build_unet(
             by adaptive group normalization, a per-channel scale and shift
             of its second normalization (Dhariwal & Nichol 2021), rather than
             by addition. Defaults to False.
+        patch_size: int >= 1, the side of the patches level 0 works on.
+            Defaults to 1 (level 0 at full resolution).
         name: str, model name. Defaults to `"unet"`.
 
     Returns:
@@ -90,8 +107,10 @@ def build_unet(
         like `images`.
 
     Raises:
-        ValueError: for image sizes not divisible by `2 ** (len(widths) - 1)`
-            (the message names the nearest valid sizes), widths not divisible by
+        ValueError: for image sizes not divisible by
+            `patch_size * 2 ** (len(widths) - 1)` (the message names the
+            nearest valid sizes), a `patch_size` that is not an int >= 1,
+            widths not divisible by
             `groups`, attention levels out of range, or a
             `zero_init_residual` or `scale_shift` that is not a bool.
 
@@ -108,13 +127,15 @@ def build_unet(
         - [Ho et al., 2020. Denoising Diffusion Probabilistic Models](https://arxiv.org/abs/2006.11239)
         - [Ronneberger et al., 2015. U-Net](https://arxiv.org/abs/1505.04597)
         - [Dhariwal & Nichol, 2021. Diffusion Models Beat GANs on Image Synthesis](https://arxiv.org/abs/2105.05233)
+        - [Hoogeboom et al., 2023. simple diffusion: End-to-end diffusion for high resolution images](https://arxiv.org/abs/2301.11093)
     """
     height, width = check_image_size(image_size)
     widths = tuple(check_groups(w, groups, what="each width")[0] for w in widths)
     if not widths:
         raise ValueError("`widths` must hold at least one level width.")
     levels = len(widths)
-    _check_divisible((height, width), 2 ** (levels - 1), levels)
+    patch_size = check_patch_size(patch_size)
+    _check_divisible((height, width), patch_size, 2 ** (levels - 1), levels)
     attention_levels = tuple(attention_levels)
     for level in attention_levels:
         if not (isinstance(level, int) and 0 <= level < levels):
@@ -149,7 +170,10 @@ def build_unet(
         embedding = layers.Add(name="time_and_class")([embedding, classes])
         model_inputs.append(labels)
 
-    x = Conv2D(widths[0], 3, padding="same", name="stem")(images)
+    x = images
+    if patch_size > 1:
+        x = PixelUnshuffle(patch_size, name="patches")(x)
+    x = Conv2D(widths[0], 3, padding="same", name="stem")(x)
     skips = []
     for level, w in enumerate(widths):
         x, level_skips = DownBlock(
@@ -182,6 +206,12 @@ def build_unet(
     x = GroupNormalization(groups, epsilon=1e-5, name="out_norm")(x)
     x = layers.Activation(activation, name="out_activation")(x)
     outputs = Conv2D(
-        channels, 3, padding="same", kernel_initializer="zeros", name="out_conv"
+        channels * patch_size**2,
+        3,
+        padding="same",
+        kernel_initializer="zeros",
+        name="out_conv",
     )(x)
+    if patch_size > 1:
+        outputs = PixelShuffle(patch_size, name="unpatch")(outputs)
     return keras.Model(model_inputs, outputs, name=name)

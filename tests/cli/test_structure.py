@@ -124,6 +124,7 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         (["--zero-init-residual", "off"], {"zero_init_residual": False}),
         (["--scale-shift", "on"], {"scale_shift": True}),
         (["--beta-2", "0.95"], {"beta_2": 0.95}),
+        (["--patch-size", "2"], {"patch_size": 2}),
     ],
 )
 def test_train_flags_switch_options_on_and_off(monkeypatch, argv, expected):

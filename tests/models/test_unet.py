@@ -106,6 +106,47 @@ def test_scale_shift_reaches_every_residual_block_and_survives_saving(tmp_path):
         kd.models.build_unet(8, scale_shift="on", **kwargs)
 
 
+def test_patch_size_is_a_plain_unet_on_unshuffled_images(tmp_path):
+    kwargs = dict(widths=(8, 16), block_depth=1, attention_levels=(1,), groups=4)
+    net = kd.models.build_unet((8, 12), channels=2, patch_size=2, **kwargs)
+    plain = kd.models.build_unet((4, 6), channels=8, **kwargs)
+    assert net.count_params() == plain.count_params()
+    assert net.output_shape == (None, 8, 12, 2)
+    rng = np.random.default_rng(0)
+    for ours, theirs in zip(net.weights, plain.weights):
+        value = rng.normal(0, 0.2, ours.shape).astype("float32")
+        ours.assign(value)
+        theirs.assign(value)
+    images = rng.standard_normal((3, 8, 12, 2)).astype("float32")
+    timesteps = np.array([0.0, 300.0, 999.0], "float32")
+    patches = kd.layers.PixelUnshuffle(2)(images)
+    expected = kd.layers.PixelShuffle(2)(
+        plain([patches, ops.convert_to_tensor(timesteps)])
+    )
+    out = ops.convert_to_numpy(net([images, timesteps]))
+    assert np.abs(out).max() > 0
+    np.testing.assert_allclose(out, ops.convert_to_numpy(expected), atol=1e-5)
+    net.save(tmp_path / "patches.keras")
+    loaded = keras.saving.load_model(tmp_path / "patches.keras", safe_mode=True)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(loaded([images, timesteps])), out, atol=1e-5
+    )
+    untrained = kd.models.build_unet(8, patch_size=2, **kwargs)
+    zeros = untrained([np.ones((1, 8, 8, 3), "float32"), np.zeros((1,), "float32")])
+    np.testing.assert_array_equal(ops.convert_to_numpy(zeros), 0.0)
+
+
+def test_bad_patch_size_is_a_one_line_error():
+    with pytest.raises(
+        ValueError,
+        match=r"Image height 12 is not divisible by patch_size \* 2\*\*\(levels-1\) "
+        "= 8 for 3 levels; the nearest valid sizes are 8 and 16",
+    ):
+        kd.models.build_unet(12, widths=(8, 16, 32), patch_size=2)
+    with pytest.raises(ValueError, match="`patch_size` must be a positive int, got 0"):
+        kd.models.build_unet(8, widths=(8,), patch_size=0)
+
+
 def test_bad_image_size_names_nearest_valid_sizes():
     with pytest.raises(
         ValueError,
