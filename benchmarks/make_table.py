@@ -426,6 +426,24 @@ and 1.96 on seeds 1 and 2 against 1.93 and 1.87 (a mean of 1.66 against 1.72),
 and the wider window won seed 0 by less (1.30) and lost the others (2.24 and
 2.04): the guide stays the single snapshot at half of the budget.
 
+A U-Net on 2×2 patches (`--patch-size 2`: `build_unet(patch_size=2)`, a
+`PixelUnshuffle` before the stem and a `PixelShuffle` after the output
+convolution) drops the 32×32 level: with widths 32/64 (`--widths 32 64`;
+attention at 16×16 and 8×8 as in the recipe, 867,276 parameters against
+851,683) its step is about 1.3 times faster (42.6 against 51.5 ms at batch
+8, best of three epochs, 0.188 against 0.258 GFLOP per forward pass) and it
+trained 11,484 and 11,580 steps on seeds 0 and 1 against 8,749 and 9,078,
+but scored 3.92 and 5.76 with the default guidance against 1.35 and 1.93
+(11.56 and 12.18 alone against 6.30 and 8.24; `autoguidance-patch2-…`): the
+full-resolution level is worth more than the steps it costs, and the recipe
+keeps `patch_size=1`. Beside the recipe's samples from the same noise, its
+petals have ragged edges and its images a visible 2×2 blockiness. Widths
+32/64/96 on patches (attention at 8×8 and 4×4, 2.25 M parameters, 37 ms per
+step) did not train at the recipe's learning rate: its samples are noise
+(`autoguidance-patch2-32-64-96-…`, FID 523), and in checks of one epoch on
+2,048 images its loss stayed at 0.55, where it fell to 0.48 without
+attention at 4×4 and, in two epochs, to 0.37 at a learning rate of 5e-4.
+
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
     --seeds 0 1 --num 1024 --conditions "quiet machine" \\
@@ -492,6 +510,13 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --interval-scales 5 --interval-fractions 0.5 0.4:0.6 0.3:0.7 \\
     --conditions "quiet machine" \\
     --out benchmarks/results/autoguidance/autoguidance-keep-guide-windows-8.5min-epyc-avx512-cpu-tensorflow.json
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \
+    --seeds 0 --num 1024 --fractions --scales --intervals 0:600 \
+    --interval-scales 5 --widths 32 64 --patch-size 2 \
+    --conditions "quiet machine" \
+    --out benchmarks/results/autoguidance/autoguidance-patch2-8.5min-epyc-avx512-cpu-tensorflow.json
+# and the same with --seeds 1 for autoguidance-patch2-seed1-….json, and with
+# --widths 32 64 96 for autoguidance-patch2-32-64-96-….json
 python benchmarks/make_table.py benchmarks/results/*.json \\
     benchmarks/results/quality-curve/*.json benchmarks/results/autoguidance/*.json \\
     -o docs/benchmarks.md

@@ -194,7 +194,10 @@ def train(
         patch_size: int >= 1, run the U-Net on `patch_size × patch_size`
             patches of the images (see `kd.models.build_unet`); the
             levels of `widths` then start at `image_size / patch_size`.
-            Defaults to 1.
+            Defaults to 1: at equal wall time on 2 CPU cores, widths
+            `(32, 64)` on 2×2 patches took about 1.3 times the steps but
+            lost both seeds (FID 3.92 and 5.76 against 1.35 and 1.93
+            after 8.5 minutes, with the default autoguidance).
         schedule: str, a name of `kd.schedules`. Defaults to `"cosine"`.
         timesteps: int, the diffusion steps T. Defaults to 1000.
         prediction: str, what the network predicts: `"epsilon"`, `"x0"` or
