@@ -65,6 +65,7 @@ RECIPE_OPTIONS = {
     "batch_size": (int, None, "batch size"),
     "ema_momentum": (float, None, "EMA momentum"),
     "widths": (int, "+", "U-Net level widths"),
+    "attention_levels": (int, "*", "levels with self-attention"),
     "patch_size": (int, None, "U-Net patch size"),
 }
 
@@ -208,6 +209,7 @@ def train_run(seed, minutes, recipe):
         "batch_size": recipe.get("batch_size"),
         "ema_momentum": recipe.get("ema_momentum"),
         "widths": recipe.get("widths"),
+        "attention_levels": recipe.get("attention_levels"),
         "patch_size": recipe.get("patch_size"),
         "wall_seconds": round(trained, 1),
         "optimizer_steps": optimizer_steps(result.model),

@@ -127,6 +127,23 @@ TensorFlow (0.96, 1.02) and PyTorch (1.03, 0.97); on JAX it was 1.19 in this
 run (0.98 the day before), and six more rounds of each right after gave
 medians of 58 to 62 images/s against 63 (1.03 to 1.09).
 
+At 64×64 (the same command with `--image-size 64`: the same widths and
+batch, 2026-12-06, TensorFlow then PyTorch, `peers-64-epyc-avx512-cpu-*.json`;
+diffusers trained 25.8 and 26.1 images/s in them):
+
+| backend, 64×64 | training, keras-ddpm ÷ diffusers (GFLOP/s) | img/s ratio | sampling, DDIM 50 | img/s ratio |
+|---|---|---|---|---|
+| TensorFlow, graph; XLA | 0.87; 0.78 | 1.11; 0.99 | 1.02; 0.90 | 1.29; 1.14 |
+| PyTorch, eager | 0.88 | 1.11 | 0.85 | 1.07 |
+
+At this size the PyTorch backend passes its 0.8 target without
+`torch.compile`, and keras-ddpm trains more images per second than diffusers
+on both backends; TensorFlow's graph mode beats its XLA here, where XLA won
+at 32×32 (the recipe's `jit_compile="auto"` times both on a TensorFlow CPU
+and keeps the faster). The GFLOP/s targets (≥ 1.0 training, ≥ 1.2
+sampling) are still not met. The training step's overhead over the bare
+step: 0.89 and 1.02 on TensorFlow, 1.07 on PyTorch.
+
 On JAX, much of that gap was XLA's own choice, not the library's. jaxlib 0.10
 hands some dots, elementwise operations and reductions of a CPU program to the
 YNNPACK library by default (the list `--xla_cpu_experimental_ynn_fusion_type`),
@@ -716,14 +733,17 @@ RECIPE_CHANGES = (
     ("batch_size", "Batch size", 8),
     ("ema_momentum", "EMA momentum", 0.995),
     ("widths", "U-Net widths", (16, 32, 64)),
+    ("attention_levels", "Attention levels", "(the two lowest-resolution levels)"),
     ("patch_size", "Patch size", 1),
 )
 
 
 def _recipe_value(value):
-    """A recipe setting as the page shows it: 4,096, 0.995 or 16/32/64."""
+    """A recipe setting as the page shows it: 4,096, 0.995, 16/32/64 or text."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, (list, tuple)):
-        return "/".join(f"{v:,}" for v in value)
+        return "/".join(f"{v:,}" for v in value) or "none"
     return f"{value:,}"
 
 

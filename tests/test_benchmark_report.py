@@ -328,6 +328,14 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
     text = make_table.autoguidance_section("a.json", data)
     assert "- U-Net widths 32/64, not the recipe's default 16/32/64." in text
     assert "- Patch size 2, not the recipe's default 1." in text
+    assert "Attention levels" not in text
+    for run in data["runs"]:
+        run["attention_levels"] = [1, 2, 3]
+    text = make_table.autoguidance_section("a.json", data)
+    assert (
+        "- Attention levels 1/2/3, not the recipe's default (the two "
+        "lowest-resolution levels)." in text
+    )
     # A file that rescored saved runs names their folder.
     data["rescored_runs"] = "/somewhere/kept-runs/"
     text = make_table.autoguidance_section("a.json", data)

@@ -110,9 +110,9 @@ def build_unet(
         ValueError: for image sizes not divisible by
             `patch_size * 2 ** (len(widths) - 1)` (the message names the
             nearest valid sizes), a `patch_size` that is not an int >= 1,
-            widths not divisible by
-            `groups`, attention levels out of range, or a
-            `zero_init_residual` or `scale_shift` that is not a bool.
+            widths not divisible by `groups`, attention levels out of
+            range, or a `zero_init_residual` or `scale_shift` that is not
+            a bool.
 
     Example:
 
