@@ -68,9 +68,11 @@ class PixelShuffle(PatchLayer):
     def call(self, inputs):
         p = self.patch_size
         _, height, width, channels = unpatch_shape(ops.shape(inputs), p)
-        x = ops.reshape(inputs, (-1, height // p, width // p, p, p, channels))
-        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-        return ops.reshape(x, (-1, height, width, channels))
+        return self._swap_patch_axes(
+            inputs,
+            (-1, height // p, width // p, p, p, channels),
+            (-1, height, width, channels),
+        )
 
     def compute_output_shape(self, input_shape):
         return unpatch_shape(tuple(input_shape), self.patch_size)

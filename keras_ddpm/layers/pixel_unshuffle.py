@@ -43,6 +43,12 @@ class PatchLayer(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "patch_size": self.patch_size}
 
+    @staticmethod
+    def _swap_patch_axes(x, split, merged):
+        """Reshape to 6-D `split`, swap axes 2 and 3 (its own inverse), reshape to `merged`."""
+        x = ops.transpose(ops.reshape(x, split), (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, merged)
+
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
 class PixelUnshuffle(PatchLayer):
@@ -89,10 +95,11 @@ class PixelUnshuffle(PatchLayer):
     def call(self, inputs):
         p = self.patch_size
         _, height, width, channels = patch_shape(ops.shape(inputs), p)
-        channels //= p * p
-        x = ops.reshape(inputs, (-1, height, p, width, p, channels))
-        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-        return ops.reshape(x, (-1, height, width, p * p * channels))
+        return self._swap_patch_axes(
+            inputs,
+            (-1, height, p, width, p, channels // (p * p)),
+            (-1, height, width, channels),
+        )
 
     def compute_output_shape(self, input_shape):
         return patch_shape(tuple(input_shape), self.patch_size)
