@@ -403,6 +403,16 @@ def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch, capsy
     assert "--num-images (how new runs train) cannot go with --rescore" in (
         capsys.readouterr().err
     )
+    # So is a network: widths and attention levels are lists (none: no attention).
+    with pytest.raises(SystemExit):
+        autoguidance.main(
+            ["--rescore", str(tmp_path), "--out", "x", "--widths", "32", "64"]
+            + ["--patch-size", "2", "--attention-levels"]
+        )
+    assert (
+        "--widths, --attention-levels, --patch-size (how new runs train) cannot "
+        "go with --rescore" in capsys.readouterr().err
+    )
 
 
 def test_fid_anatomy_measures_copying_by_nearest_images(monkeypatch):
