@@ -460,6 +460,14 @@ step) did not train at the recipe's learning rate: its samples are noise
 (`autoguidance-patch2-32-64-96-…`, FID 523), and in checks of one epoch on
 2,048 images its loss stayed at 0.55, where it fell to 0.48 without
 attention at 4×4 and, in two epochs, to 0.37 at a learning rate of 5e-4.
+Attention at 4×4 is the trouble, not the patches: a network at full
+resolution with a fourth level (widths 16/32/64/64, attention at 16×16, 8×8
+and 4×4, 1.40 M parameters, 6,872 steps) failed the same way on seed 0
+(`autoguidance-level4x4-…`, FID 573; seed 1 was stopped), while in
+one-epoch checks on 2,048 images it learned on seed 1, on JAX with seed 0,
+and in one of two identical calls with seed 0 on TensorFlow: at the
+recipe's learning rate such networks learn or not by chance. The recipe's own network (attention at 16×16 and
+8×8) has not failed this way in any run on this page.
 
 ```bash
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
@@ -533,7 +541,9 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \
     --conditions "quiet machine" \
     --out benchmarks/results/autoguidance/autoguidance-patch2-8.5min-epyc-avx512-cpu-tensorflow.json
 # and the same with --seeds 1 for autoguidance-patch2-seed1-….json, and with
-# --widths 32 64 96 for autoguidance-patch2-32-64-96-….json
+# --widths 32 64 96 for autoguidance-patch2-32-64-96-….json; and with
+# --widths 16 32 64 64 --attention-levels 1 2 3 (no --patch-size) for
+# autoguidance-level4x4-….json
 python benchmarks/make_table.py benchmarks/results/*.json \\
     benchmarks/results/quality-curve/*.json benchmarks/results/autoguidance/*.json \\
     -o docs/benchmarks.md

@@ -179,7 +179,11 @@ def train(
             at 32×32; the only level of a one-level network). At equal wall
             time on 2 CPU cores this beat attention at 8×8 alone on both
             seeds (FID 8.7 and 8.7 against 11.7 and 9.4 after 8.5 minutes),
-            in about 12 % fewer steps.
+            in about 12 % fewer steps. With attention at 4×4 (a fourth
+            level at 32×32, or a third on 2×2 patches) the default learning
+            rate was unreliable: some runs never learned (the loss stayed
+            near 0.55 from the first steps), depending on the seed and the
+            backend; a lower `learning_rate` (5e-4) learned.
         zero_init_residual: bool, start each residual block's second
             convolution at zero (see `kd.models.build_unet`). Defaults to
             False: at equal wall time on 2 CPU cores the zero start lost
@@ -197,9 +201,8 @@ def train(
             Defaults to 1: at equal wall time on 2 CPU cores, widths
             `(32, 64)` on 2×2 patches took about 1.3 times the steps but
             lost both seeds (FID 3.92 and 5.76 against 1.35 and 1.93
-            after 8.5 minutes, with the default autoguidance). Widths
-            `(32, 64, 96)` on 2×2 patches, with attention at 8×8 and 4×4,
-            did not learn at the default learning rate (it did at 5e-4).
+            after 8.5 minutes, with the default autoguidance). See
+            `attention_levels` on attention at 4×4.
         schedule: str, a name of `kd.schedules`. Defaults to `"cosine"`.
         timesteps: int, the diffusion steps T. Defaults to 1000.
         prediction: str, what the network predicts: `"epsilon"`, `"x0"` or
