@@ -2,9 +2,10 @@
 
     KERAS_BACKEND=torch python examples/demo_screenshots.py runs/flowers/model.keras
 
-Starts the demo on localhost, drives it with headless Chromium (Playwright),
-and writes docs/images/demo-generate.png, docs/images/demo-reconstruct.png and
-docs/images/demo-inpaint.png.
+Starts the demo on localhost (guided by the run's `guide.keras` when it lies
+beside the model, as `keras-ddpm train` writes it), drives it with headless
+Chromium (Playwright), and writes docs/images/demo-generate.png,
+docs/images/demo-reconstruct.png and docs/images/demo-inpaint.png.
 """
 
 import os
@@ -23,7 +24,9 @@ from keras_ddpm.demo._browser import CHROMIUM_FLAGS, set_slider
 
 def main(model_path, out="docs/images", port=7899):
     model = keras.saving.load_model(model_path)
-    demo = build_demo(model, model_name=os.path.basename(model_path))
+    guide = os.path.join(os.path.dirname(model_path), "guide.keras")
+    guide = keras.saving.load_model(guide) if os.path.exists(guide) else None
+    demo = build_demo(model, model_name=os.path.basename(model_path), guide=guide)
     url = launch_demo(demo, port=port, block=False)
     flower = os.path.join(tempfile.mkdtemp(), "flower.png")
     Image.fromarray(
