@@ -6,11 +6,6 @@ from keras import ops
 from keras_ddpm.utils import check_int
 
 
-def check_patch_size(patch_size):
-    """`patch_size` as an int >= 1, or a one-line error."""
-    return check_int("patch_size", patch_size, low=1)
-
-
 def patch_shape(input_shape, patch_size):
     """`(B, H, W, C)` → `(B, H/p, W/p, p²·C)`, or a one-line error for sizes not divisible by p."""
     if len(input_shape) != 4:
@@ -37,7 +32,7 @@ class PatchLayer(keras.layers.Layer):
 
     def __init__(self, patch_size, **kwargs):
         super().__init__(**kwargs)
-        self.patch_size = check_patch_size(patch_size)
+        self.patch_size = check_int("patch_size", patch_size, low=1)
         self.built = True
 
     def get_config(self):

@@ -12,7 +12,6 @@ from keras_ddpm.layers import (
     UpBlock,
 )
 from keras_ddpm.layers.conv import Conv2D
-from keras_ddpm.layers.pixel_unshuffle import check_patch_size
 from keras_ddpm.layers.residual_block import check_groups
 from keras_ddpm.utils import check_choice, check_image_size, check_int
 
@@ -134,7 +133,7 @@ def build_unet(
     if not widths:
         raise ValueError("`widths` must hold at least one level width.")
     levels = len(widths)
-    patch_size = check_patch_size(patch_size)
+    patch_size = check_int("patch_size", patch_size, low=1)
     _check_divisible((height, width), patch_size, 2 ** (levels - 1), levels)
     attention_levels = tuple(attention_levels)
     for level in attention_levels:
