@@ -54,6 +54,7 @@ from quality import (
 
 import keras_ddpm as kd
 from keras_ddpm.callbacks.step_counter import optimizer_steps
+from keras_ddpm.cli.train import on_off
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS
 from keras_ddpm.utils import atomic_path
 
@@ -67,6 +68,7 @@ RECIPE_OPTIONS = {
     "widths": (int, "+", "U-Net level widths"),
     "attention_levels": (int, "*", "levels with self-attention"),
     "patch_size": (int, None, "U-Net patch size"),
+    "zero_init_attention": (on_off, None, "zero start of attention outputs (on/off)"),
 }
 
 
@@ -211,6 +213,7 @@ def train_run(seed, minutes, recipe):
         "widths": recipe.get("widths"),
         "attention_levels": recipe.get("attention_levels"),
         "patch_size": recipe.get("patch_size"),
+        "zero_init_attention": recipe.get("zero_init_attention"),
         "wall_seconds": round(trained, 1),
         "optimizer_steps": optimizer_steps(result.model),
         "recipe_guide_step": optimizer_steps(recipe_guide),

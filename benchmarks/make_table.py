@@ -750,13 +750,16 @@ RECIPE_CHANGES = (
     ("widths", "U-Net widths", (16, 32, 64)),
     ("attention_levels", "Attention levels", "(the two lowest-resolution levels)"),
     ("patch_size", "Patch size", 1),
+    ("zero_init_attention", "Attention outputs started at zero", False),
 )
 
 
 def _recipe_value(value):
-    """A recipe setting as the page shows it: 4,096, 0.995, 16/32/64 or text."""
+    """A recipe setting as the page shows it: 4,096, 0.995, 16/32/64, on/off or text."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, (list, tuple)):
         return "/".join(f"{v:,}" for v in value) or "none"
     return f"{value:,}"

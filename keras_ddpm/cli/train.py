@@ -169,6 +169,13 @@ def add_parser(commands):
         f"(default: {'on' if d['scale_shift'] else 'off'})",
     )
     train.add_argument(
+        "--zero-init-attention",
+        type=on_off,
+        metavar="{on,off}",
+        help="start each attention block's output projection at zero "
+        f"(default: {'on' if d['zero_init_attention'] else 'off'})",
+    )
+    train.add_argument(
         "--patch-size",
         type=positive(int),
         help="run the U-Net on patches of this side, its first level at the image "

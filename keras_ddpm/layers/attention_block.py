@@ -3,7 +3,7 @@ from keras import layers, ops
 
 from keras_ddpm.layers.group_normalization import GroupNormalization
 from keras_ddpm.layers.residual_block import check_groups
-from keras_ddpm.utils import check_int
+from keras_ddpm.utils import check_choice, check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_ddpm")
@@ -17,6 +17,11 @@ class AttentionBlock(keras.layers.Layer):
     Args:
         num_heads: int, attention heads; must divide the channel count. Defaults to 1.
         groups: int, groups of the GroupNormalization before attention. Defaults to 8.
+        zero_init: bool, start the attention's output projection (its kernel;
+            the bias starts at zero either way) at zero, so that a new block
+            is the identity, as in the DDPM code of Ho et al.; the query, key
+            and value projections start random, so all of them learn.
+            Defaults to False.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -27,8 +32,9 @@ class AttentionBlock(keras.layers.Layer):
         A tensor of the same shape.
 
     Raises:
-        ValueError: if `num_heads` or `groups` is not a positive int, or the input
-            is not a static `(B, H, W, C)` with `C` divisible by both.
+        ValueError: if `num_heads` or `groups` is not a positive int, `zero_init`
+            is not a bool, or the input is not a static `(B, H, W, C)` with `C`
+            divisible by both.
 
     Example:
 
@@ -45,10 +51,11 @@ class AttentionBlock(keras.layers.Layer):
         - [Wang et al., 2018. Non-local Neural Networks](https://arxiv.org/abs/1711.07971)
     """
 
-    def __init__(self, num_heads=1, groups=8, **kwargs):
+    def __init__(self, num_heads=1, groups=8, zero_init=False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = check_int("num_heads", num_heads, low=1)
         self.groups = groups = check_int("groups", groups, low=1)
+        self.zero_init = check_choice("zero_init", zero_init, (False, True))
         self.norm = GroupNormalization(
             groups, epsilon=1e-5, dtype=self.dtype_policy, name="norm"
         )
@@ -75,6 +82,11 @@ class AttentionBlock(keras.layers.Layer):
         )
         sequence_shape = (input_shape[0], input_shape[1] * input_shape[2], channels)
         self.attention.build(sequence_shape, sequence_shape)
+        if self.zero_init:
+            # MultiHeadAttention's one initializer serves all four projections;
+            # only the output's may start at zero (zero values would stall it).
+            kernel = self.attention._output_dense.kernel
+            kernel.assign(ops.zeros(kernel.shape, kernel.dtype))
 
     def call(self, inputs):
         _, height, width, channels = inputs.shape
@@ -90,4 +102,5 @@ class AttentionBlock(keras.layers.Layer):
             **super().get_config(),
             "num_heads": self.num_heads,
             "groups": self.groups,
+            "zero_init": self.zero_init,
         }

@@ -2,7 +2,7 @@ import keras
 
 from keras_ddpm.layers.attention_block import AttentionBlock
 from keras_ddpm.layers.residual_block import ResidualBlock, check_groups
-from keras_ddpm.utils import check_int
+from keras_ddpm.utils import check_choice, check_int
 
 
 class UNetLevel(keras.layers.Layer):
@@ -22,6 +22,7 @@ class UNetLevel(keras.layers.Layer):
         num_heads=1,
         zero_init=False,
         scale_shift=False,
+        zero_init_attention=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -34,6 +35,9 @@ class UNetLevel(keras.layers.Layer):
         self.num_heads = num_heads
         # Both checked by each ResidualBlock.
         self.zero_init, self.scale_shift = zero_init, scale_shift
+        self.zero_init_attention = check_choice(
+            "zero_init_attention", zero_init_attention, (False, True)
+        )
         policy = self.dtype_policy
         self.residual_blocks = [
             ResidualBlock(
@@ -49,7 +53,13 @@ class UNetLevel(keras.layers.Layer):
             for i in range(block_depth)
         ]
         self.attention_blocks = [
-            AttentionBlock(num_heads, groups, dtype=policy, name=f"attention_{i}")
+            AttentionBlock(
+                num_heads,
+                groups,
+                zero_init=self.zero_init_attention,
+                dtype=policy,
+                name=f"attention_{i}",
+            )
             for i in range(block_depth if self.attention else 0)
         ]
 
@@ -78,4 +88,5 @@ class UNetLevel(keras.layers.Layer):
             "num_heads": self.num_heads,
             "zero_init": self.zero_init,
             "scale_shift": self.scale_shift,
+            "zero_init_attention": self.zero_init_attention,
         }

@@ -32,6 +32,8 @@ class UpBlock(UNetLevel):
             zero (see `ResidualBlock`). Defaults to False.
         scale_shift: bool, residual blocks conditioned by adaptive group
             normalization (see `ResidualBlock`). Defaults to False.
+        zero_init_attention: bool, start each attention block's output
+            projection at zero (see `AttentionBlock`). Defaults to False.
 
     Call arguments:
         inputs: a list `[x, embedding, skips]`: `x` of shape `(B, h, w, C)`,

@@ -45,6 +45,7 @@ def build_unet(
     num_classes=None,
     zero_init_residual=False,
     scale_shift=False,
+    zero_init_attention=False,
     patch_size=1,
     name="unet",
 ):
@@ -96,6 +97,9 @@ def build_unet(
             by adaptive group normalization, a per-channel scale and shift
             of its second normalization (Dhariwal & Nichol 2021), rather than
             by addition. Defaults to False.
+        zero_init_attention: bool, start the output projection of every
+            attention block at zero, so that each block of a new network is
+            the identity (as in Ho et al.'s code). Defaults to False.
         patch_size: int >= 1, the side of the patches level 0 works on.
             Defaults to 1 (level 0 at full resolution).
         name: str, model name. Defaults to `"unet"`.
@@ -110,8 +114,8 @@ def build_unet(
             `patch_size * 2 ** (len(widths) - 1)` (the message names the
             nearest valid sizes), a `patch_size` that is not an int >= 1,
             widths not divisible by `groups`, attention levels out of
-            range, or a `zero_init_residual` or `scale_shift` that is not
-            a bool.
+            range, or a `zero_init_residual`, `scale_shift` or
+            `zero_init_attention` that is not a bool.
 
     Example:
 
@@ -181,6 +185,7 @@ def build_unet(
             attention=level in attention_levels,
             downsample=level < levels - 1,
             num_heads=num_heads,
+            zero_init_attention=zero_init_attention,
             name=f"down_{level}",
             **common,
         )([x, embedding])
@@ -188,7 +193,9 @@ def build_unet(
 
     x = ResidualBlock(widths[-1], name="middle_residual_0", **common)([x, embedding])
     if levels - 1 in attention_levels:
-        x = AttentionBlock(num_heads, groups, name="middle_attention")(x)
+        x = AttentionBlock(
+            num_heads, groups, zero_init_attention, name="middle_attention"
+        )(x)
     x = ResidualBlock(widths[-1], name="middle_residual_1", **common)([x, embedding])
 
     for level in reversed(range(levels)):
@@ -198,6 +205,7 @@ def build_unet(
             attention=level in attention_levels,
             upsample=level < levels - 1,
             num_heads=num_heads,
+            zero_init_attention=zero_init_attention,
             name=f"up_{level}",
             **common,
         )([x, embedding, skips[level]])

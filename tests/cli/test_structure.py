@@ -122,6 +122,7 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         (["--min-snr-gamma", "none"], {"min_snr_gamma": None}),
         (["--zero-init-residual", "on"], {"zero_init_residual": True}),
         (["--zero-init-residual", "off"], {"zero_init_residual": False}),
+        (["--zero-init-attention", "on"], {"zero_init_attention": True}),
         (["--scale-shift", "on"], {"scale_shift": True}),
         (["--beta-2", "0.95"], {"beta_2": 0.95}),
         (["--patch-size", "2"], {"patch_size": 2}),

@@ -86,6 +86,35 @@ def test_zero_init_residual_zeroes_every_residual_branch(tmp_path):
         kd.models.build_unet(8, zero_init_residual=1, **kwargs)
 
 
+def test_zero_init_attention_zeroes_every_attention_output(tmp_path):
+    kwargs = dict(widths=(8, 16), block_depth=2, attention_levels=(0, 1), groups=4)
+    net = kd.models.build_unet(8, zero_init_attention=True, **kwargs)
+    blocks = [
+        layer
+        for layer in net._flatten_layers()
+        if isinstance(layer, kd.layers.AttentionBlock)
+    ]
+    # Two per level down and up, one in the middle.
+    assert len(blocks) == 2 * 2 * 2 + 1
+    for block in blocks:
+        output = block.attention._output_dense.kernel
+        np.testing.assert_array_equal(ops.convert_to_numpy(output), 0.0)
+        query = block.attention._query_dense.kernel
+        assert np.abs(ops.convert_to_numpy(query)).max() > 0
+    # The residual convolutions are untouched.
+    residual = net.get_layer("middle_residual_0").conv2.kernel
+    assert np.abs(ops.convert_to_numpy(residual)).max() > 0
+    net.save(tmp_path / "zero.keras")
+    loaded = keras.saving.load_model(tmp_path / "zero.keras", safe_mode=True)
+    assert loaded.get_layer("up_1").get_config()["zero_init_attention"] is True
+    assert loaded.get_layer("middle_attention").get_config()["zero_init"] is True
+    plain = kd.models.build_unet(8, **kwargs).get_layer("middle_attention")
+    output = plain.attention._output_dense.kernel
+    assert np.abs(ops.convert_to_numpy(output)).max() > 0
+    with pytest.raises(ValueError, match="`zero_init_attention` must be one of"):
+        kd.models.build_unet(8, zero_init_attention="on", **kwargs)
+
+
 def test_scale_shift_reaches_every_residual_block_and_survives_saving(tmp_path):
     kwargs = dict(widths=(8, 16), block_depth=1, attention_levels=(), groups=4)
     net = kd.models.build_unet(8, scale_shift=True, **kwargs)
