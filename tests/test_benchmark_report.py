@@ -336,6 +336,11 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
         "- Attention levels 1/2/3, not the recipe's default (the two "
         "lowest-resolution levels)." in text
     )
+    assert "Zero start" not in text
+    for run in data["runs"]:
+        run["zero_init_attention"] = True
+    text = make_table.autoguidance_section("a.json", data)
+    assert "- Zero start of attention outputs on, not the recipe's default off." in text
     # A file that rescored saved runs names their folder.
     data["rescored_runs"] = "/somewhere/kept-runs/"
     text = make_table.autoguidance_section("a.json", data)
@@ -408,11 +413,16 @@ def test_autoguidance_keeps_a_run_and_reads_it_back(tmp_path, monkeypatch, capsy
         autoguidance.main(
             ["--rescore", str(tmp_path), "--out", "x", "--widths", "32", "64"]
             + ["--patch-size", "2", "--attention-levels"]
+            + ["--zero-init-attention", "on"]
         )
     assert (
-        "--widths, --attention-levels, --patch-size (how new runs train) cannot "
-        "go with --rescore" in capsys.readouterr().err
+        "--widths, --attention-levels, --patch-size, --zero-init-attention (how "
+        "new runs train) cannot go with --rescore" in capsys.readouterr().err
     )
+    # A switch takes on or off, like the command line's.
+    with pytest.raises(SystemExit):
+        autoguidance.main(["--zero-init-attention", "yes", "--out", "x"])
+    assert "expected on or off, got 'yes'" in capsys.readouterr().err
 
 
 def test_fid_anatomy_measures_copying_by_nearest_images(monkeypatch):

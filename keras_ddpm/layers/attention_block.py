@@ -21,7 +21,8 @@ class AttentionBlock(keras.layers.Layer):
             the bias starts at zero either way) at zero, so that a new block
             is the identity, as in the DDPM code of Ho et al.; the query, key
             and value projections start random, so all of them learn.
-            Defaults to False.
+            Networks with attention at 4×4 can fail to start learning
+            without it. Defaults to False.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
