@@ -528,6 +528,10 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --out benchmarks/results/autoguidance/autoguidance-keep-heun10-8.5min-epyc-avx512-cpu-tensorflow.json
 # and the same with --sampler ddpm --steps 50 for autoguidance-keep-ddpm50-….json
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
+    --seeds 0 1 2 --num 1024 --steps 40 --fractions --scales --intervals 0:600 \\
+    --interval-scales 5 \\
+    --out benchmarks/results/autoguidance/autoguidance-keep-dpm40-8.5min-epyc-avx512-cpu-tensorflow.json
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --seeds 0 1 --num 1024 --fractions --scales --intervals 50:600 100:600 200:600 \\
     --interval-scales 5 6 --conditions "quiet machine" \\
     --out benchmarks/results/autoguidance/autoguidance-keep-low-8.5min-epyc-avx512-cpu-tensorflow.json
