@@ -201,10 +201,15 @@ class DiffusionModel(SamplingMixin, keras.Model):
         """Configure training. Takes `keras.Model.compile` arguments except `loss`.
 
         `jit_compile="auto"` compiles the train step with XLA on JAX and on a
-        TensorFlow GPU; on a TensorFlow CPU it runs a graph without XLA, which
-        is never slower there (measured on 2 cores with
-        the training benchmark in `benchmarks/`: 14.8 vs 11.7 images/s at 64×64 for a
-        4.1 M-parameter U-Net at batch 16; equal at 32×32).
+        TensorFlow GPU; on a TensorFlow CPU it runs a graph without XLA. Which
+        of the two is faster on a CPU depends on the CPU and the network (the
+        training benchmark in `benchmarks/`, 2 cores of an AMD EPYC with
+        AVX-512, batch 16: the graph 1.11 times as fast at 64×64 for a
+        4.1 M-parameter U-Net, 28.5 against 25.6 images/s; XLA 1.09 times as
+        fast at 32×32, 101.2 against 93.3; and 1.5 times as fast for
+        `kd.training.train`'s default network at batch 8). Pass True or False
+        to choose, or train with `kd.training.train`, whose `"auto"` times
+        both on a TensorFlow CPU and keeps the faster.
 
         Args:
             optimizer: a `keras.optimizers.Optimizer` or its name. Defaults to
