@@ -128,13 +128,16 @@ run (0.98 the day before), and six more rounds of each right after gave
 medians of 58 to 62 images/s against 63 (1.03 to 1.09).
 
 At 64×64 (the same command with `--image-size 64`: the same widths and
-batch, 2026-12-06, TensorFlow then PyTorch, `peers-64-epyc-avx512-cpu-*.json`;
-diffusers trained 25.8 and 26.1 images/s in them):
+batch, 2026-12-06, TensorFlow, PyTorch, then JAX with jaxlib's default
+flags and with the YNNPACK list emptied (below),
+`peers-64-epyc-avx512-cpu-*.json`; diffusers trained 25.8, 26.1, 27.9 and
+27.4 images/s in them):
 
 | backend, 64×64 | training, keras-ddpm ÷ diffusers (GFLOP/s) | img/s ratio | sampling, DDIM 50 | img/s ratio |
 |---|---|---|---|---|
 | TensorFlow, graph; XLA | 0.87; 0.78 | 1.11; 0.99 | 1.02; 0.90 | 1.29; 1.14 |
 | PyTorch, eager | 0.88 | 1.11 | 0.85 | 1.07 |
+| JAX, default flags; YNNPACK list emptied | 0.45; 0.59 | 0.57; 0.75 | 0.63; 0.78 | 0.80; 0.99 |
 
 At this size the PyTorch backend passes its 0.8 target without
 `torch.compile`, and keras-ddpm trains more images per second than diffusers
@@ -142,7 +145,9 @@ on both backends; TensorFlow's graph mode beats its XLA here, where XLA won
 at 32×32 (the recipe's `jit_compile="auto"` times both on a TensorFlow CPU
 and keeps the faster). The GFLOP/s targets (≥ 1.0 training, ≥ 1.2
 sampling) are still not met. The training step's overhead over the bare
-step: 0.89 and 1.02 on TensorFlow, 1.07 on PyTorch.
+step: 0.89 and 1.02 on TensorFlow, 1.07 on PyTorch, 1.02 and 1.04 on JAX.
+JAX stays the slowest backend at 64×64 too (16.0 and 20.5 images/s against
+28.5 for TensorFlow's graph), with or without YNNPACK.
 
 On JAX, much of that gap was XLA's own choice, not the library's. jaxlib 0.10
 hands some dots, elementwise operations and reductions of a CPU program to the
