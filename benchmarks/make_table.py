@@ -484,9 +484,11 @@ recipe's three levels (7.29 guided against 1.35), so the fourth level was
 not run on seed 1. On the recipe's own network the zero start scored
 better alone (5.92 and 6.21 against 6.30 and 8.24, 8,693 and 8,067 steps)
 and worse with the default guidance (2.17 and 2.23 against 1.35 and 1.93;
-`autoguidance-zero-attention-…`), and lower guide scales did not rescue it
-(2.58 and 2.86 at scale 3, 2.29 and 2.35 at 4;
-`autoguidance-zero-attention-scales-…`): the main job's pictures are
+`autoguidance-zero-attention-…`), and no other guide scale rescued it
+(rescored: 2.58 and 2.86 at scale 3, 2.29 and 2.35 at 4, 2.17 and 2.07 at
+6, 2.24 and 2.02 at 7; `autoguidance-zero-attention-scales-…`,
+`autoguidance-zero-attention-high-scales-…`; the best mean, 2.12 at 6,
+against 1.61 for the recipe's network at 6): the main job's pictures are
 guided, so the recipe keeps `zero_init_attention=False`. Networks with
 attention at 4×4 should turn it on.
 
