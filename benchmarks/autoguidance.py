@@ -71,6 +71,9 @@ RECIPE_OPTIONS = {
     "zero_init_attention": (on_off, None, "zero start of attention outputs (on/off)"),
 }
 
+# Options recorded under another key in a run's facts.
+RECORDED_AS = {"num_images": "dataset_images"}
+
 
 class EmaHistory(keras.callbacks.Callback):
     """The EMA weights at every epoch end, with the step and the time into `fit`."""
@@ -206,14 +209,9 @@ def train_run(seed, minutes, recipe):
     facts = {
         "seed": seed,
         "minutes": minutes,
-        # None: the recipe's default
-        "dataset_images": recipe.get("num_images"),
-        "batch_size": recipe.get("batch_size"),
-        "ema_momentum": recipe.get("ema_momentum"),
-        "widths": recipe.get("widths"),
-        "attention_levels": recipe.get("attention_levels"),
-        "patch_size": recipe.get("patch_size"),
-        "zero_init_attention": recipe.get("zero_init_attention"),
+        # Each recipe option as run (None: the recipe's default); the
+        # dataset size is recorded as "dataset_images".
+        **{RECORDED_AS.get(name, name): recipe.get(name) for name in RECIPE_OPTIONS},
         "wall_seconds": round(trained, 1),
         "optimizer_steps": optimizer_steps(result.model),
         "recipe_guide_step": optimizer_steps(recipe_guide),

@@ -562,15 +562,25 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --interval-scales 5 --interval-fractions 0.5 0.4:0.6 0.3:0.7 \\
     --conditions "quiet machine" \\
     --out benchmarks/results/autoguidance/autoguidance-keep-guide-windows-8.5min-epyc-avx512-cpu-tensorflow.json
-KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \
-    --seeds 0 --num 1024 --fractions --scales --intervals 0:600 \
-    --interval-scales 5 --widths 32 64 --patch-size 2 \
-    --conditions "quiet machine" \
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
+    --seeds 0 --num 1024 --fractions --scales --intervals 0:600 \\
+    --interval-scales 5 --widths 32 64 --patch-size 2 \\
+    --conditions "quiet machine" \\
     --out benchmarks/results/autoguidance/autoguidance-patch2-8.5min-epyc-avx512-cpu-tensorflow.json
 # and the same with --seeds 1 for autoguidance-patch2-seed1-….json, and with
 # --widths 32 64 96 for autoguidance-patch2-32-64-96-….json; and with
 # --widths 16 32 64 64 --attention-levels 1 2 3 (no --patch-size) for
 # autoguidance-level4x4-….json
+KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
+    --seeds 0 1 --num 1024 --fractions --scales --intervals 0:600 \\
+    --interval-scales 5 --zero-init-attention on --keep zero-attention-runs \\
+    --conditions "quiet machine" \\
+    --out benchmarks/results/autoguidance/autoguidance-zero-attention-8.5min-epyc-avx512-cpu-tensorflow.json
+# then --rescore zero-attention-runs with --interval-scales 3 4 for
+# autoguidance-zero-attention-scales-….json and 6 7 for
+# autoguidance-zero-attention-high-scales-….json; and --seeds 0 with
+# --widths 16 32 64 64 --attention-levels 1 2 3 --zero-init-attention on for
+# autoguidance-level4x4-zero-attention-….json
 python benchmarks/make_table.py benchmarks/results/*.json \\
     benchmarks/results/quality-curve/*.json benchmarks/results/autoguidance/*.json \\
     -o docs/benchmarks.md

@@ -155,6 +155,11 @@ def build_unet(
         scale_shift=check_choice("scale_shift", scale_shift, (False, True)),
     )
 
+    # The levels also take the attention blocks' settings.
+    level_args = dict(
+        num_heads=num_heads, zero_init_attention=zero_init_attention, **common
+    )
+
     images = keras.Input((height, width, channels), name="images")
     timesteps = keras.Input((), name="timesteps")
     embedding = SinusoidalEmbedding(widths[0], name="time_embedding")(timesteps)
@@ -184,10 +189,8 @@ def build_unet(
             block_depth,
             attention=level in attention_levels,
             downsample=level < levels - 1,
-            num_heads=num_heads,
-            zero_init_attention=zero_init_attention,
             name=f"down_{level}",
-            **common,
+            **level_args,
         )([x, embedding])
         skips.append(level_skips)
 
@@ -204,10 +207,8 @@ def build_unet(
             block_depth,
             attention=level in attention_levels,
             upsample=level < levels - 1,
-            num_heads=num_heads,
-            zero_init_attention=zero_init_attention,
             name=f"up_{level}",
-            **common,
+            **level_args,
         )([x, embedding, skips[level]])
 
     x = GroupNormalization(groups, epsilon=1e-5, name="out_norm")(x)
