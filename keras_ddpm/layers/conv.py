@@ -10,45 +10,71 @@ class Conv2D(layers.Conv2D):
 
     The same layer, arguments, weights and results. Keras' PyTorch backend
     copies each channels-last input into a contiguous channels-first tensor,
-    then again into channels-last memory, before it convolves. The
-    `(B, H, W, C)` input permuted to `(B, C, H, W)` already is a channels-last
-    tensor, which PyTorch's CPU and cuDNN convolutions take as it is and answer
-    in the same layout, so the permutation back is free as well. This layer
-    does that for stride-1 convolutions with odd kernels (symmetric "same"
-    padding) or "valid" padding; anything else, and every other backend, uses
-    Keras' computation.
+    then again into channels-last memory (and pads it, for "same" padding
+    that PyTorch cannot express), convolves, copies the output back to
+    channels-last, and adds the bias in a pass of its own. The `(B, H, W, C)`
+    input permuted to `(B, C, H, W)` already is a channels-last tensor, which
+    PyTorch's CPU and cuDNN convolutions take as it is and answer in the same
+    layout, so the permutation back is free as well; the bias goes into the
+    convolution, which adds it (and sums its gradient) in the same kernel.
+    This layer does that for 2-D convolutions with "valid" padding or "same"
+    padding of any stride (an uneven "same" padding, as a stride of 2 on an
+    even size needs, costs one padded copy); LoRA-enabled layers,
+    channels-first data and every other backend use Keras' computation.
     """
 
     def _fast(self):
         if keras.backend.backend() != "torch" or self.data_format != "channels_last":
             return False
-        if self.rank != 2 or any(s != 1 for s in self.strides):
+        if self.rank != 2:
             return False
         if getattr(self, "lora_enabled", False):
             return False
-        return self.padding == "valid" or all(k % 2 == 1 for k in self.kernel_size)
+        if self.padding == "same" and any(s != 1 for s in self.strides):
+            # TensorFlow's rule for a strided "same" window is only defined
+            # for a dilation rate of 1.
+            return all(d == 1 for d in self.dilation_rate)
+        return True
 
-    def convolution_op(self, inputs, kernel):
+    def _same_padding(self, size, kernel, stride, dilation):
+        """TensorFlow's "same" padding of one axis: (before, after)."""
+        extent = dilation * (kernel - 1) + 1
+        total = max((-(-size // stride) - 1) * stride + extent - size, 0)
+        return total // 2, total - total // 2
+
+    def call(self, inputs):
         if not self._fast():
-            return super().convolution_op(inputs, kernel)
+            return super().call(inputs)
         import torch
         import torch.nn.functional as F
 
         x = ops.convert_to_tensor(inputs).permute(0, 3, 1, 2)
         # (kh, kw, in, out) -> (out, in, kh, kw), stored channels-last.
-        w = ops.convert_to_tensor(kernel).permute(3, 2, 0, 1)
+        w = ops.convert_to_tensor(self.kernel).permute(3, 2, 0, 1)
         w = w.contiguous(memory_format=torch.channels_last)
+        bias = ops.convert_to_tensor(self.bias) if self.use_bias else None
         padding = 0
         if self.padding == "same":
-            padding = [
-                d * (k - 1) // 2 for k, d in zip(self.kernel_size, self.dilation_rate)
+            pads = [
+                self._same_padding(size, k, s, d)
+                for size, k, s, d in zip(
+                    x.shape[2:], self.kernel_size, self.strides, self.dilation_rate
+                )
             ]
+            if all(before == after for before, after in pads):
+                padding = [before for before, _ in pads]
+            else:
+                (top, bottom), (left, right) = pads
+                x = F.pad(x, (left, right, top, bottom))
         outputs = F.conv2d(
             x,
             w,
-            stride=1,
+            bias,
+            stride=self.strides,
             padding=padding,
             dilation=self.dilation_rate,
             groups=self.groups,
-        )
-        return outputs.permute(0, 2, 3, 1)
+        ).permute(0, 2, 3, 1)
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs

@@ -1,6 +1,6 @@
 import keras
-from keras import layers
 
+from keras_ddpm.layers.conv import Conv2D
 from keras_ddpm.layers.unet_level import UNetLevel
 
 
@@ -79,7 +79,7 @@ class DownBlock(UNetLevel):
         super().__init__(filters, block_depth, attention, **kwargs)
         self.downsample = bool(downsample)
         self.downsampler = (
-            layers.Conv2D(
+            Conv2D(
                 filters,
                 3,
                 strides=2,

@@ -16,7 +16,15 @@ CASES = [
     {"filters": 6, "kernel_size": 3, "padding": "same", "dilation_rate": 2},
     {"filters": 4, "kernel_size": 3, "padding": "same", "strides": 2},
     {"filters": 4, "kernel_size": 2, "padding": "same"},
+    {"filters": 4, "kernel_size": 3, "padding": "valid", "strides": 2},
+    {"filters": 4, "kernel_size": 3, "padding": "same", "strides": (2, 1)},
+    {"filters": 4, "kernel_size": 4, "padding": "same", "strides": 3},
+    {"filters": 6, "kernel_size": 3, "padding": "same", "groups": 3},
+    {"filters": 4, "kernel_size": 3, "padding": "same", "use_bias": False},
+    {"filters": 4, "kernel_size": 3, "padding": "same", "activation": "silu"},
 ]
+# Even and odd sizes: a strided "same" window pads unevenly on even ones.
+SHAPES = [(2, 8, 6, 3), (2, 7, 5, 3)]
 
 
 def _pair(kwargs, shape, seed=0):
@@ -36,32 +44,39 @@ def _value_and_gradients(layer, x):
             tape.watch(xt)
             y = layer(xt)
             loss = tf.reduce_sum(y * y)
-        grads = tape.gradient(loss, [xt, layer.kernel])
+        grads = tape.gradient(loss, [xt] + layer.trainable_weights)
         return [y.numpy()] + [g.numpy() for g in grads]
     if backend == "jax":
         import jax
 
-        def loss(x, kernel):
-            y, _ = layer.stateless_call([kernel, layer.bias.value], [], x)
+        def loss(x, weights):
+            y, _ = layer.stateless_call(weights, [], x)
             return (y * y).sum(), y
 
-        (_, y), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
-            x, layer.kernel.value
+        weights = [w.value for w in layer.trainable_weights]
+        (_, y), (dx, dw) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+            x, weights
         )
-        return [np.asarray(y)] + [np.asarray(g) for g in grads]
+        return [np.asarray(y), np.asarray(dx)] + [np.asarray(g) for g in dw]
     import torch
 
     xt = torch.tensor(x, requires_grad=True)
     y = layer(xt)
-    grads = torch.autograd.grad((y * y).sum(), [xt, layer.kernel.value])
+    weights = [w.value for w in layer.trainable_weights]
+    grads = torch.autograd.grad((y * y).sum(), [xt] + weights)
     return [y.detach().numpy()] + [g.detach().numpy() for g in grads]
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[1:3])))
 @pytest.mark.parametrize("kwargs", CASES, ids=lambda k: "-".join(map(str, k.values())))
-def test_values_and_gradients_equal_keras(kwargs):
-    x = np.random.default_rng(1).standard_normal((2, 8, 6, 3)).astype("float32")
+def test_values_and_gradients_equal_keras(kwargs, shape):
+    """Output, and the gradients of the input, the kernel and the bias."""
+    x = np.random.default_rng(1).standard_normal(shape).astype("float32")
     ours, reference = _pair(kwargs, x.shape)
-    for a, b in zip(_value_and_gradients(ours, x), _value_and_gradients(reference, x)):
+    expected = _value_and_gradients(reference, x)
+    got = _value_and_gradients(ours, x)
+    assert len(got) == len(expected) == 2 + len(ours.trainable_weights)
+    for a, b in zip(got, expected):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
@@ -73,26 +88,30 @@ def test_torch_takes_the_channels_last_path_and_answers_contiguously():
     y = layer(np.zeros((2, 8, 6, 3), "float32"))
     assert tuple(y.shape) == (2, 8, 6, 8) and y.is_contiguous()
     strided, _ = _pair(CASES[4], (2, 8, 6, 3))
-    assert not strided._fast()
+    assert strided._fast()
+    y = strided(np.zeros((2, 8, 6, 3), "float32"))
+    assert tuple(y.shape) == (2, 4, 3, 4) and y.is_contiguous()
+    channels_first = Conv2D(4, 3, padding="same", data_format="channels_first")
+    assert not channels_first._fast()
 
 
 def test_unet_uses_it_and_saves(tmp_path):
     network = kd.models.build_unet(8, widths=(8, 16), block_depth=1, groups=4)
 
-    def stride_one_convs(model):
-        # The strided downsampler keeps Keras' layer: the fast path never applies.
+    def convs(model):
         return [
             layer
             for layer in model._flatten_layers()
-            if isinstance(layer, keras.layers.Conv2D) and layer.strides == (1, 1)
+            if isinstance(layer, keras.layers.Conv2D)
         ]
 
-    convs = stride_one_convs(network)
-    assert len(convs) > 4 and all(type(c) is Conv2D for c in convs)
+    # Every convolution, the strided downsampler's included.
+    assert any(c.strides == (2, 2) for c in convs(network))
+    assert len(convs(network)) > 4 and all(type(c) is Conv2D for c in convs(network))
     path = str(tmp_path / "unet.keras")
     network.save(path)
     loaded = keras.saving.load_model(path)
-    assert all(type(c) is Conv2D for c in stride_one_convs(loaded))
+    assert all(type(c) is Conv2D for c in convs(loaded))
     x = [np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype("float32")]
     x.append(np.array([3.0, 500.0], "float32"))
     for variable in network.trainable_variables:
