@@ -149,6 +149,54 @@ step: 0.89 and 1.02 on TensorFlow, 1.07 on PyTorch, 1.02 and 1.04 on JAX.
 JAX stays the slowest backend at 64×64 too (16.0 and 20.5 images/s against
 28.5 for TensorFlow's graph), with or without YNNPACK.
 
+### Where a training step's time goes
+
+`benchmarks/profile_step.py` profiles the same training step on the PyTorch
+backend beside diffusers' (both eager, in the same framework) with
+`torch.profiler` and sorts each operator's own CPU time into categories; the
+tables are under "Training step profiles: results" below (two cores of an
+AMD EPYC with AVX-512, 2026-12-06, `profile-64-…` and `profile-32-…`):
+
+```bash
+KERAS_BACKEND=torch python benchmarks/profile_step.py --image-size 64 \\
+    --conditions "quiet machine" \\
+    --out benchmarks/results/profile/profile-64-epyc-avx512-cpu-torch.json
+```
+
+- Convolutions are most of both steps (78 % of keras-ddpm's operator time at
+  64×64, 82 % of diffusers'), and keras-ddpm's run at least as fast per
+  FLOP: 396 against 366 GFLOP/s at 64×64, 352 against 350 at 32×32. The
+  channels-last path of the library's `Conv2D` leaves no layout work to
+  recover there.
+- Everything else costs keras-ddpm about as many milliseconds as it costs
+  diffusers, although keras-ddpm's network has fewer layers and a fifth
+  (64×64) to a quarter (32×32) fewer FLOPs: 97 against 105 ms per step at
+  64×64 and 42 against 38 at 32×32, plus at least 10 and 19 ms outside any
+  operator (Keras' layer calls in Python; diffusers' loop shows none). Such
+  costs do not shrink with the network's FLOPs, and a GFLOP/s ratio charges
+  them to the smaller network: the same run's wall times, 453 against 552
+  ms per step at 64×64 (1.22 times diffusers' images per second), are 0.96
+  of its GFLOP/s, and 153 against 157 ms at 32×32 (1.02 times) are 0.76.
+  `torch.compile`, which removes the Python part, took 32×32 to 0.83 (the
+  table above).
+- GroupNorm is the one category where the channels-last layout costs:
+  PyTorch's CPU kernel takes 2.1 ms forward and backward for a (16, 32, 64,
+  64) tensor in channels-last memory against 1.1 ms in channels-first
+  memory (0.47 against 0.40 ms at 32×32 with 64 channels, equal at 8×8), so
+  keras-ddpm's GroupNorm costs 30 ms per step at 64×64 against diffusers'
+  23 for more layers. Copying to channels-first memory and back around it
+  costs as much as it would save.
+
+These runs already have this version's change to the library's `Conv2D`:
+each convolution's bias goes into PyTorch's convolution kernel (which adds
+it and sums its gradient in the same pass), and the stride-2 downsampler
+takes the channels-last path as well (Keras' path copied its input three
+times and padded it). Against the previous version, in wall-time rounds
+alternating with diffusers', the change was within the noise: keras-ddpm's step
+took 0.81 and 0.81 of diffusers' before and 0.82 and 0.81 after at 64×64,
+0.98 and 0.96 before and 0.96 and 0.95 after at 32×32 (two processes of
+five rounds each per side).
+
 On JAX, much of that gap was XLA's own choice, not the library's. jaxlib 0.10
 hands some dots, elementwise operations and reductions of a CPU program to the
 YNNPACK library by default (the list `--xla_cpu_experimental_ynn_fusion_type`),
@@ -423,7 +471,12 @@ scored 3.33 and 3.17 (8.27 and 8.47 alone) at about as many steps (8,008
 and 8,646), and 2,048 images scored 1.97 and 2.29 (9.17 and 8.29 alone), in
 fewer steps (7,188 and 7,988: twice the epochs, each ending with a
 validation pass and a checkpoint). Rendering 16,384 flowers also takes
-about 29 s before training starts. FID does not tell whether a model copies
+about 29 s before training starts. 8,192 images, between the two that lost,
+scored 1.69 and 1.45 (6.88 and 6.40 alone; 8,926 and 9,030 steps), a tie
+with 4,096 on two seeds (means 1.57 and 1.64), so a third seed decided:
+5.08 guided (6.04 alone, `autoguidance-data8k-seed2-…`) against 4,096's
+1.87 on seed 2, a guide that made the model worse at nearly every petal
+count. Over the three seeds 8,192 images average 2.74 against 1.72. FID does not tell whether a model copies
 its training images, as copies of real flowers score at the floor;
 `fid_anatomy.py` also measures each sample's distance to its nearest
 training image against the nearest image of the validation split (see
@@ -553,7 +606,9 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
     --seeds 0 1 --num-images 16384 --num 1024 --fractions --scales \\
     --intervals 0:600 --interval-scales 5 --conditions "quiet machine" \\
     --out benchmarks/results/autoguidance/autoguidance-data16k-8.5min-epyc-avx512-cpu-tensorflow.json
-# and the same with --num-images 2048 for autoguidance-data2k-….json, and with
+# and the same with --num-images 2048 for autoguidance-data2k-….json, with
+# --num-images 8192 for autoguidance-data8k-….json (--seeds 2:
+# autoguidance-data8k-seed2-….json), and with
 # --batch-size 16 (or --ema-momentum 0.999) instead of --num-images for
 # autoguidance-batch16-….json (autoguidance-ema0.999-….json; with --seeds 2,
 # autoguidance-ema0.999-seed2-….json)
@@ -583,7 +638,7 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
 # autoguidance-level4x4-zero-attention-….json
 python benchmarks/make_table.py benchmarks/results/*.json \\
     benchmarks/results/quality-curve/*.json benchmarks/results/autoguidance/*.json \\
-    -o docs/benchmarks.md
+    benchmarks/results/profile/*.json -o docs/benchmarks.md
 ```
 
 ## Class-conditional flowers: guidance
@@ -675,11 +730,11 @@ CHANGES = {
 
 
 def load_kind(data):
-    """What a results file holds: "curve", "autoguidance", None (quality.py) or records."""
+    """What a results file holds: "curve", "autoguidance", "profile", None (quality.py) or records."""
     if data.get("kind") == "quality_curve":
         return "curve"
-    if data.get("kind") == "autoguidance":
-        return "autoguidance"
+    if data.get("kind") in ("autoguidance", "profile"):
+        return data["kind"]
     if "runs" in data and "baselines" in data:
         return None
     return [b["extra_info"] for b in data["benchmarks"] if b.get("extra_info")]
@@ -998,6 +1053,27 @@ def curve_plot(data, path):
     plt.close(figure)
 
 
+def profile_section(path, data):
+    """A `profile_step.py` file: where one training step's time goes, per side."""
+    settings = data["settings"]
+    lines = [
+        f"### Training step profile, {settings['image_size']}×{settings['image_size']}, "
+        f"batch {settings['batch']} ({os.path.basename(path)})",
+        "",
+        f"- Machine: {data['machine']['processor']}, {data['machine']['cores']} cores; "
+        f"load: {data['machine'].get('conditions') or 'not recorded'}.",
+        f"- keras-ddpm on PyTorch (eager) beside {settings['peer']}, widths "
+        f"{'/'.join(map(str, settings['widths']))}, {settings['steps']} steps "
+        f"profiled per side; wall times are medians of {settings['rounds']} "
+        "epochs without the profiler.",
+        f"- Command: `{data['command']}`",
+        "",
+        report.profile_table(data),
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def section(path, data, records):
     # The peer's records name their own framework; the section is the library's.
     first = next(
@@ -1028,12 +1104,12 @@ def main(argv=None):
     parser.add_argument(
         "json",
         nargs="+",
-        help="JSON files of the benchmark suite, quality.py, quality_curve.py or "
-        "autoguidance.py",
+        help="JSON files of the benchmark suite, quality.py, quality_curve.py, "
+        "autoguidance.py or profile_step.py",
     )
     parser.add_argument("-o", "--output", default="docs/benchmarks.md")
     args = parser.parse_args(argv)
-    sections, quality, curves = [], [], []
+    sections, quality, curves, profiles = [], [], [], []
     for path in sorted(args.json):
         data, records = load(path)
         if records == "curve":
@@ -1047,10 +1123,15 @@ def main(argv=None):
         if records == "autoguidance":
             quality.append(autoguidance_section(path, data))
             continue
+        if records == "profile":
+            profiles.append(profile_section(path, data))
+            continue
         if not records:
             raise SystemExit(f"{path}: no keras-ddpm benchmark records in this file.")
         sections.append(section(path, data, records))
     text = HEADER + "\n## Results\n\n" + "\n".join(sections)
+    if profiles:
+        text += "\n## Training step profiles: results\n\n" + "\n".join(profiles)
     if quality:
         text += "\n## Quality results\n\n" + "\n".join(quality)
     if curves:

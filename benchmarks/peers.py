@@ -64,17 +64,23 @@ def build_network(image_size, widths):
 
 def count_flops(network, image_size):
     """Forward FLOPs of one image through `network`, counted like `kd.models.count_flops`."""
+    return flop_parts(network, image_size)["total"]
+
+
+def flop_parts(network, image_size):
+    """Forward FLOPs of one image: `"total"` and the convolutions' part, `"conv"` (biases included)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    extra = []
+    extra = {"conv": 0, "other": 0}
 
     def norm_hook(module, args, output):
-        extra.append(8 * args[0].numel())
+        extra["other"] += 8 * args[0].numel()
 
     def bias_hook(module, args, output):
         if getattr(module, "bias", None) is not None:
-            extra.append(output.numel())
+            part = "conv" if isinstance(module, torch.nn.Conv2d) else "other"
+            extra[part] += output.numel()
 
     hooks = []
     for module in network.modules():
@@ -91,7 +97,11 @@ def count_flops(network, image_size):
     finally:
         for hook in hooks:
             hook.remove()
-    return counter.get_total_flops() + sum(extra)
+    conv = counter.get_flop_counts()["Global"].get(torch.ops.aten.convolution, 0)
+    return {
+        "total": counter.get_total_flops() + extra["conv"] + extra["other"],
+        "conv": conv + extra["conv"],
+    }
 
 
 def sync():

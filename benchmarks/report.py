@@ -174,3 +174,28 @@ def summary_lines(records):
             f"{value:6.2f}  mixed_bfloat16 ÷ float32 img/s, {what}  [{_describe(config)}]"
         )
     return lines
+
+
+def profile_table(records):
+    """`profile_step.py`'s records as a Markdown table: ms per step by category, one column per side."""
+    sides = records["sides"]
+    names = list(sides)
+    lines = [
+        "| ms per training step | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    labels = list(next(iter(sides.values()))["op_ms_per_step"])
+    for label in labels:
+        cells = [f"{sides[name]['op_ms_per_step'][label]:.1f}" for name in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    cells = [f"{sum(sides[name]['op_ms_per_step'].values()):.1f}" for name in names]
+    lines.append("| all operators | " + " | ".join(cells) + " |")
+    rows = [
+        ("not in any operator (lower bound)", "outside_ops_ms_per_step", "{:.1f}"),
+        ("wall time, without the profiler", "wall_ms_per_step", "{:.1f}"),
+        ("convolution GFLOP/s", "conv_gflops", "{:.0f}"),
+    ]
+    for title, key, fmt in rows:
+        cells = [fmt.format(sides[name][key]) for name in names]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

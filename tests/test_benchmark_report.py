@@ -467,3 +467,67 @@ def test_the_recorded_command_names_xla_flags_when_they_are_set():
     words = shlex.split(flagged)
     assert words[0] == f"XLA_FLAGS={flags}"
     assert words[-len(args) :] == args
+
+
+def test_profile_step_sorts_operators_and_the_page_shows_the_profile(
+    tmp_path, monkeypatch, capsys
+):
+    import json
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports harness, peers, ...
+    profile = _load("profile_step")
+    expected = {
+        "aten::convolution_backward": "convolution",
+        "aten::mkldnn_convolution": "convolution",
+        "aten::native_group_norm_backward": "group norm",
+        "aten::silu_backward": "SiLU",
+        "aten::addmm": "matrix products",
+        "aten::_softmax": "matrix products",
+        "aten::cat": "concatenation and copies",
+        "aten::copy_": "concatenation and copies",
+        "aten::constant_pad_nd": "concatenation and copies",
+        "aten::upsample_nearest2d_backward": "concatenation and copies",
+        "aten::add": profile.OTHER,
+        "aten::lerp_": profile.OTHER,
+    }
+    assert {name: profile.category(name) for name in expected} == expected
+    # Profiling needs the PyTorch backend (these tests run under TensorFlow).
+    with pytest.raises(SystemExit):
+        profile.main(["--out", str(tmp_path / "p.json")])
+    assert "set KERAS_BACKEND=torch" in capsys.readouterr().err
+
+    def side(conv, wall):
+        ops = dict.fromkeys([*profile.CATEGORIES, profile.OTHER], 1.0)
+        ops["convolution"] = conv
+        return {
+            "wall_ms_per_step": wall,
+            "op_ms_per_step": ops,
+            "outside_ops_ms_per_step": wall - sum(ops.values()),
+            "conv_gflop_per_image_forward": 1.0,
+            "conv_gflops": 123.4,
+        }
+
+    data = {
+        "kind": "profile",
+        "machine": {"processor": "Test CPU", "cores": 2, "conditions": "quiet"},
+        "settings": {
+            "image_size": 64,
+            "batch": 16,
+            "widths": [32, 64],
+            "steps": 6,
+            "rounds": 5,
+            "peer": "diffusers 0.0 (torch eager)",
+        },
+        "command": "KERAS_BACKEND=torch python benchmarks/profile_step.py --out p.json",
+        "sides": {"keras-ddpm": side(300.0, 400.0), "diffusers": side(350.0, 420.0)},
+    }
+    (tmp_path / "profile.json").write_text(json.dumps(data))
+    page = tmp_path / "benchmarks.md"
+    _load("make_table").main([str(tmp_path / "profile.json"), "-o", str(page)])
+    text = page.read_text()
+    assert "Training step profile, 64×64, batch 16" in text
+    assert "| ms per training step | keras-ddpm | diffusers |" in text
+    assert "| convolution | 300.0 | 350.0 |" in text
+    assert "| all operators | 305.0 | 355.0 |" in text
+    assert "| not in any operator (lower bound) | 95.0 | 65.0 |" in text
+    assert "| convolution GFLOP/s | 123 | 123 |" in text

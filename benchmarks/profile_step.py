@@ -1,0 +1,160 @@
+"""Where a training step's time goes: keras-ddpm on PyTorch beside diffusers, op by op.
+
+Profiles `--steps` training steps of the throughput suite's network
+(`harness.build_network`, `DiffusionModel.fit` as `test_train.py`'s
+`diffusion_fit` runs it) and of the peer (`peers.build_network` in its plain
+training loop) with `torch.profiler`, after two warm-up epochs each, and sums
+the operators' own CPU time into categories: convolutions (forward and
+backward), GroupNorm, SiLU, matrix products (dense layers, attention),
+concatenation and copies, and everything else elementwise (residual and bias
+additions, the optimizer's and the EMA's updates, the loss). Beside them: the
+wall time per step measured without the profiler (rounds alternating between
+the two), the part of it no operator accounts for (Python, Keras' layer calls,
+dispatch; the profiler adds a few microseconds to each operator, so this
+estimate is a lower bound) and the convolutions' GFLOP/s (their FLOPs as
+`kd.models.count_flops` and `peers.flop_parts` count them, training taken as
+three times the forward pass). PyTorch only: both sides then run in the same
+framework, and its profiler names every operator:
+
+    KERAS_BACKEND=torch python benchmarks/profile_step.py --image-size 64 \\
+        --out benchmarks/results/profile/profile-64-epyc-avx512-cpu-torch.json
+"""
+
+import argparse
+import shlex
+import sys
+import time
+
+import harness
+import keras
+import numpy as np
+import peers
+import report
+from quality import machine, save_records
+
+import keras_ddpm as kd
+
+# Operator name fragments per category, tried in this order; the rest is
+# "elementwise and reductions".
+CATEGORIES = {
+    "convolution": ("convolution", "conv2d"),
+    "group norm": ("group_norm",),
+    "SiLU": ("silu",),
+    "matrix products": ("aten::mm", "aten::bmm", "addmm", "softmax"),
+    "concatenation and copies": ("aten::cat", "copy_", "pad", "upsample"),
+}
+OTHER = "elementwise and reductions"
+
+
+def category(name):
+    for label, fragments in CATEGORIES.items():
+        if any(fragment in name for fragment in fragments):
+            return label
+    return OTHER
+
+
+def op_times(run, images, batch):
+    """Seconds of own CPU time per category over one epoch of `run`, profiled."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        run(images, batch)
+    totals = {label: 0.0 for label in [*CATEGORIES, OTHER]}
+    for event in profiler.key_averages():
+        totals[category(event.key)] += event.self_cpu_time_total / 1e6
+    return totals
+
+
+def wall_times(runs, images, batch, rounds):
+    """Median seconds per epoch of each run, rounds alternating between them."""
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(images, batch)
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image-size", type=int, default=32, help="(default: 32)")
+    parser.add_argument("--batch", type=int, default=16, help="(default: 16)")
+    parser.add_argument(
+        "--widths",
+        type=int,
+        nargs="+",
+        default=[32, 64, 96, 128],
+        help="(default: the throughput suite's, 32 64 96 128)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=6, help="steps per epoch (default: 6)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="timed epochs per side (default: 5)"
+    )
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument(
+        "--conditions", default="", help="free text: the machine's load"
+    )
+    args = parser.parse_args(argv)
+    if keras.backend.backend() != "torch":
+        parser.error(
+            "profiles the PyTorch backend beside diffusers: set KERAS_BACKEND=torch, "
+            f"got {keras.backend.backend()!r}"
+        )
+    reason = peers.missing()
+    if reason:
+        parser.error(reason)
+    for name in ("image_size", "batch", "steps", "rounds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+
+    images = harness.training_data(args.image_size, args.batch * args.steps)
+    network = harness.build_network(args.image_size, args.widths)
+    peer_network = peers.build_network(args.image_size, args.widths)
+    runs = {
+        "keras-ddpm": harness.diffusion_fit(network, jit_compile=False),
+        "diffusers": peers.train_loop(peer_network),
+    }
+    conv_flops = {
+        "keras-ddpm": kd.models.count_flops(network)["conv"],
+        "diffusers": peers.flop_parts(peer_network, args.image_size)["conv"],
+    }
+    for run in runs.values():
+        for _ in range(2):
+            run(images, args.batch)
+    walls = wall_times(runs, images, args.batch, args.rounds)
+    records = {
+        "kind": "profile",
+        "machine": machine(args.conditions),
+        "settings": {
+            "image_size": args.image_size,
+            "batch": args.batch,
+            "widths": args.widths,
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "peer": f"diffusers {peers.version()} (torch eager)",
+        },
+        "command": "KERAS_BACKEND=torch python benchmarks/profile_step.py "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "sides": {},
+    }
+    for name, run in runs.items():
+        ops = op_times(run, images, args.batch)
+        per_step = {label: seconds / args.steps for label, seconds in ops.items()}
+        wall = walls[name] / args.steps
+        conv_gflops = 3 * conv_flops[name] * args.batch / per_step["convolution"] / 1e9
+        records["sides"][name] = {
+            "wall_ms_per_step": 1e3 * wall,
+            "op_ms_per_step": {label: 1e3 * value for label, value in per_step.items()},
+            "outside_ops_ms_per_step": 1e3 * max(wall - sum(per_step.values()), 0.0),
+            "conv_gflop_per_image_forward": conv_flops[name] / 1e9,
+            "conv_gflops": conv_gflops,
+        }
+    save_records(args.out, records)
+    print(report.profile_table(records))
+
+
+if __name__ == "__main__":
+    main()
