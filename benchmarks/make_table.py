@@ -204,8 +204,8 @@ PyTorch: the same alternating rounds of 4 steps at 64×64 run inside a
 pytest process took keras-ddpm 483 and 488 ms per step against 464 and 459
 in a plain Python process, while diffusers' step took about the same in
 both (560 and 556 against 573 and 560 ms). The cause was not found: not
-the cyclic garbage collector (frozen or off), not pytest's warning capture
-or output capture, and not the benchmarks' `conftest.py` (a test file in
+the cyclic garbage collector (frozen or off), not pytest's warning capture,
+and not the benchmarks' `conftest.py` (a test file in
 an empty folder did the same).
 
 On JAX, much of that gap was XLA's own choice, not the library's. jaxlib 0.10
