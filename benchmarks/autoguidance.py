@@ -69,6 +69,7 @@ RECIPE_OPTIONS = {
     "attention_levels": (int, "*", "levels with self-attention"),
     "patch_size": (int, None, "U-Net patch size"),
     "zero_init_attention": (on_off, None, "zero start of attention outputs (on/off)"),
+    "min_snr_gamma": (float, None, "min-SNR-γ loss weighting's γ"),
 }
 
 # Options recorded under another key in a run's facts.

@@ -859,6 +859,7 @@ RECIPE_CHANGES = (
     ("attention_levels", "Attention levels", "(the two lowest-resolution levels)"),
     ("patch_size", "Patch size", 1),
     ("zero_init_attention", "Zero start of attention outputs", False),
+    ("min_snr_gamma", "Min-SNR-γ loss weighting with γ =", "none"),
 )
 
 

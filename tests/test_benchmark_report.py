@@ -341,6 +341,14 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
         run["zero_init_attention"] = True
     text = make_table.autoguidance_section("a.json", data)
     assert "- Zero start of attention outputs on, not the recipe's default off." in text
+    assert "Min-SNR" not in text
+    for run in data["runs"]:
+        run["min_snr_gamma"] = 5.0
+    text = make_table.autoguidance_section("a.json", data)
+    assert (
+        "- Min-SNR-γ loss weighting with γ = 5.0, not the recipe's default none."
+        in text
+    )
     # A file that rescored saved runs names their folder.
     data["rescored_runs"] = "/somewhere/kept-runs/"
     text = make_table.autoguidance_section("a.json", data)
