@@ -497,7 +497,14 @@ scored 1.69 and 1.45 (6.88 and 6.40 alone; 8,926 and 9,030 steps), a tie
 with 4,096 on two seeds (means 1.57 and 1.64), so a third seed decided:
 5.08 guided (6.04 alone, `autoguidance-data8k-seed2-…`) against 4,096's
 1.87 on seed 2, a guide that made the model worse at nearly every petal
-count. Over the three seeds 8,192 images average 2.74 against 1.72. FID does not tell whether a model copies
+count. Over the three seeds 8,192 images average 2.74 against 1.72.
+Min-SNR-γ loss weighting with γ = 5 (`--min-snr-gamma 5`,
+`autoguidance-minsnr5-…`; Hang et al. 2023, last tried before the recipe
+had v-prediction, attention and autoguidance) made the model alone better
+on both seeds (5.90 and 7.26 against 6.30 and 8.24) and the guided
+pictures much worse (2.35 and 3.97 against 1.35 and 1.93, in 8,508 and
+7,859 steps), as the zero start of attention outputs did: the recipe keeps
+the unweighted loss. FID does not tell whether a model copies
 its training images, as copies of real flowers score at the floor;
 `fid_anatomy.py` also measures each sample's distance to its nearest
 training image against the nearest image of the validation split (see
@@ -629,7 +636,8 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
     --out benchmarks/results/autoguidance/autoguidance-data16k-8.5min-epyc-avx512-cpu-tensorflow.json
 # and the same with --num-images 2048 for autoguidance-data2k-….json, with
 # --num-images 8192 for autoguidance-data8k-….json (--seeds 2:
-# autoguidance-data8k-seed2-….json), and with
+# autoguidance-data8k-seed2-….json), with --min-snr-gamma 5 for
+# autoguidance-minsnr5-….json, and with
 # --batch-size 16 (or --ema-momentum 0.999) instead of --num-images for
 # autoguidance-batch16-….json (autoguidance-ema0.999-….json; with --seeds 2,
 # autoguidance-ema0.999-seed2-….json)
