@@ -198,11 +198,12 @@ compiled by XLA inside the graph (550 against 546 ms in the same pair of
 runs) and a hand-written gradient with fewer passes (519 and 537 against
 510 and 542 ms).
 
-These runs already have this version's change to the library's `Conv2D`:
+The two profiles already have this version's change to the library's
+`Conv2D`:
 each convolution's bias goes into PyTorch's convolution kernel (which adds
 it and sums its gradient in the same pass), and the stride-2 downsampler
-takes the channels-last path as well (Keras' path copied its input three
-times and padded it). Against the previous version, in wall-time rounds
+takes the channels-last path as well (Keras' path copied its input twice,
+padded it and copied its output). Against the previous version, in wall-time rounds
 alternating with diffusers', the change was within the noise: keras-ddpm's step
 took 0.81 and 0.81 of diffusers' before and 0.82 and 0.81 after at 64×64,
 0.98 and 0.96 before and 0.96 and 0.95 after at 32×32 (two processes of
@@ -218,7 +219,8 @@ the cyclic garbage collector (frozen or off), not pytest's warning capture,
 and not the benchmarks' `conftest.py` (a test file in
 an empty folder did the same).
 
-On JAX, much of that gap was XLA's own choice, not the library's. jaxlib 0.10
+On JAX, much of its gap to the other backends was XLA's own choice, not
+the library's. jaxlib 0.10
 hands some dots, elementwise operations and reductions of a CPU program to the
 YNNPACK library by default (the list `--xla_cpu_experimental_ynn_fusion_type`),
 and for these U-Nets that is slower than the code XLA writes itself. With the
