@@ -84,8 +84,10 @@ def main(argv=None):
         "--widths",
         type=int,
         nargs="+",
-        default=[32, 64, 96, 128],
-        help="(default: the throughput suite's, 32 64 96 128)",
+        default=list(harness.SMALL_WIDTHS),
+        help="(default: the throughput suite's, "
+        + " ".join(map(str, harness.SMALL_WIDTHS))
+        + ")",
     )
     parser.add_argument(
         "--steps", type=int, default=6, help="steps per epoch (default: 6)"

@@ -4,6 +4,17 @@ import keras
 from keras import layers, ops
 
 
+def _same_padding(size, kernel, stride, dilation):
+    """TensorFlow's "same" padding of one axis: (before, after).
+
+    Keras refuses a stride and a dilation rate both above 1, so one of them
+    is 1 here.
+    """
+    extent = dilation * (kernel - 1) + 1
+    total = max((-(-size // stride) - 1) * stride + extent - size, 0)
+    return total // 2, total - total // 2
+
+
 @keras.saving.register_keras_serializable(package="keras_ddpm")
 class Conv2D(layers.Conv2D):
     """`keras.layers.Conv2D`, computed on PyTorch from a channels-last view.
@@ -26,21 +37,7 @@ class Conv2D(layers.Conv2D):
     def _fast(self):
         if keras.backend.backend() != "torch" or self.data_format != "channels_last":
             return False
-        if self.rank != 2:
-            return False
-        if getattr(self, "lora_enabled", False):
-            return False
-        if self.padding == "same" and any(s != 1 for s in self.strides):
-            # TensorFlow's rule for a strided "same" window is only defined
-            # for a dilation rate of 1.
-            return all(d == 1 for d in self.dilation_rate)
-        return True
-
-    def _same_padding(self, size, kernel, stride, dilation):
-        """TensorFlow's "same" padding of one axis: (before, after)."""
-        extent = dilation * (kernel - 1) + 1
-        total = max((-(-size // stride) - 1) * stride + extent - size, 0)
-        return total // 2, total - total // 2
+        return not getattr(self, "lora_enabled", False)
 
     def call(self, inputs):
         if not self._fast():
@@ -56,7 +53,7 @@ class Conv2D(layers.Conv2D):
         padding = 0
         if self.padding == "same":
             pads = [
-                self._same_padding(size, k, s, d)
+                _same_padding(size, k, s, d)
                 for size, k, s, d in zip(
                     x.shape[2:], self.kernel_size, self.strides, self.dilation_rate
                 )
