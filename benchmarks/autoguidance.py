@@ -70,6 +70,8 @@ RECIPE_OPTIONS = {
     "patch_size": (int, None, "U-Net patch size"),
     "zero_init_attention": (on_off, None, "zero start of attention outputs (on/off)"),
     "min_snr_gamma": (float, None, "min-SNR-γ loss weighting's γ"),
+    "weight_decay": (float, None, "AdamW's weight decay"),
+    "global_clipnorm": (float, None, "gradient clipping's global norm"),
 }
 
 # Options recorded under another key in a run's facts.

@@ -870,6 +870,8 @@ RECIPE_CHANGES = (
     ("patch_size", "Patch size", 1),
     ("zero_init_attention", "Zero start of attention outputs", False),
     ("min_snr_gamma", "Min-SNR-γ loss weighting with γ =", "none"),
+    ("weight_decay", "AdamW weight decay", 0.004),
+    ("global_clipnorm", "Gradient clipping to global norm", "none"),
 )
 
 

@@ -64,6 +64,8 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
     assert result.checkpoint.endswith("ckpt-epoch00001-step000000004.keras")
     assert "epochs=1" in repr(result)
     assert result.model.optimizer.beta_2 == kd.training.DEFAULTS["beta_2"] == 0.999
+    assert result.model.optimizer.weight_decay == 0.004
+    assert result.model.optimizer.global_clipnorm is None
     assert result.model.ema_momentum == kd.training.DEFAULTS["ema_momentum"] == 0.995
 
     result = kd.training.train(out, epochs=2, resume=True, **TINY)
@@ -101,6 +103,8 @@ def test_attention_defaults_to_the_two_lowest_resolution_levels(
         ({"learning_rate": 0.0}, "`learning_rate` must be > 0"),
         ({"beta_2": 1.0}, "`beta_2` must lie in (0, 1), got 1.0."),
         ({"beta_2": 0.0}, "`beta_2` must lie in (0, 1), got 0.0."),
+        ({"weight_decay": -0.1}, "`weight_decay` must be >= 0, got -0.1."),
+        ({"global_clipnorm": 0.0}, "`global_clipnorm` must be > 0, got 0.0."),
         ({"guide_scale": float("inf")}, "`guide_scale` must be finite"),
         ({"guide_interval": (800, 100)}, "`guide_interval` must be two finite"),
         ({"guide_interval": (0, 1001)}, "reaches past the schedule's 1000 timesteps"),
@@ -138,11 +142,14 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step(tmp_path)
         learning_rate_schedule="cosine",
         warmup_steps=2,
         beta_2=0.95,
+        weight_decay=0.0,
+        global_clipnorm=1.0,
         **TINY,
     )
     optimizer = result.model.optimizer
     assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 8
     assert optimizer.beta_2 == 0.95
+    assert optimizer.weight_decay == 0.0 and optimizer.global_clipnorm == 1.0
     schedule = keras.optimizers.schedules.deserialize(
         keras.optimizers.schedules.serialize(optimizer._learning_rate)
     )

@@ -67,8 +67,12 @@ auto_on_off = words({"auto": "auto", "on": True, "off": False})
 on_off = words({"on": True, "off": False})
 
 
+# The arguments whose flag (and config key) takes "none" for None.
+NONE_ABLE = ("min_snr_gamma", "global_clipnorm")
+
+
 def positive_or_none(text):
-    """`--min-snr-gamma`'s value: a positive float, or "none" (`settings` makes it None)."""
+    """`--min-snr-gamma`'s and `--global-clipnorm`'s value: a positive float, or "none" (`settings` makes it None)."""
     if text == "none":
         return text
     try:
@@ -201,6 +205,18 @@ def add_parser(commands):
         "--beta-2",
         type=positive(float),
         help=f"AdamW's second-moment decay rate, in (0, 1) (default: {d['beta_2']})",
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=float,
+        help=f"AdamW's decoupled weight decay, >= 0 (default: {d['weight_decay']})",
+    )
+    train.add_argument(
+        "--global-clipnorm",
+        type=positive_or_none,
+        metavar="NORM",
+        help="clip each step's gradients to this global norm, or none "
+        f"(default: {d['global_clipnorm'] or 'none'})",
     )
     train.add_argument(
         "--learning-rate-schedule",
@@ -343,9 +359,10 @@ def settings(args):
         if value is not None:
             given[argument] = value
     # "none" (a flag's, or a config file's: TOML has no null) switches the
-    # weighting off whatever the default.
-    if given.get("min_snr_gamma") == "none":
-        given["min_snr_gamma"] = None
+    # weighting or the clipping off whatever the default.
+    for argument in NONE_ABLE:
+        if given.get(argument) == "none":
+            given[argument] = None
     return given
 
 

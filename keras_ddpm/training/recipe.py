@@ -82,6 +82,8 @@ def train(
     prediction="v",
     learning_rate=2e-3,
     beta_2=0.999,
+    weight_decay=0.004,
+    global_clipnorm=None,
     learning_rate_schedule="cosine",
     warmup_steps=100,
     min_snr_gamma=None,
@@ -225,6 +227,12 @@ def train(
             and 6.7 against 5.9, 8.3 and 6.0, 1,024 samples), a mean within
             the spread of repeated runs. A resumed run keeps the optimizer
             it saved, with its `beta_2`.
+        weight_decay: float >= 0, AdamW's decoupled weight decay: each step
+            shrinks every weight by `learning_rate * weight_decay` of itself.
+            Defaults to 0.004 (Keras' default).
+        global_clipnorm: float > 0 or None, rescale each step's gradients so
+            that their global norm is at most this. Defaults to None (no
+            clipping).
         learning_rate_schedule: `"constant"`, or `"cosine"`: a cosine decay
             to 0 at the end of the run (the last step of `epochs`, or the
             end of the `minutes` budget, along its clock). Both start with
@@ -351,6 +359,14 @@ def train(
         guide_interval, timesteps, guided=True, name="guide_interval", guide=True
     )
     check_float("beta_2", beta_2, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_float("weight_decay", weight_decay, low=0.0)
+    check_float(
+        "global_clipnorm",
+        global_clipnorm,
+        low=0.0,
+        low_inclusive=False,
+        allow_none=True,
+    )
     check_choice("learning_rate_schedule", learning_rate_schedule, LR_SCHEDULES)
     check_int("warmup_steps", warmup_steps, low=0)
     check_choice("noise_levels", noise_levels, NOISE_LEVELS)
@@ -426,6 +442,8 @@ def train(
                 timesteps=timesteps,
                 prediction=prediction,
                 beta_2=beta_2,
+                weight_decay=weight_decay,
+                global_clipnorm=global_clipnorm,
                 min_snr_gamma=min_snr_gamma,
                 noise_levels=noise_levels,
                 ema_momentum=ema_momentum,
@@ -637,6 +655,8 @@ def _new_model(
     prediction,
     learning_rate,
     beta_2,
+    weight_decay,
+    global_clipnorm,
     min_snr_gamma,
     noise_levels,
     ema_momentum,
@@ -682,7 +702,13 @@ def _new_model(
         seed=seed,
         **conditioning,
     )
-    model.compile(optimizer=keras.optimizers.AdamW(learning_rate, beta_2=beta_2))
+    optimizer = keras.optimizers.AdamW(
+        learning_rate,
+        beta_2=beta_2,
+        weight_decay=weight_decay,
+        global_clipnorm=global_clipnorm,
+    )
+    model.compile(optimizer=optimizer)
     _steps_per_call(model, STEPS_PER_EXECUTION)
     return model
 

@@ -125,6 +125,9 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         (["--zero-init-attention", "on"], {"zero_init_attention": True}),
         (["--scale-shift", "on"], {"scale_shift": True}),
         (["--beta-2", "0.95"], {"beta_2": 0.95}),
+        (["--weight-decay", "0"], {"weight_decay": 0.0}),
+        (["--global-clipnorm", "1"], {"global_clipnorm": 1.0}),
+        (["--global-clipnorm", "none"], {"global_clipnorm": None}),
         (["--patch-size", "2"], {"patch_size": 2}),
     ],
 )
