@@ -66,6 +66,7 @@ RECIPE_OPTIONS = {
     "batch_size": (int, None, "batch size"),
     "ema_momentum": (float, None, "EMA momentum"),
     "widths": (int, "+", "U-Net level widths"),
+    "block_depth": (int, None, "residual blocks per U-Net level"),
     "attention_levels": (int, "*", "levels with self-attention"),
     "patch_size": (int, None, "U-Net patch size"),
     "zero_init_attention": (on_off, None, "zero start of attention outputs (on/off)"),

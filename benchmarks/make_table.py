@@ -506,7 +506,21 @@ had v-prediction, attention and autoguidance) made the model alone better
 on both seeds (5.90 and 7.26 against 6.30 and 8.24) and the guided
 pictures much worse (2.35 and 3.97 against 1.35 and 1.93, in 8,508 and
 7,859 steps), as the zero start of attention outputs did: the recipe keeps
-the unweighted loss. FID does not tell whether a model copies
+the unweighted loss.
+
+The `…-epyc-avx512-slow-…` files ran on a second 2-core AMD EPYC with
+AVX-512 whose host was about half as fast: the recipe's step took 0.099 s
+with XLA, against 0.052 s for the files above, so 8.5 minutes made 3,921
+and 4,522 steps instead of about 8,700, and the recipe scored 11.50 and 11.38 guided
+(17.72 and 14.50 alone; `autoguidance-recipe-8.5min-…-slow-…`). There one
+residual block per level (`--block-depth 1`, 0.050 s per step) made twice
+the steps and won both seeds by far: 3.84 and 8.49 (12.84 and 13.36
+alone). Trained 13.7 minutes on that machine, to make about the steps
+8.5 minutes make on the faster one, one block scored 2.30 and 4.77 (8.06 and 9.35 alone),
+against 1.35, 1.93 and 1.87 for two blocks on the faster machine, so two
+blocks stay the default where the step is fast. AdamW weight decay 0
+(`--weight-decay 0`; the recipe's is Keras' 0.004) won one seed and lost
+the other there: 7.63 and 13.04 against 11.50 and 11.38. FID does not tell whether a model copies
 its training images, as copies of real flowers score at the floor;
 `fid_anatomy.py` also measures each sample's distance to its nearest
 training image against the nearest image of the validation split (see
@@ -642,7 +656,11 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
 # autoguidance-minsnr5-….json, and with
 # --batch-size 16 (or --ema-momentum 0.999) instead of --num-images for
 # autoguidance-batch16-….json (autoguidance-ema0.999-….json; with --seeds 2,
-# autoguidance-ema0.999-seed2-….json)
+# autoguidance-ema0.999-seed2-….json); on the slower machine, the same
+# without --num-images for autoguidance-recipe-8.5min-…-slow-….json, with
+# --weight-decay 0 for autoguidance-wd0-…, --block-depth 1 for
+# autoguidance-depth1-8.5min-…, and --block-depth 1 --minutes 13.7 for
+# autoguidance-depth1-13.7min-…
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --seeds 0 1 2 --num 1024 --fractions --scales --intervals 0:600 \\
     --interval-scales 5 --interval-fractions 0.5 0.4:0.6 0.3:0.7 \\
@@ -866,6 +884,7 @@ RECIPE_CHANGES = (
     ("batch_size", "Batch size", 8),
     ("ema_momentum", "EMA momentum", 0.995),
     ("widths", "U-Net widths", (16, 32, 64)),
+    ("block_depth", "Residual blocks per level", 2),
     ("attention_levels", "Attention levels", "(the two lowest-resolution levels)"),
     ("patch_size", "Patch size", 1),
     ("zero_init_attention", "Zero start of attention outputs", False),

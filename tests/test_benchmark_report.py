@@ -349,6 +349,11 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
         "- Min-SNR-γ loss weighting with γ = 5.0, not the recipe's default none."
         in text
     )
+    for run in data["runs"]:
+        run["block_depth"], run["weight_decay"] = 1, 0.0
+    text = make_table.autoguidance_section("a.json", data)
+    assert "- Residual blocks per level 1, not the recipe's default 2." in text
+    assert "- AdamW weight decay 0.0, not the recipe's default 0.004." in text
     # A file that rescored saved runs names their folder.
     data["rescored_runs"] = "/somewhere/kept-runs/"
     text = make_table.autoguidance_section("a.json", data)
