@@ -72,7 +72,7 @@ NONE_ABLE = ("min_snr_gamma", "global_clipnorm")
 
 
 def positive_or_none(text):
-    """`--min-snr-gamma`'s and `--global-clipnorm`'s value: a positive float, or "none" (`settings` makes it None)."""
+    """A `NONE_ABLE` flag's value: a positive float, or "none" (`settings` makes it None)."""
     if text == "none":
         return text
     try:
@@ -148,7 +148,9 @@ def add_parser(commands):
     train.add_argument(
         "--block-depth",
         type=positive(int),
-        help=f"residual blocks per level (default: {d['block_depth']})",
+        help="residual blocks per level; 1 makes better pictures in the budget "
+        "where the printed train step is near 0.1 s "
+        f"(default: {d['block_depth']})",
     )
     train.add_argument(
         "--attention-levels",

@@ -232,10 +232,15 @@ def train(
             it saved, with its `beta_2`.
         weight_decay: float >= 0, AdamW's decoupled weight decay: each step
             shrinks every weight by `learning_rate * weight_decay` of itself.
-            Defaults to 0.004 (Keras' default).
+            Defaults to 0.004 (Keras' default): 0 won one seed and lost the
+            other at 8.5 minutes on 2 CPU cores (guided FID 7.63 and 13.04
+            against 11.50 and 11.38, 1,024 samples). A resumed run keeps
+            the optimizer it saved, with its weight decay.
         global_clipnorm: float > 0 or None, rescale each step's gradients so
             that their global norm is at most this. Defaults to None (no
-            clipping).
+            clipping; the recipe's gradient norms stay near 0.2 to 0.4 after
+            its first epoch, so a clip at 1.0 would seldom act). A resumed
+            run keeps the clipping it saved.
         learning_rate_schedule: `"constant"`, or `"cosine"`: a cosine decay
             to 0 at the end of the run (the last step of `epochs`, or the
             end of the `minutes` budget, along its clock). Both start with
