@@ -544,3 +544,19 @@ def test_profile_step_sorts_operators_and_the_page_shows_the_profile(
     assert "| all operators | 305.0 | 355.0 |" in text
     assert "| not in any operator (lower bound) | 95.0 | 65.0 |" in text
     assert "| convolution GFLOP/s | 123 | 123 |" in text
+
+
+def test_the_page_names_every_recipe_option_with_the_recipes_default(monkeypatch):
+    import keras_ddpm as kd
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports quality.py
+    autoguidance = _load("autoguidance")
+    make_table = _load("make_table")
+    shown = {key: default for key, _, default in make_table.RECIPE_CHANGES}
+    recorded = {autoguidance.RECORDED_AS.get(n, n) for n in autoguidance.RECIPE_OPTIONS}
+    assert recorded == set(shown)
+    for key, default in shown.items():
+        if key in kd.training.DEFAULTS and key != "attention_levels":
+            value = kd.training.DEFAULTS[key]
+            expected = "none" if value is None else value
+            assert default == (tuple(expected) if key == "widths" else expected), key
