@@ -54,7 +54,7 @@ from quality import (
 
 import keras_ddpm as kd
 from keras_ddpm.callbacks.step_counter import optimizer_steps
-from keras_ddpm.cli.train import on_off
+from keras_ddpm.cli.train import on_off, positive_or
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS
 from keras_ddpm.utils import atomic_path
 
@@ -66,7 +66,11 @@ RECIPE_OPTIONS = {
     "batch_size": (int, None, "batch size"),
     "ema_momentum": (float, None, "EMA momentum"),
     "widths": (int, "+", "U-Net level widths"),
-    "block_depth": (int, None, "residual blocks per U-Net level"),
+    "block_depth": (
+        positive_or("auto", int),
+        None,
+        "residual blocks per U-Net level (auto or an int)",
+    ),
     "attention_levels": (int, "*", "levels with self-attention"),
     "patch_size": (int, None, "U-Net patch size"),
     "zero_init_attention": (on_off, None, "zero start of attention outputs (on/off)"),
@@ -88,7 +92,10 @@ class EmaHistory(keras.callbacks.Callback):
         self._start = None
 
     def on_train_begin(self, logs=None):
+        # The run's `fit`; a timing `fit` before it (`block_depth="auto"`
+        # off a TensorFlow CPU) leaves nothing.
         self._start = time.monotonic()
+        self.snapshots = []
 
     def on_epoch_end(self, epoch, logs=None):
         self.snapshots.append(
@@ -216,6 +223,8 @@ def train_run(seed, minutes, recipe):
         # Each recipe option as run (None: the recipe's default); the
         # dataset size is recorded as "dataset_images".
         **{RECORDED_AS.get(name, name): recipe.get(name) for name in RECIPE_OPTIONS},
+        # What the network has (the option may be "auto").
+        "block_depth_used": result.model.network.get_layer("down_0").block_depth,
         "wall_seconds": round(trained, 1),
         "optimizer_steps": optimizer_steps(result.model),
         "recipe_guide_step": optimizer_steps(recipe_guide),

@@ -884,7 +884,7 @@ RECIPE_CHANGES = (
     ("batch_size", "Batch size", 8),
     ("ema_momentum", "EMA momentum", 0.995),
     ("widths", "U-Net widths", (16, 32, 64)),
-    ("block_depth", "Residual blocks per level", 2),
+    ("block_depth", "Residual blocks per level", "auto"),
     ("attention_levels", "Attention levels", "(the two lowest-resolution levels)"),
     ("patch_size", "Patch size", 1),
     ("zero_init_attention", "Zero start of attention outputs", False),
@@ -935,6 +935,14 @@ def autoguidance_section(path, data):
             lines.append(
                 f"- {name} {shown}, not the recipe's default {_recipe_value(default)}."
             )
+    if all(run.get("block_depth") in (None, "auto") for run in runs) and all(
+        "block_depth_used" in run for run in runs
+    ):  # older files ran two blocks, the default then
+        lines.append(
+            "- Residual blocks per level as `auto` chose them: "
+            + ", ".join(f"{run['block_depth_used']} ({run['seed']})" for run in runs)
+            + "."
+        )
     rescored = data.get("rescored_runs")  # absent in older files
     if rescored:
         lines.append(
@@ -998,6 +1006,8 @@ def _blocks_words(depth):
     """'N residual blocks per level, ' for a recorded block depth, else ''."""
     if depth is None:
         return ""
+    if depth == "auto":
+        return "residual blocks per level chosen by `auto` per budget, "
     return f"{depth} residual block{'s' if depth != 1 else ''} per level, "
 
 
@@ -1044,8 +1054,11 @@ def curve_section(path, data, plot):
     for entry in budgets:
         fids = {(row["sampler"], row["steps"]): row["fid"] for row in entry["scores"]}
         cells = [f"{fids[key]:.2f}" if key in fids else "" for key in samplers]
+        blocks = entry.get("block_depth")  # recorded where `auto` chose it
         lines.append(
-            f"| {entry['minutes']:g} | {entry['optimizer_steps']} | "
+            f"| {entry['minutes']:g} | {entry['optimizer_steps']}"
+            + (f" ({blocks} block{'s' if blocks != 1 else ''})" if blocks else "")
+            + " | "
             + " | ".join(cells)
             + f" | {min(fids.values()) / floor:.1f} |"
         )

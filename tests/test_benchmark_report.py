@@ -197,6 +197,15 @@ def test_make_table_writes_the_quality_curve_table_and_plot(tmp_path):
     )
     plot = tmp_path / "docs" / "images" / "quality-curve-curve.png"
     assert plot.stat().st_size > 1000 and "images/quality-curve-curve.png" in text
+    # A curve of `block_depth="auto"` gives each budget's choice.
+    data["recipe"]["block_depth"] = "auto"
+    data["budgets"][0]["block_depth"], data["budgets"][1]["block_depth"] = 1, 2
+    (tmp_path / "curve.json").write_text(json.dumps(data))
+    make_table.main([str(tmp_path / "curve.json"), "-o", str(page)])
+    text = page.read_text()
+    assert "| 2 | 500 (1 block) | 20.00 |" in text
+    assert "| 5 | 1300 (2 blocks) | 10.00 |" in text
+    assert "(widths 32/64/96, residual blocks per level chosen by `auto` per" in text
 
 
 def test_quality_table_names_each_runs_seed_and_an_epoch_budget():
@@ -349,10 +358,16 @@ def test_autoguidance_table_gives_each_guide_and_scale_over_seeds():
         "- Min-SNR-γ loss weighting with γ = 5.0, not the recipe's default none."
         in text
     )
+    assert "as `auto` chose them" not in text  # not recorded: an older file
+    for run in data["runs"]:
+        run["block_depth_used"] = 1 + run["seed"]
+    text = make_table.autoguidance_section("a.json", data)
+    assert "- Residual blocks per level as `auto` chose them: 1 (0), 2 (1)." in text
     for run in data["runs"]:
         run["block_depth"], run["weight_decay"] = 1, 0.0
     text = make_table.autoguidance_section("a.json", data)
-    assert "- Residual blocks per level 1, not the recipe's default 2." in text
+    assert "- Residual blocks per level 1, not the recipe's default auto." in text
+    assert "as `auto` chose them" not in text  # the depth was given
     assert "- AdamW weight decay 0.0, not the recipe's default 0.004." in text
     # A file that rescored saved runs names their folder.
     data["rescored_runs"] = "/somewhere/kept-runs/"

@@ -104,6 +104,10 @@ def test_attention_defaults_to_the_two_lowest_resolution_levels(
         ({"beta_2": 1.0}, "`beta_2` must lie in (0, 1), got 1.0."),
         ({"beta_2": 0.0}, "`beta_2` must lie in (0, 1), got 0.0."),
         ({"weight_decay": -0.1}, "`weight_decay` must be >= 0, got -0.1."),
+        ({"block_depth": 0}, "`block_depth` must be 'auto' or an int >= 1, got 0."),
+        ({"block_depth": "two"}, "`block_depth` must be 'auto' or an int >= 1, got"),
+        ({"block_depth": True}, "`block_depth` must be 'auto' or an int >= 1, got"),
+        ({"block_depth": 2.0}, "`block_depth` must be 'auto' or an int >= 1, got"),
         ({"global_clipnorm": 0.0}, "`global_clipnorm` must be > 0, got 0.0."),
         ({"guide_scale": float("inf")}, "`guide_scale` must be finite"),
         ({"guide_interval": (800, 100)}, "`guide_interval` must be two finite"),
@@ -226,7 +230,10 @@ def test_the_faster_train_step_is_kept_and_both_train_on_the_same_batches(
     graph = _Timed(clock, first=1.0, seconds=0.10, steps_per_execution=4)
     # Slower to compile, faster to run:
     xla = _Timed(clock, first=9.0, seconds=0.07, steps_per_execution=4)
-    assert recipe._faster({False: graph, True: xla}, train_data) is xla
+    assert recipe._faster({False: graph, True: xla}, train_data) == (
+        xla,
+        pytest.approx(0.07),
+    )
     # The first call, then whole calls of at least JIT_TIMED_STEPS steps.
     count = 4 + 4 * -(-recipe.JIT_TIMED_STEPS // 4)
     assert graph.batches == xla.batches == list(range(count))
@@ -235,7 +242,7 @@ def test_the_faster_train_step_is_kept_and_both_train_on_the_same_batches(
         in capsys.readouterr().out
     )
     slow_xla = _Timed(clock, first=9.0, seconds=0.2)
-    assert recipe._faster({False: graph, True: slow_xla}, train_data) is graph
+    assert recipe._faster({False: graph, True: slow_xla}, train_data)[0] is graph
     timed = recipe._time_steps({"a": _Timed(clock, 2.0, 0.5)}, [[images[0]]] * 4)
     assert timed == {"a": (2.0, 0.5)}
     # Three calls of two steps: the time per step, not per call.
@@ -280,6 +287,76 @@ def test_fit_runs_the_train_step_the_timing_compiled(conditional, xla):
     assert len(traces) == 1
     model.fit(data, epochs=2, verbose=0)
     assert len(traces) == 1  # fit traced (and compiled) nothing more
+
+
+def test_auto_depth_is_two_blocks_when_the_time_holds_enough_steps(capsys):
+    from keras_ddpm.training import recipe
+
+    steps = recipe.AUTO_DEPTH_STEPS
+    assert recipe._auto_depth(0.05, 0.05 * steps) == 2  # exactly enough
+    assert recipe._auto_depth(0.05, 0.05 * steps - 0.01) == 1
+    assert recipe._auto_depth(0.1, 480.0) == 1  # 4,800 steps
+    assert recipe._auto_depth(0.05, 480.0) == 2  # 9,600 steps
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == (
+        "Block depth auto: about 4,800 steps of 0.100 s in the 8.0 min left, "
+        "under 7,000 -> one residual block per level."
+    )
+    assert lines[3] == (
+        "Block depth auto: about 9,600 steps of 0.050 s in the 8.0 min left, "
+        "at least 7,000 -> two residual blocks per level."
+    )
+
+
+def test_fit_timing_trains_its_batches_and_leaves_fit_its_compiled_step():
+    from keras_ddpm.training import recipe
+
+    data = kd.datasets.load(
+        "synthetic_flowers", split="train", image_size=8, batch_size=4, num_images=40
+    )
+    names = inspect.signature(recipe._new_model).parameters
+    settings = {
+        k: v for k, v in recipe.DEFAULTS.items() if k in names and k != "image_size"
+    }
+    settings.update(widths=(8,), block_depth=1, timesteps=50, classes=None)
+    model = recipe._new_model(8, **settings)
+    traces = []
+    step = model.train_step
+    model.train_step = lambda *args: traces.append(1) or step(*args)
+    seconds = recipe._fit_step_seconds(model, data)
+    assert 0 < seconds < 10
+    per_call = model.steps_per_execution
+    iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    assert iterations == recipe._timing_steps(per_call)
+    if keras.backend.backend() != "torch":  # torch runs the step eagerly
+        traced = len(traces)
+        model.fit(data, epochs=1, verbose=0)
+        assert len(traces) == traced  # the same compiled step goes on
+
+
+@ONCE
+def test_auto_depth_follows_the_budget_and_is_two_without_one(
+    tmp_path, capsys, monkeypatch
+):
+    from keras_ddpm.training import recipe
+
+    def depth(result):
+        return result.model.network.get_layer("down_0").block_depth
+
+    settings = {**TINY, "block_depth": "auto"}
+    # A budget of a few seconds holds far fewer steps than AUTO_DEPTH_STEPS.
+    result = kd.training.train(tmp_path / "short", minutes=0.1, **settings)
+    assert result.completed, result.message
+    out = capsys.readouterr().out
+    assert "-> one residual block per level." in out and depth(result) == 1
+    monkeypatch.setattr(recipe, "AUTO_DEPTH_STEPS", 0)  # any time is enough
+    result = kd.training.train(tmp_path / "long", minutes=0.1, **settings)
+    assert "-> two residual blocks per level." in capsys.readouterr().out
+    assert depth(result) == 2
+    monkeypatch.setattr(recipe, "AUTO_DEPTH_STEPS", 10**9)
+    result = kd.training.train(tmp_path / "epochs", epochs=1, **settings)
+    assert "Block depth" not in capsys.readouterr().out and depth(result) == 2
+    assert kd.training.DEFAULTS["block_depth"] == "auto"
 
 
 def test_a_training_split_smaller_than_a_batch_is_a_clear_error(tmp_path):
@@ -333,6 +410,15 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys):
     # Explicit settings are not measured.
     kd.training.train(tmp_path / "off", epochs=1, jit_compile=False, **TINY)
     assert "Train step" not in capsys.readouterr().out
+    # Under a budget, `block_depth="auto"` takes the faster setting's step.
+    budget = {**TINY, "block_depth": "auto", "minutes": 0.1}
+    result = kd.training.train(tmp_path / "auto", **budget)
+    lines = capsys.readouterr().out.splitlines()
+    timed = next(line for line in lines if line.startswith("Train step"))
+    chosen = next(line for line in lines if line.startswith("Block depth auto"))
+    faster = min(float(part.split(" s ")[0]) for part in timed[24:].split(", "))
+    assert f" steps of {faster:.3f} s in the " in chosen
+    assert result.model.network.get_layer("down_0").block_depth == 1
 
 
 @ONCE

@@ -71,16 +71,28 @@ on_off = words({"on": True, "off": False})
 NONE_ABLE = ("min_snr_gamma", "global_clipnorm")
 
 
-def positive_or_none(text):
-    """A `NONE_ABLE` flag's value: a positive float, or "none" (`settings` makes it None)."""
-    if text == "none":
-        return text
-    try:
-        return positive(float)(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive, finite float or none, got {text!r}"
-        ) from None
+def positive_or(word, kind):
+    """An argparse `type=`: `word` (kept as text), or a number of `kind` above 0."""
+    expected = (
+        "a positive int" if kind is int else f"a positive, finite {kind.__name__}"
+    )
+
+    def parse(text):
+        if text == word:
+            return text
+        try:
+            return positive(kind)(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"expected {expected} or {word}, got {text!r}"
+            ) from None
+
+    return parse
+
+
+# A `NONE_ABLE` flag's value: a positive float, or "none" (`settings` makes
+# it None).
+positive_or_none = positive_or("none", float)
 
 
 def add_parser(commands):
@@ -147,10 +159,10 @@ def add_parser(commands):
     )
     train.add_argument(
         "--block-depth",
-        type=positive(int),
-        help="residual blocks per level; 1 makes better pictures in the budget "
-        "where the printed train step is near 0.1 s "
-        f"(default: {d['block_depth']})",
+        type=positive_or("auto", int),
+        help="residual blocks per level; auto: 2 when the time budget holds "
+        f"{training.recipe.AUTO_DEPTH_STEPS:,} steps of the two-block network "
+        f"at its timed speed, else 1 (default: {d['block_depth']})",
     )
     train.add_argument(
         "--attention-levels",

@@ -41,6 +41,14 @@ JIT_TIMED_STEPS = 24
 # with AVX-512, about 6 % of the step at batch 8 (21.2 s against 20.0 s per
 # 409-step epoch).
 STEPS_PER_EXECUTION = 8
+# `block_depth="auto"` under a time budget: two residual blocks per level when
+# the budget left after building holds at least this many steps of the
+# two-block network at its timed speed, else one. Measured with the recipe's
+# defaults on 2 CPU cores (guided FID, 1,024 samples, two seeds): about
+# 4,700 such steps (8.5 minutes at 0.099 s per step) made one block better
+# (3.84 and 8.49 against 11.50 and 11.38); about 9,700 (8.5 minutes at
+# 0.050 s) made two better (1.35 and 1.93 against 2.30 and 4.77).
+AUTO_DEPTH_STEPS = 7000
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
 GRID_IMAGES = 32
 SAMPLE_BATCH = 8
@@ -71,7 +79,7 @@ def train(
     epochs=None,
     batch_size=8,
     widths=(16, 32, 64),
-    block_depth=2,
+    block_depth="auto",
     attention_levels=None,
     zero_init_residual=False,
     scale_shift=False,
@@ -170,15 +178,24 @@ def train(
             `(16, 32, 64)`: at equal wall time on 2 CPU cores it beat
             `(32, 64, 96)` on both seeds (FID 21.0 and 19.0 against 24.1 and
             24.4 after 8.5 minutes), taking about twice the steps.
-        block_depth: int, residual blocks per level. Defaults to 2: at equal
-            wall time on 2 CPU cores it beat one block per level on both
-            seeds (FID 7.0 and 8.3 against 8.7 and 8.7 after 8.5 minutes),
-            in about 40 % fewer steps; widths 24/48/96 at one block lost
-            (9.5 and 12.5). In runs of a few minutes one block is better
-            (FID 16.7 against 33.5 after 2 minutes, seed 0), and so it is
-            on a CPU half as fast, where the recipe's step takes about 0.1 s:
-            8.5 minutes there gave guided FID 3.84 and 8.49 (1,024 samples)
-            against 11.50 and 11.38 for two blocks, in twice the steps.
+        block_depth: int >= 1, residual blocks per level, or `"auto"`: with
+            a time budget (`minutes`, or the default one), two if the
+            budget holds at least `AUTO_DEPTH_STEPS` (7,000) steps of the
+            two-block network, else one; the two-block step is timed before
+            training (the XLA timing's, on a TensorFlow CPU; else a short
+            `fit` of 25 or more), which the budget covers, and a line says
+            what was chosen. Without a budget (`epochs` alone), two.
+            Defaults to `"auto"`. Which depth wins depends on the steps the
+            budget buys: at equal wall time on 2 CPU cores two blocks beat
+            one on both seeds (FID 7.0 and 8.3 against 8.7 and 8.7 after 8.5
+            minutes) on a machine where the two-block step took 0.05 s,
+            and with autoguidance (guided FID 1.35 and 1.93 against 2.30
+            and 4.77 for one block in as many steps as it makes there);
+            where it took 0.099 s, one block won (3.84 and 8.49 against
+            11.50 and 11.38, 1,024 samples), in twice the steps, and so it
+            did in runs of a few minutes (FID 16.7 against 33.5 after 2
+            minutes, seed 0). Widths 24/48/96 at one block lost to two
+            blocks of 16/32/64 (9.5 and 12.5 against 7.0 and 8.3).
         attention_levels: sequence of int, the levels with self-attention
             (0 is full resolution; empty for none). Defaults to None: the two
             lowest-resolution levels (16×16 and 8×8 for the default network
@@ -358,6 +375,7 @@ def train(
     """
     check_int("epochs", epochs, low=1, allow_none=True)
     check_int("batch_size", batch_size, low=1)
+    block_depth = _check_depth(block_depth)
     check_int("grid_every", grid_every, low=0)
     check_int("devices", devices, low=1)
     check_float("learning_rate", learning_rate, low=0.0, low_inclusive=False)
@@ -440,7 +458,8 @@ def train(
                 print(f"No checkpoint in {checkpoints}: starting a new run.")
             architecture = dict(
                 widths=widths,
-                block_depth=block_depth,
+                # "auto": two blocks, one if the budget proves too short.
+                block_depth=2 if block_depth == "auto" else block_depth,
                 attention_levels=attention_levels,
                 zero_init_residual=zero_init_residual,
                 scale_shift=scale_shift,
@@ -488,12 +507,25 @@ def train(
                 )
             model = _new_model(image_size, learning_rate=learning, **architecture)
             sampling_jit = model.jit_compile
+            step = None  # seconds per training step, where timed
             if jit_compile != "auto":
                 _use_xla(model, jit_compile)
             elif _measures_jit(devices):
                 rival = _new_model(image_size, learning_rate=learning, **architecture)
                 _use_xla(rival, True)
-                model = _faster({False: model, True: rival}, train_data)
+                model, step = _faster({False: model, True: rival}, train_data)
+            if block_depth == "auto" and minutes is not None:
+                if step is None:
+                    step = _fit_step_seconds(model, train_data)
+                left = max(minutes * 60.0 - (time.monotonic() - started), 0.0)
+                depth = _auto_depth(step, left)
+                if depth != architecture["block_depth"]:
+                    architecture["block_depth"] = depth
+                    jit = model.jit_compile  # as chosen for two blocks
+                    model = _new_model(
+                        image_size, learning_rate=learning, **architecture
+                    )
+                    _use_xla(model, jit)
             initial_epoch = 0
         parameters = model.network.count_params()
         # Two kept checkpoints, one being written, model.keras and guide.keras,
@@ -781,13 +813,7 @@ def _time_steps(models, batches):
     calls after it are timed in turns, one model after the other, so that a
     machine's slow spell falls on all of them alike.
     """
-    import tensorflow as tf
-
-    # Equal shapes: the training split drops its last, smaller batch.
-    columns = tuple(np.stack(part) for part in zip(*batches))
-    data = tf.data.Dataset.from_tensor_slices(
-        columns if len(columns) > 1 else columns[0]
-    )
+    data = _batches_dataset(batches)
     iterators = {key: iter(data) for key in models}
     per_call = {key: model.steps_per_execution for key, model in models.items()}
     first, times = {}, {key: [] for key in models}
@@ -803,6 +829,21 @@ def _time_steps(models, batches):
             _fit_step(model, iterators[key])
             times[key].append((time.monotonic() - begin) / per_call[key])
     return {key: (first[key], float(np.median(times[key]))) for key in models}
+
+
+def _batches_dataset(batches):
+    """A `tf.data` pipeline of `batches` (lists of numpy arrays, equal shapes).
+
+    Its elements have the training split's structure: images, or (images,
+    labels).
+    """
+    import tensorflow as tf
+
+    # Equal shapes: the training split drops its last, smaller batch.
+    columns = tuple(np.stack(part) for part in zip(*batches))
+    return tf.data.Dataset.from_tensor_slices(
+        columns if len(columns) > 1 else columns[0]
+    )
 
 
 def _fit_step(model, iterator):
@@ -837,7 +878,7 @@ def _use_xla(model, on):
 
 
 def _faster(candidates, train_data):
-    """Of `{jit_compile: model}`, the model whose train step is faster here.
+    """Of `{jit_compile: model}`, the faster model here and its seconds per step.
 
     Both take the same first batches of `train_data` as training steps; the
     kept one goes on from there.
@@ -847,7 +888,69 @@ def _faster(candidates, train_data):
     timed = _time_steps(candidates, batches)
     best = min(timed, key=lambda key: timed[key][1])
     print(_jit_line(timed, best))
-    return candidates[best]
+    return candidates[best], timed[best][1]
+
+
+def _fit_step_seconds(model, train_data):
+    """`model`'s median seconds per training step, timed in `fit` on any backend.
+
+    `model` takes the first batches of `train_data` (a first call, which
+    traces and compiles, then `JIT_TIMED_STEPS` or more) as training steps,
+    in a `fit` of their own: the function it compiles is the one the run's
+    `fit` goes on with, the batches having the same shapes.
+    """
+    per_call = model.steps_per_execution
+    clock = _CallClock()
+    model.fit(
+        _batches_dataset(_first_batches(train_data, _timing_steps(per_call))),
+        epochs=1,
+        callbacks=[clock],
+        verbose=0,
+    )
+    return float(np.median(np.diff(clock.times[1:]))) / per_call
+
+
+class _CallClock(keras.callbacks.Callback):
+    """The time at the end of each call of the train function (`on_train_batch_end`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.monotonic())
+
+
+def _auto_depth(step, seconds):
+    """`block_depth="auto"`'s choice for `seconds` of training at `step` seconds a step.
+
+    Two blocks per level when that is at least `AUTO_DEPTH_STEPS` steps of
+    the two-block network, else one; prints the line that says why.
+    """
+    steps = seconds / step
+    depth = 2 if steps >= AUTO_DEPTH_STEPS else 1
+    print(
+        f"Block depth auto: about {steps:,.0f} steps of {step:.3f} s in the "
+        f"{seconds / 60.0:.1f} min left, "
+        + (
+            f"at least {AUTO_DEPTH_STEPS:,} -> two residual blocks per level."
+            if depth == 2
+            else f"under {AUTO_DEPTH_STEPS:,} -> one residual block per level."
+        )
+    )
+    return depth
+
+
+def _check_depth(block_depth):
+    """`block_depth` as `train` takes it: "auto", or an int >= 1 (else a one-line error)."""
+    if isinstance(block_depth, str) and block_depth == "auto":
+        return block_depth
+    try:
+        return check_int("block_depth", block_depth, low=1)
+    except ValueError:
+        raise ValueError(
+            f"`block_depth` must be 'auto' or an int >= 1, got {block_depth!r}."
+        ) from None
 
 
 def _timing_steps(per_call):

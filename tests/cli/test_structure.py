@@ -129,6 +129,8 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         (["--global-clipnorm", "1"], {"global_clipnorm": 1.0}),
         (["--global-clipnorm", "none"], {"global_clipnorm": None}),
         (["--patch-size", "2"], {"patch_size": 2}),
+        (["--block-depth", "auto"], {"block_depth": "auto"}),
+        (["--block-depth", "3"], {"block_depth": 3}),
     ],
 )
 def test_train_flags_switch_options_on_and_off(monkeypatch, argv, expected):
@@ -154,6 +156,8 @@ def test_a_config_file_can_switch_min_snr_off(monkeypatch, tmp_path):
         ),
         (["--min-snr-gamma", "off"], "expected a positive, finite float or none"),
         (["--zero-init-residual", "yes"], "expected on or off, got 'yes'"),
+        (["--block-depth", "0"], "expected a positive int or auto, got '0'"),
+        (["--block-depth", "two"], "expected a positive int or auto, got 'two'"),
     ],
 )
 def test_bad_on_off_and_gamma_values_are_usage_errors(capsys, argv, message):
