@@ -517,8 +517,15 @@ residual block per level (`--block-depth 1`, 0.050 s per step) made twice
 the steps and won both seeds by far: 3.84 and 8.49 (12.84 and 13.36
 alone). Trained 13.7 minutes on that machine, to make about the steps
 8.5 minutes make on the faster one, one block scored 2.30 and 4.77 (8.06 and 9.35 alone),
-against 1.35, 1.93 and 1.87 for two blocks on the faster machine, so two
-blocks stay the default where the step is fast. AdamW weight decay 0
+and two blocks, trained as long there (`autoguidance-recipe-13.7min-…`,
+whose step took 0.083 s by then), 2.98 and 2.05 in 7,851 and 7,418 steps
+(8.46 and 7.85 alone); on the faster machine two blocks scored 1.35, 1.93
+and 1.87. So the better depth follows the steps the budget buys, and the
+recipe's `block_depth="auto"` (the default since) chooses it: two blocks
+when the minutes left hold 7,000 steps of the timed two-block step, else
+one. Files that do not name the depth and predate `auto` ran two blocks
+(one before the recipe's depth became 2); newer ones say what `auto` chose.
+AdamW weight decay 0
 (`--weight-decay 0`; the recipe's is Keras' 0.004) won one seed and lost
 the other there: 7.63 and 13.04 against 11.50 and 11.38. FID does not tell whether a model copies
 its training images, as copies of real flowers score at the floor;
@@ -659,8 +666,9 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
 # autoguidance-ema0.999-seed2-….json); on the slower machine, the same
 # without --num-images for autoguidance-recipe-8.5min-…-slow-….json, with
 # --weight-decay 0 for autoguidance-wd0-…, --block-depth 1 for
-# autoguidance-depth1-8.5min-…, and --block-depth 1 --minutes 13.7 for
-# autoguidance-depth1-13.7min-…
+# autoguidance-depth1-8.5min-…, --block-depth 1 --minutes 13.7 for
+# autoguidance-depth1-13.7min-…, and --block-depth 2 --minutes 13.7 for
+# autoguidance-recipe-13.7min-…
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --seeds 0 1 2 --num 1024 --fractions --scales --intervals 0:600 \\
     --interval-scales 5 --interval-fractions 0.5 0.4:0.6 0.3:0.7 \\

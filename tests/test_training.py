@@ -295,16 +295,16 @@ def test_auto_depth_is_two_blocks_when_the_time_holds_enough_steps(capsys):
     steps = recipe.AUTO_DEPTH_STEPS
     assert recipe._auto_depth(0.05, 0.05 * steps) == 2  # exactly enough
     assert recipe._auto_depth(0.05, 0.05 * steps - 0.01) == 1
-    assert recipe._auto_depth(0.1, 480.0) == 1  # 4,800 steps
-    assert recipe._auto_depth(0.05, 480.0) == 2  # 9,600 steps
+    assert recipe._auto_depth(0.05, 480.0) == 1  # 9,600 steps
+    assert recipe._auto_depth(0.03, 480.0) == 2  # 16,000 steps
     lines = capsys.readouterr().out.splitlines()
     assert lines[2] == (
-        "Block depth auto: about 4,800 steps of 0.100 s in the 8.0 min left, "
-        "under 7,000 -> one residual block per level."
+        "Block depth auto: about 9,600 one-block steps of 0.050 s in the 8.0 min "
+        "left, under 12,000 -> one residual block per level."
     )
     assert lines[3] == (
-        "Block depth auto: about 9,600 steps of 0.050 s in the 8.0 min left, "
-        "at least 7,000 -> two residual blocks per level."
+        "Block depth auto: about 16,000 one-block steps of 0.030 s in the 8.0 min "
+        "left, at least 12,000 -> two residual blocks per level."
     )
 
 
@@ -381,7 +381,7 @@ def tf_like(images):
     keras.backend.backend() != "tensorflow",
     reason="`jit_compile='auto'` is measured on a TensorFlow CPU only",
 )
-def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys):
+def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys, monkeypatch):
     import tensorflow as tf
 
     if tf.config.list_logical_devices("GPU"):
@@ -410,15 +410,24 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys):
     # Explicit settings are not measured.
     kd.training.train(tmp_path / "off", epochs=1, jit_compile=False, **TINY)
     assert "Train step" not in capsys.readouterr().out
-    # Under a budget, `block_depth="auto"` takes the faster setting's step.
+    # Under a budget, `block_depth="auto"` times the one-block network (the
+    # faster setting's step); two blocks, built after the timing (any time
+    # is enough here), train with the XLA setting it chose.
+    settings = []
+    use_xla = recipe._use_xla
+    monkeypatch.setattr(
+        recipe, "_use_xla", lambda model, on: settings.append(on) or use_xla(model, on)
+    )
+    monkeypatch.setattr(recipe, "AUTO_DEPTH_STEPS", 0)
     budget = {**TINY, "block_depth": "auto", "minutes": 0.1}
     result = kd.training.train(tmp_path / "auto", **budget)
     lines = capsys.readouterr().out.splitlines()
     timed = next(line for line in lines if line.startswith("Train step"))
     chosen = next(line for line in lines if line.startswith("Block depth auto"))
     faster = min(float(part.split(" s ")[0]) for part in timed[24:].split(", "))
-    assert f" steps of {faster:.3f} s in the " in chosen
-    assert result.model.network.get_layer("down_0").block_depth == 1
+    assert f"one-block steps of {faster:.3f} s in the " in chosen
+    assert result.completed and settings[-1] == timed.endswith("-> XLA.")
+    assert result.model.network.get_layer("down_0").block_depth == 2
 
 
 @ONCE

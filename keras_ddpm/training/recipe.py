@@ -42,13 +42,18 @@ JIT_TIMED_STEPS = 24
 # 409-step epoch).
 STEPS_PER_EXECUTION = 8
 # `block_depth="auto"` under a time budget: two residual blocks per level when
-# the budget left after building holds at least this many steps of the
-# two-block network at its timed speed, else one. Measured with the recipe's
-# defaults on 2 CPU cores (guided FID, 1,024 samples, two seeds): about
-# 4,700 such steps (8.5 minutes at 0.099 s per step) made one block better
-# (3.84 and 8.49 against 11.50 and 11.38); about 9,700 (8.5 minutes at
-# 0.050 s) made two better (1.35 and 1.93 against 2.30 and 4.77).
-AUTO_DEPTH_STEPS = 7000
+# the budget left after building and timing holds at least this many steps
+# of the one-block network at its timed speed, else one. The one-block
+# network is the one timed: its compile costs half the two-block one's (36 s
+# against 83 s for both XLA candidates on 2 cores of a slow AMD EPYC host),
+# and where one block is chosen, the timed model trains on. Measured with
+# the recipe's defaults on 2 CPU cores (guided FID, 1,024 samples, seeds 0
+# and 1): where 8.5 minutes held about 9,500 one-block steps (0.050 s each),
+# one block far outscored two (3.84 and 8.49 against 11.50 and 11.38); where
+# the time held about 15,700 (13.7 minutes there), two blocks scored 2.98
+# and 2.05 against one block's 2.30 and 4.77, and about as many on a faster
+# host (8.5 minutes) 1.35 and 1.93.
+AUTO_DEPTH_STEPS = 12000
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
 GRID_IMAGES = 32
 SAMPLE_BATCH = 8
@@ -179,23 +184,28 @@ def train(
             `(32, 64, 96)` on both seeds (FID 21.0 and 19.0 against 24.1 and
             24.4 after 8.5 minutes), taking about twice the steps.
         block_depth: int >= 1, residual blocks per level, or `"auto"`: with
-            a time budget (`minutes`, or the default one), two if the
-            budget holds at least `AUTO_DEPTH_STEPS` (7,000) steps of the
-            two-block network, else one; the two-block step is timed before
-            training (the XLA timing's, on a TensorFlow CPU; else a short
-            `fit` of 25 or more), which the budget covers, and a line says
-            what was chosen. Without a budget (`epochs` alone), two.
+            a time budget (`minutes`, or the default one), the one-block
+            network is built and its step timed (the XLA timing's, on a
+            TensorFlow CPU; else a short `fit` of 25 or more steps), which
+            the budget covers; it trains on if the minutes left hold fewer
+            than `AUTO_DEPTH_STEPS` (12,000) of its steps, else the
+            two-block network is built instead (with the same XLA setting),
+            and a line says what was chosen. Without a budget (`epochs`
+            alone), two.
             Defaults to `"auto"`. Which depth wins depends on the steps the
-            budget buys: at equal wall time on 2 CPU cores two blocks beat
-            one on both seeds (FID 7.0 and 8.3 against 8.7 and 8.7 after 8.5
-            minutes) on a machine where the two-block step took 0.05 s,
-            and with autoguidance (guided FID 1.35 and 1.93 against 2.30
-            and 4.77 for one block in as many steps as it makes there);
-            where it took 0.099 s, one block won (3.84 and 8.49 against
-            11.50 and 11.38, 1,024 samples), in twice the steps, and so it
-            did in runs of a few minutes (FID 16.7 against 33.5 after 2
-            minutes, seed 0). Widths 24/48/96 at one block lost to two
-            blocks of 16/32/64 (9.5 and 12.5 against 7.0 and 8.3).
+            budget buys (guided FID, 1,024 samples, two seeds, 2 CPU
+            cores): where 8.5 minutes held about 9,500 one-block steps
+            (0.050 s each), one block won (3.84 and 8.49 against 11.50 and
+            11.38 for two blocks, which made half the steps); where 13.7
+            minutes held about 15,700, two blocks scored 2.98 and 2.05
+            against one block's 2.30 and 4.77, and on a faster machine,
+            about as many in 8.5 minutes, 1.35 and 1.93. Unguided, two
+            blocks beat one on both seeds there (FID 7.0 and 8.3 against
+            8.7 and 8.7, 256
+            samples), in about 40 % fewer steps, and one block won runs of
+            a few minutes (FID 16.7 against 33.5 after 2 minutes, seed 0).
+            Widths 24/48/96 at one block lost to two blocks of 16/32/64
+            (9.5 and 12.5 against 7.0 and 8.3).
         attention_levels: sequence of int, the levels with self-attention
             (0 is full resolution; empty for none). Defaults to None: the two
             lowest-resolution levels (16×16 and 8×8 for the default network
@@ -456,10 +466,14 @@ def train(
         else:
             if resume:
                 print(f"No checkpoint in {checkpoints}: starting a new run.")
+            depth = block_depth
+            if block_depth == "auto":
+                # Under a budget one block, timed, then two if the budget
+                # holds enough of its steps; without a budget, two.
+                depth = 2 if minutes is None else 1
             architecture = dict(
                 widths=widths,
-                # "auto": two blocks, one if the budget proves too short.
-                block_depth=2 if block_depth == "auto" else block_depth,
+                block_depth=depth,
                 attention_levels=attention_levels,
                 zero_init_residual=zero_init_residual,
                 scale_shift=scale_shift,
@@ -521,7 +535,7 @@ def train(
                 depth = _auto_depth(step, left)
                 if depth != architecture["block_depth"]:
                     architecture["block_depth"] = depth
-                    jit = model.jit_compile  # as chosen for two blocks
+                    jit = model.jit_compile  # as chosen for one block
                     model = _new_model(
                         image_size, learning_rate=learning, **architecture
                     )
@@ -924,14 +938,15 @@ class _CallClock(keras.callbacks.Callback):
 def _auto_depth(step, seconds):
     """`block_depth="auto"`'s choice for `seconds` of training at `step` seconds a step.
 
-    Two blocks per level when that is at least `AUTO_DEPTH_STEPS` steps of
-    the two-block network, else one; prints the line that says why.
+    `step`: the one-block network's. Two blocks per level when `seconds`
+    hold at least `AUTO_DEPTH_STEPS` such steps, else one; prints the line
+    that says why.
     """
     steps = seconds / step
     depth = 2 if steps >= AUTO_DEPTH_STEPS else 1
     print(
-        f"Block depth auto: about {steps:,.0f} steps of {step:.3f} s in the "
-        f"{seconds / 60.0:.1f} min left, "
+        f"Block depth auto: about {steps:,.0f} one-block steps of {step:.3f} s "
+        f"in the {seconds / 60.0:.1f} min left, "
         + (
             f"at least {AUTO_DEPTH_STEPS:,} -> two residual blocks per level."
             if depth == 2
