@@ -521,10 +521,10 @@ and two blocks, trained as long there (`autoguidance-recipe-13.7min-…`,
 whose step took 0.083 s by then), 2.98 and 2.05 in 7,851 and 7,418 steps
 (8.46 and 7.85 alone); on the faster machine two blocks scored 1.35, 1.93
 and 1.87. So the better depth follows the steps the budget buys, and the
-recipe's `block_depth="auto"` (the default since) chooses it: two blocks
-when the minutes left hold 7,000 steps of the timed two-block step, else
-one. Files that do not name the depth and predate `auto` ran two blocks
-(one before the recipe's depth became 2); newer ones say what `auto` chose.
+recipe's `block_depth="auto"` (the default since) chooses it: one block
+unless the minutes left hold 12,000 steps of the timed one-block step.
+Files that do not name the depth and predate `auto` ran two blocks (one
+before the recipe's depth became 2); newer ones say what `auto` chose.
 AdamW weight decay 0
 (`--weight-decay 0`; the recipe's is Keras' 0.004) won one seed and lost
 the other there: 7.63 and 13.04 against 11.50 and 11.38. FID does not tell whether a model copies

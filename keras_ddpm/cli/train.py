@@ -161,7 +161,7 @@ def add_parser(commands):
         "--block-depth",
         type=positive_or("auto", int),
         help="residual blocks per level; auto: 2 when the time budget holds "
-        f"{training.recipe.AUTO_DEPTH_STEPS:,} steps of the two-block network "
+        f"{training.recipe.AUTO_DEPTH_STEPS:,} steps of the one-block network "
         f"at its timed speed, else 1 (default: {d['block_depth']})",
     )
     train.add_argument(
