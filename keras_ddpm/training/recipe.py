@@ -44,15 +44,15 @@ STEPS_PER_EXECUTION = 8
 # `block_depth="auto"` under a time budget: two residual blocks per level when
 # the budget left after building and timing holds at least this many steps
 # of the one-block network at its timed speed, else one. The one-block
-# network is the one timed: its compile costs half the two-block one's (36 s
-# against 83 s for both XLA candidates on 2 cores of a slow AMD EPYC host),
-# and where one block is chosen, the timed model trains on. Measured with
-# the recipe's defaults on 2 CPU cores (guided FID, 1,024 samples, seeds 0
-# and 1): where 8.5 minutes held about 9,500 one-block steps (0.050 s each),
-# one block far outscored two (3.84 and 8.49 against 11.50 and 11.38); where
-# the time held about 15,700 (13.7 minutes there), two blocks scored 2.98
-# and 2.05 against one block's 2.30 and 4.77, and about as many on a faster
-# host (8.5 minutes) 1.35 and 1.93.
+# network is the one timed: it compiles in half the time (timing it with and
+# without XLA took 36 s, the two-block network 83 s, on 2 cores of a slow
+# AMD EPYC host), and where one block is chosen, the timed model trains on.
+# Measured with the recipe's defaults on 2 CPU cores (guided FID, 1,024
+# samples, seeds 0 and 1): where 8.5 minutes held about 9,500 one-block
+# steps (0.050 s each), one block far outscored two (3.84 and 8.49 against
+# 11.50 and 11.38); where the time held about 15,700 (13.7 minutes there),
+# two blocks scored 2.98 and 2.05 against one block's 2.30 and 4.77, and
+# about as many on a faster host (8.5 minutes) 1.35 and 1.93.
 AUTO_DEPTH_STEPS = 12000
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
 GRID_IMAGES = 32
@@ -191,21 +191,20 @@ def train(
             than `AUTO_DEPTH_STEPS` (12,000) of its steps, else the
             two-block network is built instead (with the same XLA setting),
             and a line says what was chosen. Without a budget (`epochs`
-            alone), two.
-            Defaults to `"auto"`. Which depth wins depends on the steps the
-            budget buys (guided FID, 1,024 samples, two seeds, 2 CPU
-            cores): where 8.5 minutes held about 9,500 one-block steps
-            (0.050 s each), one block won (3.84 and 8.49 against 11.50 and
-            11.38 for two blocks, which made half the steps); where 13.7
-            minutes held about 15,700, two blocks scored 2.98 and 2.05
-            against one block's 2.30 and 4.77, and on a faster machine,
-            about as many in 8.5 minutes, 1.35 and 1.93. Unguided, two
-            blocks beat one on both seeds there (FID 7.0 and 8.3 against
-            8.7 and 8.7, 256
-            samples), in about 40 % fewer steps, and one block won runs of
-            a few minutes (FID 16.7 against 33.5 after 2 minutes, seed 0).
-            Widths 24/48/96 at one block lost to two blocks of 16/32/64
-            (9.5 and 12.5 against 7.0 and 8.3).
+            alone), two. Defaults to `"auto"`. Which depth wins depends on
+            the steps the budget buys (guided FID, 1,024 samples, two
+            seeds, 2 CPU cores): where 8.5 minutes held about 9,500
+            one-block steps (0.050 s each), one block won (3.84 and 8.49
+            against 11.50 and 11.38 for two blocks, which made half the
+            steps); where 13.7 minutes held about 15,700, two blocks scored
+            2.98 and 2.05 against one block's 2.30 and 4.77, and on a
+            faster machine, about as many in 8.5 minutes, 1.35 and 1.93.
+            Unguided, two blocks beat one on both seeds there (FID 7.0 and
+            8.3 against 8.7 and 8.7, 256 samples), in about 40 % fewer
+            steps, and one block won runs of a few minutes (FID 16.7
+            against 33.5 after 2 minutes, seed 0). Widths 24/48/96 at one
+            block lost to two blocks of 16/32/64 (9.5 and 12.5 against 7.0
+            and 8.3).
         attention_levels: sequence of int, the levels with self-attention
             (0 is full resolution; empty for none). Defaults to None: the two
             lowest-resolution levels (16×16 and 8×8 for the default network
