@@ -523,6 +523,11 @@ whose step took 0.083 s by then), 2.98 and 2.05 in 7,851 and 7,418 steps
 and 1.87. So the better depth follows the steps the budget buys, and the
 recipe's `block_depth="auto"` (the default since) chooses it: one block
 unless the minutes left hold 12,000 steps of the timed one-block step.
+Run again with that default (`autoguidance-auto-8.5min-…`, one block chosen
+on both seeds, 8,195 and 8,364 steps), the one-block recipe scored 10.04
+and 12.23 guided (14.40 and 14.32 alone): over its four 8.5-minute runs
+there the guided FID spans 3.84 to 12.23 (mean 8.65, two blocks 11.44),
+the unguided one 12.84 to 14.40 (mean 13.73, two blocks 16.11).
 Files that do not name the depth and predate `auto` ran two blocks (one
 before the recipe's depth became 2); newer ones say what `auto` chose.
 AdamW weight decay 0
@@ -667,8 +672,9 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
 # without --num-images for autoguidance-recipe-8.5min-…-slow-….json, with
 # --weight-decay 0 for autoguidance-wd0-…, --block-depth 1 for
 # autoguidance-depth1-8.5min-…, --block-depth 1 --minutes 13.7 for
-# autoguidance-depth1-13.7min-…, and --block-depth 2 --minutes 13.7 for
-# autoguidance-recipe-13.7min-…
+# autoguidance-depth1-13.7min-…, --block-depth 2 --minutes 13.7 for
+# autoguidance-recipe-13.7min-…, and the defaults (--block-depth auto) for
+# autoguidance-auto-8.5min-…
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --seeds 0 1 2 --num 1024 --fractions --scales --intervals 0:600 \\
     --interval-scales 5 --interval-fractions 0.5 0.4:0.6 0.3:0.7 \\

@@ -49,10 +49,11 @@ STEPS_PER_EXECUTION = 8
 # AMD EPYC host), and where one block is chosen, the timed model trains on.
 # Measured with the recipe's defaults on 2 CPU cores (guided FID, 1,024
 # samples, seeds 0 and 1): where 8.5 minutes held about 9,500 one-block
-# steps (0.050 s each), one block far outscored two (3.84 and 8.49 against
-# 11.50 and 11.38); where the time held about 15,700 (13.7 minutes there),
-# two blocks scored 2.98 and 2.05 against one block's 2.30 and 4.77, and
-# about as many on a faster host (8.5 minutes) 1.35 and 1.93.
+# steps (0.050 s each), one block scored better on average (3.84, 8.49,
+# 10.04 and 12.23 in four runs against 11.50 and 11.38); where the time
+# held about 15,700 (13.7 minutes there), two blocks scored 2.98 and 2.05
+# against one block's 2.30 and 4.77, and about as many on a faster host
+# (8.5 minutes) 1.35 and 1.93.
 AUTO_DEPTH_STEPS = 12000
 # The final pictures: a 4×8 grid, sampled 8 at a time to bound memory.
 GRID_IMAGES = 32
@@ -194,9 +195,9 @@ def train(
             alone), two. Defaults to `"auto"`. Which depth wins depends on
             the steps the budget buys (guided FID, 1,024 samples, two
             seeds, 2 CPU cores): where 8.5 minutes held about 9,500
-            one-block steps (0.050 s each), one block won (3.84 and 8.49
-            against 11.50 and 11.38 for two blocks, which made half the
-            steps); where 13.7 minutes held about 15,700, two blocks scored
+            one-block steps (0.050 s each), one block scored better on
+            average (3.84, 8.49, 10.04 and 12.23 in four runs against 11.50
+            and 11.38 for two blocks, which made half the steps); where 13.7 minutes held about 15,700, two blocks scored
             2.98 and 2.05 against one block's 2.30 and 4.77, and on a
             faster machine, about as many in 8.5 minutes, 1.35 and 1.93.
             Unguided, two blocks beat one on both seeds there (FID 7.0 and
