@@ -54,7 +54,8 @@ from quality import (
 
 import keras_ddpm as kd
 from keras_ddpm.callbacks.step_counter import optimizer_steps
-from keras_ddpm.cli.train import on_off, positive_or
+from keras_ddpm.cli.options import positive
+from keras_ddpm.cli.train import on_off
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS
 from keras_ddpm.utils import atomic_path
 
@@ -67,7 +68,7 @@ RECIPE_OPTIONS = {
     "ema_momentum": (float, None, "EMA momentum"),
     "widths": (int, "+", "U-Net level widths"),
     "block_depth": (
-        positive_or("auto", int),
+        positive(int, "auto"),
         None,
         "residual blocks per U-Net level (auto or an int)",
     ),

@@ -45,13 +45,20 @@ def names(module):
 PREDICTIONS = tuple(ops.PREDICTION_TYPES)
 
 
-def positive(kind):
-    """An argparse `type=`: a number of `kind` above 0 (and finite), else one line."""
+def positive(kind, word=None):
+    """An argparse `type=`: a number of `kind` above 0 (and finite), else one line.
+
+    With `word` ("none", "auto"), that word is accepted too, kept as text.
+    """
     expected = (
         "a positive int" if kind is int else f"a positive, finite {kind.__name__}"
     )
+    if word is not None:
+        expected += f" or {word}"
 
     def parse(text):
+        if word is not None and text == word:
+            return text
         try:
             value = kind(text)
         except ValueError:

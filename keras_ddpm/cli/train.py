@@ -71,28 +71,9 @@ on_off = words({"on": True, "off": False})
 NONE_ABLE = ("min_snr_gamma", "global_clipnorm")
 
 
-def positive_or(word, kind):
-    """An argparse `type=`: `word` (kept as text), or a number of `kind` above 0."""
-    expected = (
-        "a positive int" if kind is int else f"a positive, finite {kind.__name__}"
-    )
-
-    def parse(text):
-        if text == word:
-            return text
-        try:
-            return positive(kind)(text)
-        except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(
-                f"expected {expected} or {word}, got {text!r}"
-            ) from None
-
-    return parse
-
-
 # A `NONE_ABLE` flag's value: a positive float, or "none" (`settings` makes
 # it None).
-positive_or_none = positive_or("none", float)
+positive_or_none = positive(float, "none")
 
 
 def add_parser(commands):
@@ -159,7 +140,7 @@ def add_parser(commands):
     )
     train.add_argument(
         "--block-depth",
-        type=positive_or("auto", int),
+        type=positive(int, "auto"),
         help="residual blocks per level; auto: 2 when the time budget holds "
         f"{training.recipe.AUTO_DEPTH_STEPS:,} steps of the one-block network "
         f"at its timed speed, else 1 (default: {d['block_depth']})",
