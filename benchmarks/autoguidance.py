@@ -46,6 +46,7 @@ from quality import (
     COMPARED_SAMPLES,
     IMAGE_SIZE,
     baselines,
+    block_depths,
     fid,
     machine,
     reference_statistics,
@@ -69,8 +70,8 @@ RECIPE_OPTIONS = {
     "widths": (int, "+", "U-Net level widths"),
     "block_depth": (
         positive(int, "auto"),
-        None,
-        "residual blocks per U-Net level (auto or an int)",
+        "+",
+        "residual blocks per U-Net level (auto, an int, or one int per level)",
     ),
     "attention_levels": (int, "*", "levels with self-attention"),
     "patch_size": (int, None, "U-Net patch size"),
@@ -225,7 +226,7 @@ def train_run(seed, minutes, recipe):
         # dataset size is recorded as "dataset_images".
         **{RECORDED_AS.get(name, name): recipe.get(name) for name in RECIPE_OPTIONS},
         # What the network has (the option may be "auto").
-        "block_depth_used": result.model.network.get_layer("down_0").block_depth,
+        "block_depth_used": block_depths(result.model.network),
         "wall_seconds": round(trained, 1),
         "optimizer_steps": optimizer_steps(result.model),
         "recipe_guide_step": optimizer_steps(recipe_guide),
@@ -408,6 +409,8 @@ def main(argv=None):
         for name in RECIPE_OPTIONS
         if getattr(args, name) is not None
     }
+    if len(recipe.get("block_depth", ())) == 1:  # one for every level
+        recipe["block_depth"] = recipe["block_depth"][0]
     if recipe and args.rescore:
         flags = ", ".join("--" + name.replace("_", "-") for name in recipe)
         parser.error(f"{flags} (how new runs train) cannot go with --rescore")

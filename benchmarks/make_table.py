@@ -530,6 +530,12 @@ there the guided FID spans 3.84 to 12.23 (mean 8.65, two blocks 11.44),
 the unguided one 12.84 to 14.40 (mean 13.73, two blocks 16.11).
 Files that do not name the depth and predate `auto` ran two blocks (one
 before the recipe's depth became 2); newer ones say what `auto` chose.
+Two blocks at the 8×8 level only (`--block-depth 1 1 2`, one count per
+level; `autoguidance-depth112-…`) cost 16 % more per step than one block
+everywhere (64.2 against 55.5 ms, timed in turns in one process) and keep
+776 k of the two-block network's 852 k parameters, but scored 15.26 guided
+and 16.98 alone in 6,255 steps on seed 0, worse than every one-block run;
+its seed 1 was stopped when the host slowed by half.
 AdamW weight decay 0
 (`--weight-decay 0`; the recipe's is Keras' 0.004) won one seed and lost
 the other there: 7.63 and 13.04 against 11.50 and 11.38. FID does not tell whether a model copies
@@ -673,8 +679,9 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
 # --weight-decay 0 for autoguidance-wd0-…, --block-depth 1 for
 # autoguidance-depth1-8.5min-…, --block-depth 1 --minutes 13.7 for
 # autoguidance-depth1-13.7min-…, --block-depth 2 --minutes 13.7 for
-# autoguidance-recipe-13.7min-…, and the defaults (--block-depth auto) for
-# autoguidance-auto-8.5min-…
+# autoguidance-recipe-13.7min-…, the defaults (--block-depth auto) for
+# autoguidance-auto-8.5min-…, and --block-depth 1 1 2 for
+# autoguidance-depth112-8.5min-… (its seed 1 stopped: the host slowed by half)
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --seeds 0 1 2 --num 1024 --fractions --scales --intervals 0:600 \\
     --interval-scales 5 --interval-fractions 0.5 0.4:0.6 0.3:0.7 \\

@@ -194,6 +194,17 @@ def processor_name():
     return f"{name} ({vector})" if vector else name
 
 
+def block_depths(network):
+    """The residual blocks per level of a `build_unet` network: an int, or one per level."""
+    depths = []
+    while True:
+        try:
+            depths.append(network.get_layer(f"down_{len(depths)}").block_depth)
+        except ValueError:  # no such level
+            break
+    return depths[0] if len(set(depths)) == 1 else depths
+
+
 def machine(conditions):
     """What a result file says about where it was measured."""
     return {

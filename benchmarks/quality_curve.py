@@ -143,7 +143,7 @@ def main(argv=None):
             entry = {
                 "minutes": budget,
                 # What `block_depth="auto"` chose for this budget.
-                "block_depth": model.network.get_layer("down_0").block_depth,
+                "block_depth": quality.block_depths(model.network),
                 "wall_seconds": round(trained, 1),
                 "optimizer_steps": int(
                     keras.ops.convert_to_numpy(model.optimizer.iterations)

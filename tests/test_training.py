@@ -93,6 +93,12 @@ def test_attention_defaults_to_the_two_lowest_resolution_levels(
     assert network.get_layer("middle_attention") is not None
 
 
+DEPTH_ERROR = (
+    "`block_depth` must be 'auto', an int >= 1 or a sequence of one such int "
+    "per level (3 levels)"
+)
+
+
 @pytest.mark.parametrize(
     "arguments,message",
     [
@@ -104,10 +110,12 @@ def test_attention_defaults_to_the_two_lowest_resolution_levels(
         ({"beta_2": 1.0}, "`beta_2` must lie in (0, 1), got 1.0."),
         ({"beta_2": 0.0}, "`beta_2` must lie in (0, 1), got 0.0."),
         ({"weight_decay": -0.1}, "`weight_decay` must be >= 0, got -0.1."),
-        ({"block_depth": 0}, "`block_depth` must be 'auto' or an int >= 1, got 0."),
-        ({"block_depth": "two"}, "`block_depth` must be 'auto' or an int >= 1, got"),
-        ({"block_depth": True}, "`block_depth` must be 'auto' or an int >= 1, got"),
-        ({"block_depth": 2.0}, "`block_depth` must be 'auto' or an int >= 1, got"),
+        ({"block_depth": 0}, DEPTH_ERROR + ", got 0."),
+        ({"block_depth": "two"}, DEPTH_ERROR + ", got 'two'."),
+        ({"block_depth": True}, DEPTH_ERROR + ", got True."),
+        ({"block_depth": 2.0}, DEPTH_ERROR + ", got 2.0."),
+        ({"block_depth": (1, 2)}, DEPTH_ERROR + ", got (1, 2)."),
+        ({"block_depth": [1, 0, 2]}, DEPTH_ERROR + ", got [1, 0, 2]."),
         ({"global_clipnorm": 0.0}, "`global_clipnorm` must be > 0, got 0.0."),
         ({"guide_scale": float("inf")}, "`guide_scale` must be finite"),
         ({"guide_interval": (800, 100)}, "`guide_interval` must be two finite"),
@@ -357,6 +365,16 @@ def test_auto_depth_follows_the_budget_and_is_two_without_one(
     result = kd.training.train(tmp_path / "epochs", epochs=1, **settings)
     assert "Block depth" not in capsys.readouterr().out and depth(result) == 2
     assert kd.training.DEFAULTS["block_depth"] == "auto"
+
+
+def test_a_block_depth_per_level_reaches_the_network_and_its_file(tmp_path):
+    settings = {**TINY, "block_depth": [1, 2]}
+    result = kd.training.train(tmp_path / "run", epochs=1, **settings)
+    assert result.completed, result.message
+    saved = keras.saving.load_model(tmp_path / "run" / "model.keras").network
+    for network in (result.model.network, saved):
+        depths = [network.get_layer(f"up_{level}").block_depth for level in (0, 1)]
+        assert depths == [1, 2]
 
 
 def test_a_training_split_smaller_than_a_batch_is_a_clear_error(tmp_path):

@@ -67,6 +67,9 @@ auto_on_off = words({"auto": "auto", "on": True, "off": False})
 on_off = words({"on": True, "off": False})
 
 
+# The arguments whose flag takes one value for every level or one per level.
+ONE_OR_PER_LEVEL = ("block_depth",)
+
 # The arguments whose flag (and config key) takes "none" for None.
 NONE_ABLE = ("min_snr_gamma", "global_clipnorm")
 
@@ -141,9 +144,11 @@ def add_parser(commands):
     train.add_argument(
         "--block-depth",
         type=positive(int, "auto"),
-        help="residual blocks per level; auto: 2 when the time budget holds "
-        f"{training.recipe.AUTO_DEPTH_STEPS:,} steps of the one-block network "
-        f"at its timed speed, else 1 (default: {d['block_depth']})",
+        nargs="+",
+        help="residual blocks per level, or one count per level; auto: 2 when "
+        f"the time budget holds {training.recipe.AUTO_DEPTH_STEPS:,} steps of "
+        "the one-block network at its timed speed, else 1 (default: "
+        f"{d['block_depth']})",
     )
     train.add_argument(
         "--attention-levels",
@@ -351,6 +356,8 @@ def settings(args):
     given = read_config(args.config) if args.config else {}
     for argument in training.DEFAULTS:
         value = getattr(args, argument, None)
+        if argument in ONE_OR_PER_LEVEL and value is not None and len(value) == 1:
+            value = value[0]
         if value is not None:
             given[argument] = value
     # "none" (a flag's, or a config file's: TOML has no null) switches the

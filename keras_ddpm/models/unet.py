@@ -31,6 +31,28 @@ def _check_divisible(size, patch_size, downsampling, levels):
             )
 
 
+def level_depths(block_depth, levels, words=()):
+    """`block_depth` as one int >= 1 per level, or one of `words` as it is.
+
+    Raises a one-line `ValueError` for anything else.
+    """
+    if isinstance(block_depth, str) and block_depth in words:
+        return block_depth
+    many = isinstance(block_depth, (list, tuple))
+    try:
+        if not many:
+            return (check_int("block_depth", block_depth, low=1),) * levels
+        if len(block_depth) == levels:
+            return tuple(check_int("block_depth", d, low=1) for d in block_depth)
+    except ValueError:
+        pass
+    accepted = "".join(f"{word!r}, " for word in words)
+    raise ValueError(
+        f"`block_depth` must be {accepted}an int >= 1 or a sequence of one such "
+        f"int per level ({levels} levels), got {block_depth!r}."
+    )
+
+
 def build_unet(
     image_size,
     channels=3,
@@ -77,7 +99,9 @@ def build_unet(
         channels: int, image channels (input and output). Defaults to 3.
         widths: sequence of ints, channels of each level; each divisible by
             `groups`. Defaults to `(64, 128, 256, 512)`.
-        block_depth: int, residual blocks per level. Defaults to 2.
+        block_depth: int >= 1, residual blocks per level, or a sequence of
+            such ints, one per level of `widths` (the middle keeps its two
+            blocks either way). Defaults to 2.
         attention_levels: level indices (0 = the first level's resolution,
             the image's over `patch_size`) that get self-attention. Defaults
             to `()`.
@@ -110,7 +134,8 @@ def build_unet(
         like `images`.
 
     Raises:
-        ValueError: for image sizes not divisible by
+        ValueError: for a `block_depth` that is not an int >= 1 or a
+            sequence of one such int per level, image sizes not divisible by
             `patch_size * 2 ** (len(widths) - 1)` (the message names the
             nearest valid sizes), a `patch_size` that is not an int >= 1,
             widths not divisible by `groups`, attention levels out of
@@ -137,6 +162,7 @@ def build_unet(
     if not widths:
         raise ValueError("`widths` must hold at least one level width.")
     levels = len(widths)
+    depths = level_depths(block_depth, levels)
     patch_size = check_int("patch_size", patch_size, low=1)
     _check_divisible((height, width), patch_size, 2 ** (levels - 1), levels)
     attention_levels = tuple(attention_levels)
@@ -186,7 +212,7 @@ def build_unet(
     for level, w in enumerate(widths):
         x, level_skips = DownBlock(
             w,
-            block_depth,
+            depths[level],
             attention=level in attention_levels,
             downsample=level < levels - 1,
             name=f"down_{level}",
@@ -204,7 +230,7 @@ def build_unet(
     for level in reversed(range(levels)):
         x = UpBlock(
             widths[level],
-            block_depth,
+            depths[level],
             attention=level in attention_levels,
             upsample=level < levels - 1,
             name=f"up_{level}",

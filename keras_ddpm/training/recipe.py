@@ -18,6 +18,7 @@ from keras_ddpm.models import autoguidance
 from keras_ddpm.models.diffusion_model import DiffusionModel
 from keras_ddpm.models.guidance_interval import check_interval
 from keras_ddpm.models.objective import NOISE_LEVELS
+from keras_ddpm.models.unet import level_depths
 from keras_ddpm.training.training_result import TrainingResult
 from keras_ddpm.utils import (
     atomic_path,
@@ -184,7 +185,8 @@ def train(
             `(16, 32, 64)`: at equal wall time on 2 CPU cores it beat
             `(32, 64, 96)` on both seeds (FID 21.0 and 19.0 against 24.1 and
             24.4 after 8.5 minutes), taking about twice the steps.
-        block_depth: int >= 1, residual blocks per level, or `"auto"`: with
+        block_depth: int >= 1, residual blocks per level, a sequence of
+            such ints (one per level of `widths`), or `"auto"`: with
             a time budget (`minutes`, or the default one), the one-block
             network is built and its step timed (the XLA timing's, on a
             TensorFlow CPU; else a short `fit` of 25 or more steps), which
@@ -385,7 +387,7 @@ def train(
     """
     check_int("epochs", epochs, low=1, allow_none=True)
     check_int("batch_size", batch_size, low=1)
-    block_depth = _check_depth(block_depth)
+    level_depths(block_depth, len(widths), words=("auto",))  # checked, kept
     check_int("grid_every", grid_every, low=0)
     check_int("devices", devices, low=1)
     check_float("learning_rate", learning_rate, low=0.0, low_inclusive=False)
@@ -954,18 +956,6 @@ def _auto_depth(step, seconds):
         )
     )
     return depth
-
-
-def _check_depth(block_depth):
-    """`block_depth` as `train` takes it: "auto", or an int >= 1 (else a one-line error)."""
-    if isinstance(block_depth, str) and block_depth == "auto":
-        return block_depth
-    try:
-        return check_int("block_depth", block_depth, low=1)
-    except ValueError:
-        raise ValueError(
-            f"`block_depth` must be 'auto' or an int >= 1, got {block_depth!r}."
-        ) from None
 
 
 def _timing_steps(per_call):

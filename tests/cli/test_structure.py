@@ -131,12 +131,30 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         (["--patch-size", "2"], {"patch_size": 2}),
         (["--block-depth", "auto"], {"block_depth": "auto"}),
         (["--block-depth", "3"], {"block_depth": 3}),
+        (["--block-depth", "1", "2", "2"], {"block_depth": [1, 2, 2]}),
     ],
 )
 def test_train_flags_switch_options_on_and_off(monkeypatch, argv, expected):
     calls = record_train(monkeypatch)
     assert main(["train", *argv]) == 0
     assert calls[-1] == {**expected, "resume": False}
+
+
+def test_a_config_file_sets_one_block_depth_per_level(monkeypatch, tmp_path):
+    calls = record_train(monkeypatch)
+    config = tmp_path / "run.toml"
+    config.write_text("block_depth = [1, 2, 2]\n")
+    assert main(["train", "--config", str(config)]) == 0
+    assert calls[-1] == {"block_depth": [1, 2, 2], "resume": False}
+
+
+def test_a_block_depth_per_level_of_other_widths_is_a_flag_error(capsys, tmp_path):
+    argv = ["train", "--out", str(tmp_path), "--widths", "8", "16"]
+    assert main([*argv, "--block-depth", "1", "2", "2"]) == 2
+    assert (
+        "--block-depth must be 'auto', an int >= 1 or a sequence of one such "
+        "int per level (2 levels), got [1, 2, 2]." in capsys.readouterr().err
+    )
 
 
 def test_a_config_file_can_switch_min_snr_off(monkeypatch, tmp_path):

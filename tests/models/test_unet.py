@@ -165,6 +165,51 @@ def test_patch_size_is_a_plain_unet_on_unshuffled_images(tmp_path):
     np.testing.assert_array_equal(ops.convert_to_numpy(zeros), 0.0)
 
 
+def test_block_depth_per_level_builds_that_many_blocks_per_level(tmp_path):
+    kwargs = dict(widths=(8, 16, 16), attention_levels=(1,), groups=4)
+    net = kd.models.build_unet(8, block_depth=(1, 3, 2), **kwargs)
+
+    def blocks(layer, kind):
+        return sum(isinstance(sub, kind) for sub in layer._flatten_layers())
+
+    for level, depth in enumerate((1, 3, 2)):
+        for side in ("down", "up"):
+            block = net.get_layer(f"{side}_{level}")
+            assert blocks(block, kd.layers.ResidualBlock) == depth
+            attention = depth if level == 1 else 0
+            assert blocks(block, kd.layers.AttentionBlock) == attention
+    # One depth per level is the same network as that depth everywhere.
+    same = kd.models.build_unet(8, block_depth=(2, 2, 2), **kwargs)
+    assert (
+        same.count_params()
+        == kd.models.build_unet(8, block_depth=2, **kwargs).count_params()
+    )
+    # Each block more at level 1 costs what one level-1 block and its
+    # attention cost, once down and once up (an up block's first input also
+    # holds the skip, so its size differs from the down block's).
+    deeper = kd.models.build_unet(8, block_depth=(1, 4, 2), **kwargs)
+    down = net.get_layer("down_1")
+    up = net.get_layer("up_1")
+
+    added = sum(
+        block.count_params()
+        for level in (down, up)
+        for block in (level.residual_blocks[2], level.attention_blocks[2])
+    )
+    assert deeper.count_params() == net.count_params() + added
+    net.save(tmp_path / "depths.keras")
+    loaded = keras.saving.load_model(tmp_path / "depths.keras", safe_mode=True)
+    assert loaded.get_layer("up_1").get_config()["block_depth"] == 3
+    assert loaded.get_layer("down_0").get_config()["block_depth"] == 1
+    for bad in (0, (1, 2), (1, 0, 2), (1, 2.0, 2), "2", True):
+        with pytest.raises(
+            ValueError,
+            match=r"`block_depth` must be an int >= 1 or a sequence of one such "
+            r"int per level \(3 levels\), got ",
+        ):
+            kd.models.build_unet(8, block_depth=bad, **kwargs)
+
+
 def test_bad_patch_size_is_a_one_line_error():
     with pytest.raises(
         ValueError,
