@@ -536,6 +536,18 @@ everywhere (64.2 against 55.5 ms, timed in turns in one process) and keep
 776 k of the two-block network's 852 k parameters, but scored 15.26 guided
 and 16.98 alone in 6,255 steps on seed 0, worse than every one-block run;
 its seed 1 was stopped when the host slowed by half.
+Are the guide's age and scale, chosen on the faster machine's two-block
+runs, right for these one-block runs too? Rescored without new training
+(`autoguidance-depth1-scales-…`, `autoguidance-auto-scales-…`,
+`autoguidance-depth1-guide-ages-…` and `autoguidance-auto-guide-ages-…`,
+over the four one-block runs at 8.5 minutes, guided at timesteps 0 to
+600): scales 2, 3 and 4 scored worse than 5 on every run (means 11.57,
+9.91 and 9.04 against 8.65), and so did guides at 35 % of the budget on
+every run (mean 12.52) and at 65 % on three of the four (mean 10.39, 11.88
+against 12.23 on the fourth). The mean of the snapshots from 40 % to 60 %
+lost all four (mean 9.40). The recipe's half-way guide at scale 5 stays;
+which snapshot guides moves a run's score by up to 4.4, which is much of the
+spread between runs of one setting.
 AdamW weight decay 0
 (`--weight-decay 0`; the recipe's is Keras' 0.004) won one seed and lost
 the other there: 7.63 and 13.04 against 11.50 and 11.38. FID does not tell whether a model copies
@@ -682,6 +694,11 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
 # autoguidance-recipe-13.7min-…, the defaults (--block-depth auto) for
 # autoguidance-auto-8.5min-…, and --block-depth 1 1 2 for
 # autoguidance-depth112-8.5min-… (its seed 1 stopped: the host slowed by half)
+# The same kept one-block runs (--keep depth1-runs, auto-runs), rescored:
+# --interval-scales 2 3 4 for autoguidance-{depth1,auto}-scales-…, and
+# --interval-fractions 0.35 0.65 0.4:0.6 for autoguidance-{depth1,auto}-guide-ages-…
+# (with --rescore depth1-runs or auto-runs, --minutes 8.5, --fractions
+# --scales --intervals 0:600, and --interval-scales 5 for the ages)
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
     --seeds 0 1 2 --num 1024 --fractions --scales --intervals 0:600 \\
     --interval-scales 5 --interval-fractions 0.5 0.4:0.6 0.3:0.7 \\
