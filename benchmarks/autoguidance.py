@@ -55,7 +55,7 @@ from quality import (
 
 import keras_ddpm as kd
 from keras_ddpm.callbacks.step_counter import optimizer_steps
-from keras_ddpm.cli.options import positive
+from keras_ddpm.cli.options import one_or_list, positive
 from keras_ddpm.cli.train import on_off
 from keras_ddpm.metrics.flowers import MAX_PETALS, MIN_PETALS
 from keras_ddpm.utils import atomic_path
@@ -409,8 +409,8 @@ def main(argv=None):
         for name in RECIPE_OPTIONS
         if getattr(args, name) is not None
     }
-    if len(recipe.get("block_depth", ())) == 1:  # one for every level
-        recipe["block_depth"] = recipe["block_depth"][0]
+    if "block_depth" in recipe:  # one for every level, or one per level
+        recipe["block_depth"] = one_or_list(recipe["block_depth"])
     if recipe and args.rescore:
         flags = ", ".join("--" + name.replace("_", "-") for name in recipe)
         parser.error(f"{flags} (how new runs train) cannot go with --rescore")

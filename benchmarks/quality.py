@@ -196,12 +196,11 @@ def processor_name():
 
 def block_depths(network):
     """The residual blocks per level of a `build_unet` network: an int, or one per level."""
-    depths = []
-    while True:
-        try:
-            depths.append(network.get_layer(f"down_{len(depths)}").block_depth)
-        except ValueError:  # no such level
-            break
+    depths = [
+        layer.block_depth
+        for layer in network.layers
+        if isinstance(layer, kd.layers.DownBlock)
+    ]
     return depths[0] if len(set(depths)) == 1 else depths
 
 

@@ -10,6 +10,8 @@ import keras
 import numpy as np
 import pytest
 
+import keras_ddpm as kd
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 pytestmark = pytest.mark.skipif(
@@ -575,3 +577,11 @@ def test_the_page_names_every_recipe_option_with_the_recipes_default(monkeypatch
             value = kd.training.DEFAULTS[key]
             expected = "none" if value is None else value
             assert default == (tuple(expected) if key == "widths" else expected), key
+
+
+def test_results_record_the_block_depth_of_every_level():
+    quality = _load("quality")
+    kwargs = dict(widths=(8, 16, 16), attention_levels=(), groups=4)
+    build = kd.models.build_unet
+    assert quality.block_depths(build(8, block_depth=2, **kwargs)) == 2
+    assert quality.block_depths(build(8, block_depth=(1, 1, 2), **kwargs)) == [1, 1, 2]

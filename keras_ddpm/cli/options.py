@@ -70,6 +70,11 @@ def positive(kind, word=None):
     return parse
 
 
+def one_or_list(values):
+    """A `nargs="+"` flag's values: the one value alone, or the list of several."""
+    return values[0] if len(values) == 1 else values
+
+
 def add_backend(parser):
     parser.add_argument(
         "--backend",

@@ -16,6 +16,7 @@ from keras_ddpm.cli.options import (
     UsageError,
     add_backend,
     names,
+    one_or_list,
     positive,
 )
 
@@ -356,8 +357,8 @@ def settings(args):
     given = read_config(args.config) if args.config else {}
     for argument in training.DEFAULTS:
         value = getattr(args, argument, None)
-        if argument in ONE_OR_PER_LEVEL and value is not None and len(value) == 1:
-            value = value[0]
+        if argument in ONE_OR_PER_LEVEL and value is not None:
+            value = one_or_list(value)
         if value is not None:
             given[argument] = value
     # "none" (a flag's, or a config file's: TOML has no null) switches the

@@ -199,9 +199,10 @@ def train(
             seeds, 2 CPU cores): where 8.5 minutes held about 9,500
             one-block steps (0.050 s each), one block scored better on
             average (3.84, 8.49, 10.04 and 12.23 in four runs against 11.50
-            and 11.38 for two blocks, which made half the steps); where 13.7 minutes held about 15,700, two blocks scored
-            2.98 and 2.05 against one block's 2.30 and 4.77, and on a
-            faster machine, about as many in 8.5 minutes, 1.35 and 1.93.
+            and 11.38 for two blocks, which made half the steps); where
+            13.7 minutes held about 15,700, two blocks scored 2.98 and 2.05
+            against one block's 2.30 and 4.77, and on a faster machine,
+            about as many in 8.5 minutes, 1.35 and 1.93.
             Unguided, two blocks beat one on both seeds there (FID 7.0 and
             8.3 against 8.7 and 8.7, 256 samples), in about 40 % fewer
             steps, and one block won runs of a few minutes (FID 16.7
