@@ -538,11 +538,14 @@ and 16.98 alone in 6,255 steps on seed 0, worse than every one-block run;
 its seed 1 was stopped when the host slowed by half.
 Are the guide's age and scale, chosen on the faster machine's two-block
 runs, right for these one-block runs too? Rescored without new training
-(`autoguidance-depth1-scales-…`, `autoguidance-auto-scales-…`,
-`autoguidance-depth1-guide-ages-…` and `autoguidance-auto-guide-ages-…`,
-over the four one-block runs at 8.5 minutes, guided at timesteps 0 to
-600): scales 2, 3 and 4 scored worse than 5 on every run (means 11.57,
-9.91 and 9.04 against 8.65), and so did guides at 35 % of the budget on
+(`autoguidance-depth1-scales-…`, `autoguidance-auto-scales-…`, the
+`…-scales-6-7-…` pair, `autoguidance-depth1-guide-ages-…` and
+`autoguidance-auto-guide-ages-…`, over the four one-block runs at 8.5
+minutes, guided at timesteps 0 to 600): scales 2, 3 and 4 scored worse
+than 5 on every run (means 11.57, 9.91 and 9.04 against 8.65), scale 6
+tied it (3.92, 8.66, 9.90 and 12.32 against 3.84, 8.49, 10.04 and 12.23;
+mean 8.70) and scale 7 lost every run (mean 9.24), so the scores peak at
+5 for one block as for two; guides at 35 % of the budget lost on
 every run (mean 12.52) and at 65 % on three of the four (mean 10.39, 11.88
 against 12.23 on the fourth). The mean of the snapshots from 40 % to 60 %
 lost all four (mean 9.40). The recipe's half-way guide at scale 5 stays;
@@ -695,7 +698,8 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
 # autoguidance-auto-8.5min-…, and --block-depth 1 1 2 for
 # autoguidance-depth112-8.5min-… (its seed 1 stopped: the host slowed by half)
 # The same kept one-block runs (--keep depth1-runs, auto-runs), rescored:
-# --interval-scales 2 3 4 for autoguidance-{depth1,auto}-scales-…, and
+# --interval-scales 2 3 4 for autoguidance-{depth1,auto}-scales-…, 6 7 for
+# autoguidance-{depth1,auto}-scales-6-7-…, and
 # --interval-fractions 0.35 0.65 0.4:0.6 for autoguidance-{depth1,auto}-guide-ages-…
 # (with --rescore depth1-runs or auto-runs, --minutes 8.5, --fractions
 # --scales --intervals 0:600, and --interval-scales 5 for the ages)
