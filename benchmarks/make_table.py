@@ -528,6 +528,13 @@ on both seeds, 8,195 and 8,364 steps), the one-block recipe scored 10.04
 and 12.23 guided (14.40 and 14.32 alone): over its four 8.5-minute runs
 there the guided FID spans 3.84 to 12.23 (mean 8.65, two blocks 11.44),
 the unguided one 12.84 to 14.40 (mean 13.73, two blocks 16.11).
+How long must that host train to reach the faster one's 8.5-minute
+pictures? With the defaults and 20 minutes (`autoguidance-auto-20min-…`;
+`auto` chose two blocks on both seeds, whose steps averaged 0.10 to 0.11 s
+there), 10,000 and 10,978 steps scored 2.52 and 2.02 guided (mean 2.27,
+4.1 times the floor; 7.81 and 5.28 alone): better than 13.7 minutes of two
+blocks (mean 2.52), still short of the faster machine's 8.5 minutes (1.35
+to 1.93) and of the 3× floor (1.67).
 Files that do not name the depth and predate `auto` ran two blocks (one
 before the recipe's depth became 2); newer ones say what `auto` chose.
 Two blocks at the 8×8 level only (`--block-depth 1 1 2`, one count per
@@ -695,7 +702,8 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
 # autoguidance-depth1-8.5min-…, --block-depth 1 --minutes 13.7 for
 # autoguidance-depth1-13.7min-…, --block-depth 2 --minutes 13.7 for
 # autoguidance-recipe-13.7min-…, the defaults (--block-depth auto) for
-# autoguidance-auto-8.5min-…, and --block-depth 1 1 2 for
+# autoguidance-auto-8.5min-… (with --minutes 20 for autoguidance-auto-20min-…),
+# and --block-depth 1 1 2 for
 # autoguidance-depth112-8.5min-… (its seed 1 stopped: the host slowed by half)
 # The same kept one-block runs (--keep depth1-runs, auto-runs), rescored:
 # --interval-scales 2 3 4 for autoguidance-{depth1,auto}-scales-…, 6 7 for
