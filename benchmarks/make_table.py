@@ -121,8 +121,10 @@ that run closer to the machine's peak, so keras-ddpm trains about as many
 images per second as diffusers on TensorFlow while its GFLOP/s ratio stays
 below 0.8; the targets (≥ 1.0 training, ≥ 1.2 sampling) are not met on this
 machine. `torch.compile` (`compile(jit_compile=True)` on PyTorch) lifts the
-PyTorch backend past 0.8, at the cost of minutes of compiling. The
-training step's own overhead over the bare network step stayed within 10 % on
+PyTorch backend past 0.8, at the cost of minutes of compiling. (The
+PyTorch row predates the change of "Keras' per-call work on PyTorch"
+below, after which eager PyTorch measured 0.73 to 0.95 for training and
+0.71 to 0.84 for sampling at 32×32.) The training step's own overhead over the bare network step stayed within 10 % on
 TensorFlow (0.96, 1.02) and PyTorch (1.03, 0.97); on JAX it was 1.19 in this
 run (0.98 the day before), and six more rounds of each right after gave
 medians of 58 to 62 images/s against 63 (1.03 to 1.09).
@@ -218,6 +220,40 @@ both (560 and 556 against 573 and 560 ms). The cause was not found: not
 the cyclic garbage collector (frozen or off), not pytest's warning capture,
 and not the benchmarks' `conftest.py` (a test file in
 an empty folder did the same).
+
+**Keras' per-call work on PyTorch.** Every `Layer.__call__` does work
+of its own before it reaches the layer's `call`: it converts the inputs, opens a name scope, settles the autocast
+scope and the call context and checks the build. On two cores of an AMD
+EPYC with AVX-512 that is about 60 µs of Python a call (a `Dropout(0.0)`
+took 59 µs through `__call__` and nothing through `call`), and the
+benchmark network's forward pass made 162 such calls (55 convolutions, 37
+group normalizations, 20 dense layers, 18 residual blocks and 18 dropouts
+of rate 0 among them). Where PyTorch runs eagerly that is paid on every
+forward pass; TensorFlow and JAX pay it only while tracing. Inside a
+composite layer's `call` the work is already done by its own `__call__`,
+so the library's blocks now call their built sublayers' `call` directly
+(`keras_ddpm/layers/sublayers.py`: quantized, rematerialized or unbuilt
+sublayers still go through `__call__`) and skip a dropout of rate 0. The
+forward pass of that network at batch 16 took 122.5, 106.2 and 107.0 ms
+before and 93.8, 93.5 and 94.6 ms after (medians of 15, three processes
+per side in turns; an exploratory script, not kept). The throughput
+suite, run on PyTorch in turns before and after the change
+(`benchmarks/results/sublayer-calls/`, 2026-12-07, the suite's command
+with `--records` there):
+
+| PyTorch, 32×32, batch 16 | training img/s (diffusers) | ÷ diffusers (GFLOP/s) | DDIM 50 img/s (diffusers) | ÷ diffusers |
+|---|---|---|---|---|
+| before, rounds 1–3 | 46.7, 45.0, 46.1 (55.0, 51.2, 47.3) | 0.64, 0.66, 0.73 | 2.40, 2.35, 2.28 (3.33, 3.18, 3.10) | 0.54, 0.55, 0.55 |
+| after, rounds 1–3 | 49.7, 61.5, 61.2 (50.8, 48.3, 50.9) | 0.73, 0.95, 0.90 | 2.88, 3.35, 3.24 (3.00, 2.98, 3.43) | 0.72, 0.84, 0.71 |
+| 64×64, before; after (one round each) | 13.9; 14.3 (13.4; 13.8) | 0.82; 0.81 | 0.92; 1.05 (0.88; 0.83) | 0.82; 1.00 |
+
+At 32×32 the PyTorch backend trained 33 % more images per second (median
+of the three rounds, 61.2 against 46.1) and sampled 38 % more (3.24
+against 2.35), and passed its training target (≥ 0.8 of diffusers) in two
+of the three rounds; at 64×64, where a step is four times the arithmetic,
+training was within the noise and sampling gained 14 %. The same rounds
+also show how far one run's ratio moves on this machine: diffusers' own
+training ran at 47 to 55 images/s.
 
 On JAX, much of its gap to the other backends was XLA's own choice, not
 the library's. jaxlib 0.10

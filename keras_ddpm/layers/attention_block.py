@@ -3,6 +3,7 @@ from keras import layers, ops
 
 from keras_ddpm.layers.group_normalization import GroupNormalization
 from keras_ddpm.layers.residual_block import check_groups
+from keras_ddpm.layers.sublayers import call_sublayer
 from keras_ddpm.utils import check_choice, check_int
 
 
@@ -91,8 +92,10 @@ class AttentionBlock(keras.layers.Layer):
 
     def call(self, inputs):
         _, height, width, channels = inputs.shape
-        h = ops.reshape(self.norm(inputs), (-1, height * width, channels))
-        h = self.attention(h, h)
+        h = ops.reshape(
+            call_sublayer(self.norm, inputs), (-1, height * width, channels)
+        )
+        h = call_sublayer(self.attention, h, h)
         return inputs + ops.reshape(h, (-1, height, width, channels))
 
     def compute_output_shape(self, input_shape):

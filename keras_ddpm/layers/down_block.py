@@ -1,6 +1,7 @@
 import keras
 
 from keras_ddpm.layers.conv import Conv2D
+from keras_ddpm.layers.sublayers import call_sublayer
 from keras_ddpm.layers.unet_level import UNetLevel
 
 
@@ -105,7 +106,7 @@ class DownBlock(UNetLevel):
             x = self._apply_block(i, x, embedding, training)
             skips.append(x)
         if self.downsampler is not None:
-            x = self.downsampler(x)
+            x = call_sublayer(self.downsampler, x)
         return x, skips
 
     def compute_output_shape(self, input_shape):

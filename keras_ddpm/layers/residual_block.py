@@ -3,6 +3,7 @@ from keras import layers, ops
 
 from keras_ddpm.layers.conv import Conv2D
 from keras_ddpm.layers.group_normalization import GroupNormalization
+from keras_ddpm.layers.sublayers import call_sublayer
 from keras_ddpm.utils import check_choice, check_float, check_int
 
 
@@ -142,18 +143,21 @@ class ResidualBlock(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x, embedding = inputs
-        h = self.conv1(self.activation(self.norm1(x)))
-        projected = self.embedding_projection(self.activation(embedding))
+        h = call_sublayer(self.conv1, self.activation(call_sublayer(self.norm1, x)))
+        projected = call_sublayer(self.embedding_projection, self.activation(embedding))
         projected = ops.expand_dims(ops.expand_dims(projected, 1), 1)
         if self.scale_shift:
             scale, shift = ops.split(projected, 2, axis=-1)
-            h = self.norm2(h) * (1.0 + scale) + shift
+            h = call_sublayer(self.norm2, h) * (1.0 + scale) + shift
         else:
-            h = self.norm2(h + projected)
+            h = call_sublayer(self.norm2, h + projected)
         h = self.activation(h)
-        h = self.conv2(self.dropout_layer(h, training=training))
-        skip = x if self.skip_projection is None else self.skip_projection(x)
-        return skip + h
+        if self.dropout:
+            h = call_sublayer(self.dropout_layer, h, training=training)
+        h = call_sublayer(self.conv2, h)
+        if self.skip_projection is not None:
+            x = call_sublayer(self.skip_projection, x)
+        return x + h
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])[:-1] + (self.filters,)

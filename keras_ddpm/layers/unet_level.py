@@ -2,6 +2,7 @@ import keras
 
 from keras_ddpm.layers.attention_block import AttentionBlock
 from keras_ddpm.layers.residual_block import ResidualBlock, check_groups
+from keras_ddpm.layers.sublayers import call_sublayer
 from keras_ddpm.utils import check_choice, check_int
 
 
@@ -73,8 +74,8 @@ class UNetLevel(keras.layers.Layer):
         return x_shape
 
     def _apply_block(self, i, x, embedding, training):
-        x = self.residual_blocks[i]([x, embedding], training=training)
-        return self.attention_blocks[i](x) if self.attention else x
+        x = call_sublayer(self.residual_blocks[i], [x, embedding], training=training)
+        return call_sublayer(self.attention_blocks[i], x) if self.attention else x
 
     def get_config(self):
         return {

@@ -2,6 +2,7 @@ import keras
 from keras import layers, ops
 
 from keras_ddpm.layers.conv import Conv2D
+from keras_ddpm.layers.sublayers import call_sublayer
 from keras_ddpm.layers.unet_level import UNetLevel
 
 
@@ -115,7 +116,7 @@ class UpBlock(UNetLevel):
     def call(self, inputs, training=None):
         x, embedding, skips = inputs
         if self.upsample:
-            x = self.upsample_conv(self.upsampler(x))
+            x = call_sublayer(self.upsample_conv, call_sublayer(self.upsampler, x))
         for i in range(self.block_depth):
             x = ops.concatenate([x, skips[-1 - i]], axis=-1)
             x = self._apply_block(i, x, embedding, training)
