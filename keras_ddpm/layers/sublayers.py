@@ -33,7 +33,7 @@ def call_sublayer(layer, *args, **kwargs):
     """
     if (
         layer.built
-        and layer.dtype_policy.quantization_mode is None
+        and getattr(layer.dtype_policy, "quantization_mode", None) is None
         and getattr(layer, "_remat_mode", None) is None
     ):
         return layer.call(*args, **kwargs)
