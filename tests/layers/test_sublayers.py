@@ -55,16 +55,20 @@ def test_quantized_layer_goes_through_dunder_call(monkeypatch):
     np.testing.assert_allclose(ops.convert_to_numpy(got), expected, rtol=1e-6)
 
 
-def test_residual_block_passes_training_to_its_dropout():
-    block = kd.layers.ResidualBlock(8, groups=2, dropout=0.5)
+def test_down_block_passes_training_on_to_its_blocks_dropout():
+    """`training` reaches a residual block's dropout through `UNetLevel`'s direct calls."""
+    block = kd.layers.DownBlock(8, block_depth=1, groups=2, dropout=0.5)
     x = ops.ones((2, 4, 4, 8))
     embedding = ops.ones((2, 16))
-    block([x, embedding])
-    inference = ops.convert_to_numpy(block([x, embedding], training=False))
-    again = ops.convert_to_numpy(block([x, embedding], training=False))
-    training = ops.convert_to_numpy(block([x, embedding], training=True))
-    np.testing.assert_array_equal(inference, again)
-    assert not np.allclose(training, inference)
+    inference, _ = block([x, embedding], training=False)
+    again, _ = block([x, embedding], training=False)
+    training, _ = block([x, embedding], training=True)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(inference), ops.convert_to_numpy(again)
+    )
+    assert not np.allclose(
+        ops.convert_to_numpy(training), ops.convert_to_numpy(inference)
+    )
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
