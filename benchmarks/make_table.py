@@ -596,7 +596,12 @@ pictures? With the defaults and 20 minutes (`autoguidance-auto-20min-…`;
 there), 10,000 and 10,978 steps scored 2.52 and 2.02 guided (mean 2.27,
 4.1 times the floor; 7.81 and 5.28 alone): better than 13.7 minutes of two
 blocks (mean 2.52), still short of the faster machine's 8.5 minutes (1.35
-to 1.93) and of the 3× floor (1.67).
+to 1.93) and of the 3× floor (1.67). Would more sampling steps help
+models this good? The same two models drawn with 40 DPM-Solver++ steps
+instead of 20 (`autoguidance-auto-20min-steps-40-…`, rescored, same
+starting noise) scored 2.17 and 2.72 guided (20 steps: 2.52 and 2.02) and
+7.81 and 5.47 alone (7.81 and 5.28): one run better, one worse, the mean
+worse (2.44 against 2.27), at twice the sampling time; the recipe keeps 20.
 Files that do not name the depth and predate `auto` ran two blocks (one
 before the recipe's depth became 2); newer ones say what `auto` chose.
 Two blocks at the 8×8 level only (`--block-depth 1 1 2`, one count per
@@ -771,6 +776,8 @@ KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --minutes 8.5 \\
 # --interval-scales 2 3 4 for autoguidance-{depth1,auto}-scales-…, 6 7 for
 # autoguidance-{depth1,auto}-scales-6-7-…, and
 # --interval-fractions 0.35 0.65 0.4:0.6 for autoguidance-{depth1,auto}-guide-ages-…
+# (the 20-minute runs, --keep auto20-runs, rescored with --steps 40 for
+# autoguidance-auto-20min-steps-40-…)
 # (with --rescore depth1-runs or auto-runs, --minutes 8.5, --fractions
 # --scales --intervals 0:600, and --interval-scales 5 for the ages)
 KERAS_BACKEND=tensorflow python benchmarks/autoguidance.py --rescore ag-runs \\
