@@ -32,7 +32,18 @@ class Conv2D(layers.Conv2D):
     padding of any stride (an uneven "same" padding, as a stride of 2 on an
     even size needs, costs one padded copy); LoRA-enabled layers,
     channels-first data and every other backend use Keras' computation.
+
+    Outside autograd (sampling, `predict`), the kernel's copy in PyTorch's
+    layout is kept and reused while the kernel is the same, unmodified
+    tensor (PyTorch counts every in-place change, such as an optimizer's
+    update, a weight's `assign` or the EMA's), for the last two kernels
+    seen, so that autoguidance's two networks alternate without a copy
+    each: every denoising step would otherwise copy every kernel again.
+    The kept copies take as much memory again as the kernels.
     """
+
+    # Kernel copies kept per layer outside autograd: the model's and a guide's.
+    KEPT_KERNELS = 2
 
     def _fast(self):
         if keras.backend.backend() != "torch" or self.data_format != "channels_last":
@@ -46,9 +57,7 @@ class Conv2D(layers.Conv2D):
         import torch.nn.functional as F
 
         x = ops.convert_to_tensor(inputs).permute(0, 3, 1, 2)
-        # (kh, kw, in, out) -> (out, in, kh, kw), stored channels-last.
-        w = ops.convert_to_tensor(self.kernel).permute(3, 2, 0, 1)
-        w = w.contiguous(memory_format=torch.channels_last)
+        w = self._torch_kernel(torch)
         bias = ops.convert_to_tensor(self.bias) if self.use_bias else None
         padding = 0
         if self.padding == "same":
@@ -75,3 +84,32 @@ class Conv2D(layers.Conv2D):
         if self.activation is not None:
             return self.activation(outputs)
         return outputs
+
+    def _torch_kernel(self, torch):
+        """The kernel as `(out, in, kh, kw)` in channels-last memory, as PyTorch takes it.
+
+        Outside autograd, a copy made earlier is reused while the kernel's
+        tensor (the variable's, or the one a stateless call gives it) is the
+        same object at the same version.
+        """
+        kernel = ops.convert_to_tensor(self.kernel)
+        if (
+            torch.is_grad_enabled()
+            or torch.is_inference(kernel)  # keeps no version count
+            or torch.compiler.is_compiling()
+        ):
+            return _torch_layout(kernel, torch)
+        kept = self.__dict__.setdefault("_kept_kernels", [])
+        for source, version, copy in kept:
+            if source is kernel and version == kernel._version:
+                return copy
+        copy = _torch_layout(kernel, torch)
+        kept[:] = [entry for entry in kept if entry[0] is not kernel]
+        kept.append((kernel, kernel._version, copy))
+        del kept[: -self.KEPT_KERNELS]
+        return copy
+
+
+def _torch_layout(kernel, torch):
+    """`(kh, kw, in, out)` -> `(out, in, kh, kw)`, stored channels-last."""
+    return kernel.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)

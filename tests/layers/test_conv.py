@@ -121,3 +121,92 @@ def test_unet_uses_it_and_saves(tmp_path):
     np.testing.assert_allclose(
         ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(network(x)), atol=1e-5
     )
+
+
+@pytest.fixture
+def layout_copies(monkeypatch):
+    """Counts the kernel copies into PyTorch's layout."""
+    from keras_ddpm.layers import conv
+
+    made = []
+    copy = conv._torch_layout
+
+    def counted(kernel, torch):
+        made.append(kernel)
+        return copy(kernel, torch)
+
+    monkeypatch.setattr(conv, "_torch_layout", counted)
+    return made
+
+
+def _reference_output(layer, x, kernel, bias):
+    """`keras.layers.Conv2D`'s answer with `kernel` and `bias`."""
+    reference = keras.layers.Conv2D(**{**layer.get_config(), "name": "reference"})
+    reference.build(x.shape)
+    reference.set_weights([kernel, bias])
+    return ops.convert_to_numpy(reference(x))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="a PyTorch path")
+def test_torch_kernel_copy_is_kept_outside_autograd_until_the_kernel_changes(
+    layout_copies,
+):
+    import torch
+
+    x = np.random.default_rng(2).standard_normal((2, 8, 6, 3)).astype("float32")
+    layer, _ = _pair(CASES[0], x.shape)
+    with torch.no_grad():
+        first = ops.convert_to_numpy(layer(x))
+        np.testing.assert_array_equal(ops.convert_to_numpy(layer(x)), first)
+        assert len(layout_copies) == 1  # the second call reused the copy
+        # An assign, as loading weights does, changes the tensor in place.
+        kernel = np.random.default_rng(3).standard_normal(layer.kernel.shape)
+        layer.kernel.assign(kernel.astype("float32"))
+        bias = ops.convert_to_numpy(layer.bias)
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(layer(x)),
+            _reference_output(layer, x, kernel, bias),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+        # An in-place update, as the optimizers and the EMA make.
+        torch._foreach_mul_([layer.kernel.value], 0.5)
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(layer(x)),
+            _reference_output(layer, x, 0.5 * kernel, bias),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    assert len(layout_copies) == 3
+    with torch.enable_grad():  # a training step copies every time
+        layer(x)
+        layer(x)
+    assert len(layout_copies) == 5
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="a PyTorch path")
+def test_torch_kernel_copies_follow_stateless_calls(layout_copies):
+    """Two weight sets in turn (a model and its guide) are each copied once."""
+    import torch
+
+    x = np.random.default_rng(4).standard_normal((2, 7, 5, 3)).astype("float32")
+    layer, _ = _pair(CASES[4], x.shape)
+    rng = np.random.default_rng(5)
+    weight_sets = [
+        [
+            torch.tensor(rng.standard_normal(w.shape).astype("float32"))
+            for w in layer.trainable_weights
+        ]
+        for _ in range(2)
+    ]
+    with torch.no_grad():
+        for _ in range(3):
+            for weights in weight_sets:
+                y, _ = layer.stateless_call(weights, [], x)
+                expected = _reference_output(layer, x, *[w.numpy() for w in weights])
+                np.testing.assert_allclose(
+                    ops.convert_to_numpy(y), expected, rtol=1e-5, atol=1e-5
+                )
+    assert len(layout_copies) == 2
+    assert layout_copies[0] is weight_sets[0][0]
+    assert layout_copies[1] is weight_sets[1][0]
