@@ -96,7 +96,7 @@ class Conv2D(layers.Conv2D):
         if (
             torch.is_grad_enabled()
             or torch.is_inference(kernel)  # keeps no version count
-            or torch.compiler.is_compiling()
+            or _compiling(torch)
         ):
             return _torch_layout(kernel, torch)
         kept = self.__dict__.setdefault("_kept_kernels", [])
@@ -108,6 +108,14 @@ class Conv2D(layers.Conv2D):
         kept.append((kernel, kernel._version, copy))
         del kept[: -self.KEPT_KERNELS]
         return copy
+
+
+def _compiling(torch):
+    """Whether TorchDynamo is tracing (`torch.compiler.is_compiling` from PyTorch 2.3)."""
+    check = getattr(torch.compiler, "is_compiling", None)
+    if check is None:
+        from torch._dynamo import is_compiling as check
+    return check()
 
 
 def _torch_layout(kernel, torch):
