@@ -33,16 +33,19 @@ class Conv2D(layers.Conv2D):
     even size needs, costs one padded copy); LoRA-enabled layers,
     channels-first data and every other backend use Keras' computation.
 
-    Outside autograd (sampling, `predict`), the kernel's copy in PyTorch's
-    layout is kept and reused while the kernel is the same, unmodified
-    tensor (PyTorch counts every in-place change, such as an optimizer's
-    update, a weight's `assign` or the EMA's), for the last two kernels
-    seen, so that autoguidance's two networks alternate without a copy
-    each: every denoising step would otherwise copy every kernel again.
-    The kept copies take as much memory again as the kernels.
+    Outside autograd (sampling, `predict`), with float32 weights, the
+    kernel's copy in PyTorch's layout is kept and reused while the kernel is
+    the same, unmodified tensor (PyTorch counts every in-place change, such
+    as an optimizer's update, a weight's `assign` or the EMA's; a write
+    through `.data` is not counted, so change weights through Keras), for
+    the last two kernels seen: a network's EMA weights (sampling) and its
+    training weights then alternate without a copy each. Every denoising
+    step would otherwise copy every kernel again. The kept copies, and the
+    kernels a stateless call passed, stay in memory until replaced. Under a
+    mixed-precision policy each call casts the kernel anew, and copies it.
     """
 
-    # Kernel copies kept per layer outside autograd: the model's and a guide's.
+    # Kernel copies kept per layer outside autograd: EMA and training weights.
     KEPT_KERNELS = 2
 
     def _fast(self):
@@ -95,17 +98,19 @@ class Conv2D(layers.Conv2D):
         kernel = ops.convert_to_tensor(self.kernel)
         if (
             torch.is_grad_enabled()
+            or self.compute_dtype != self.variable_dtype  # a new cast each call
             or torch.is_inference(kernel)  # keeps no version count
             or _compiling(torch)
         ):
             return _torch_layout(kernel, torch)
         kept = self.__dict__.setdefault("_kept_kernels", [])
-        for source, version, copy in kept:
-            if source is kernel and version == kernel._version:
+        version = kernel._version  # before copying: a change meanwhile renews it
+        for source, kept_version, copy in kept:
+            if source is kernel and kept_version == version:
                 return copy
         copy = _torch_layout(kernel, torch)
         kept[:] = [entry for entry in kept if entry[0] is not kernel]
-        kept.append((kernel, kernel._version, copy))
+        kept.append((kernel, version, copy))
         del kept[: -self.KEPT_KERNELS]
         return copy
 

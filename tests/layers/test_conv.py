@@ -7,7 +7,7 @@ from keras import ops
 
 import keras_ddpm as kd
 from keras_ddpm.layers.conv import Conv2D
-from tests.helpers import same_random_weights
+from tests.helpers import count_calls, same_random_weights
 
 CASES = [
     {"filters": 8, "kernel_size": 3, "padding": "same"},
@@ -128,15 +128,7 @@ def layout_copies(monkeypatch):
     """Counts the kernel copies into PyTorch's layout."""
     from keras_ddpm.layers import conv
 
-    made = []
-    copy = conv._torch_layout
-
-    def counted(kernel, torch):
-        made.append(kernel)
-        return copy(kernel, torch)
-
-    monkeypatch.setattr(conv, "_torch_layout", counted)
-    return made
+    return count_calls(monkeypatch, conv, "_torch_layout")
 
 
 def _reference_output(layer, x, kernel, bias):
@@ -145,6 +137,15 @@ def _reference_output(layer, x, kernel, bias):
     reference.build(x.shape)
     reference.set_weights([kernel, bias])
     return ops.convert_to_numpy(reference(x))
+
+
+def _assert_answers_as_keras(layer, y, x, kernel, bias):
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(y),
+        _reference_output(layer, x, kernel, bias),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="a PyTorch path")
@@ -156,37 +157,28 @@ def test_torch_kernel_copy_is_kept_outside_autograd_until_the_kernel_changes(
     x = np.random.default_rng(2).standard_normal((2, 8, 6, 3)).astype("float32")
     layer, _ = _pair(CASES[0], x.shape)
     with torch.no_grad():
-        first = ops.convert_to_numpy(layer(x))
-        np.testing.assert_array_equal(ops.convert_to_numpy(layer(x)), first)
-        assert len(layout_copies) == 1  # the second call reused the copy
+        layer(x)
+        layer(x)
+        assert layout_copies[0] == 1  # the second call reused the copy
         # An assign, as loading weights does, changes the tensor in place.
         kernel = np.random.default_rng(3).standard_normal(layer.kernel.shape)
         layer.kernel.assign(kernel.astype("float32"))
         bias = ops.convert_to_numpy(layer.bias)
-        np.testing.assert_allclose(
-            ops.convert_to_numpy(layer(x)),
-            _reference_output(layer, x, kernel, bias),
-            rtol=1e-5,
-            atol=1e-5,
-        )
+        _assert_answers_as_keras(layer, layer(x), x, kernel, bias)
         # An in-place update, as the optimizers and the EMA make.
         torch._foreach_mul_([layer.kernel.value], 0.5)
-        np.testing.assert_allclose(
-            ops.convert_to_numpy(layer(x)),
-            _reference_output(layer, x, 0.5 * kernel, bias),
-            rtol=1e-5,
-            atol=1e-5,
-        )
-    assert len(layout_copies) == 3
+        _assert_answers_as_keras(layer, layer(x), x, 0.5 * kernel, bias)
+        assert layout_copies[0] == 3
+        assert len(layer._kept_kernels) == 1  # renewed, not added
     with torch.enable_grad():  # a training step copies every time
         layer(x)
         layer(x)
-    assert len(layout_copies) == 5
+    assert layout_copies[0] == 5
 
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="a PyTorch path")
 def test_torch_kernel_copies_follow_stateless_calls(layout_copies):
-    """Two weight sets in turn (a model and its guide) are each copied once."""
+    """Two weight sets in turn (EMA and training weights) are each copied once."""
     import torch
 
     x = np.random.default_rng(4).standard_normal((2, 7, 5, 3)).astype("float32")
@@ -197,16 +189,37 @@ def test_torch_kernel_copies_follow_stateless_calls(layout_copies):
             torch.tensor(rng.standard_normal(w.shape).astype("float32"))
             for w in layer.trainable_weights
         ]
-        for _ in range(2)
+        for _ in range(3)
     ]
+
+    def call(weights):
+        y, _ = layer.stateless_call(weights, [], x)
+        _assert_answers_as_keras(layer, y, x, *[w.numpy() for w in weights])
+
     with torch.no_grad():
         for _ in range(3):
-            for weights in weight_sets:
-                y, _ = layer.stateless_call(weights, [], x)
-                expected = _reference_output(layer, x, *[w.numpy() for w in weights])
-                np.testing.assert_allclose(
-                    ops.convert_to_numpy(y), expected, rtol=1e-5, atol=1e-5
-                )
-    assert len(layout_copies) == 2
-    assert layout_copies[0] is weight_sets[0][0]
-    assert layout_copies[1] is weight_sets[1][0]
+            for weights in weight_sets[:2]:
+                call(weights)
+        assert layout_copies[0] == 2
+        call(weight_sets[2])  # a third set pushes out the first
+        call(weight_sets[1])
+        assert layout_copies[0] == 3
+        call(weight_sets[0])
+        assert layout_copies[0] == 4
+        with torch.inference_mode():  # tensors made here keep no version count
+            inference_weights = [w.clone() for w in weight_sets[0]]
+        call(inference_weights)
+        assert layout_copies[0] == 5
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="a PyTorch path")
+def test_torch_kernel_copy_is_not_kept_under_mixed_precision(layout_copies):
+    import torch
+
+    x = np.random.default_rng(6).standard_normal((2, 8, 6, 3)).astype("float32")
+    layer = Conv2D(4, 3, padding="same", dtype="mixed_bfloat16")
+    with torch.no_grad():
+        first = layer(x)
+        second = layer(x)
+    assert layout_copies[0] == 2 and "_kept_kernels" not in layer.__dict__
+    assert first.dtype == second.dtype == torch.bfloat16
