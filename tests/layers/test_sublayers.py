@@ -7,21 +7,12 @@ from keras import layers, ops
 
 import keras_ddpm as kd
 from keras_ddpm.layers.sublayers import call_sublayer
+from tests.helpers import count_calls
 
 
-def _spy_on_call(monkeypatch, layer):
-    """Count the layer's `__call__`s (Keras looks `__call__` up on the class)."""
-    calls = []
-    cls = type(layer)
-    original = cls.__call__
-
-    def counted(self, *args, **kwargs):
-        if self is layer:
-            calls.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(cls, "__call__", counted)
-    return calls
+def _count_dunder_calls(monkeypatch, layer):
+    """Count `__call__`s of the layer's class (Keras looks `__call__` up on the class)."""
+    return count_calls(monkeypatch, type(layer), "__call__")
 
 
 def test_built_layer_skips_dunder_call_and_answers_the_same(monkeypatch):
@@ -29,15 +20,15 @@ def test_built_layer_skips_dunder_call_and_answers_the_same(monkeypatch):
     dense.build((2, 4))
     x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
     expected = ops.convert_to_numpy(dense(x))
-    calls = _spy_on_call(monkeypatch, dense)
+    calls = _count_dunder_calls(monkeypatch, dense)
     got = call_sublayer(dense, ops.convert_to_tensor(x))
-    assert calls == []
+    assert calls == [0]
     np.testing.assert_allclose(ops.convert_to_numpy(got), expected, rtol=1e-6)
 
 
 def test_unbuilt_layer_goes_through_dunder_call_which_builds_it(monkeypatch):
     dense = layers.Dense(3)
-    calls = _spy_on_call(monkeypatch, dense)
+    calls = _count_dunder_calls(monkeypatch, dense)
     out = call_sublayer(dense, ops.ones((2, 4)))
     assert calls == [1] and dense.built
     assert tuple(out.shape) == (2, 3)
@@ -49,7 +40,7 @@ def test_quantized_layer_goes_through_dunder_call(monkeypatch):
     dense.quantize("int8")
     x = np.random.default_rng(1).normal(size=(2, 16)).astype("float32")
     expected = ops.convert_to_numpy(dense(x))
-    calls = _spy_on_call(monkeypatch, dense)
+    calls = _count_dunder_calls(monkeypatch, dense)
     got = call_sublayer(dense, ops.convert_to_tensor(x))
     assert calls == [1]
     np.testing.assert_allclose(ops.convert_to_numpy(got), expected, rtol=1e-6)
