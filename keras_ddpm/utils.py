@@ -1,4 +1,4 @@
-"""Small helpers shared across the library: argument checks and file writing."""
+"""Small helpers shared across the library: argument checks, file writing, backend state."""
 
 import contextlib
 import math
@@ -432,3 +432,20 @@ def padded_chunks(arrays, batch_size, always_full=False):
                 part = np.concatenate([part, pad])
             parts.append(part)
         yield begin, min(batch_size, num - begin), parts
+
+
+def torch_compiling():
+    """Whether TorchDynamo is tracing the current call (PyTorch backend).
+
+    `torch.compiler.is_compiling` from PyTorch 2.3, `torch._dynamo.is_compiling`
+    before.
+
+    Returns:
+        bool, True while `torch.compile` traces the caller.
+    """
+    import torch
+
+    check = getattr(torch.compiler, "is_compiling", None)
+    if check is None:
+        from torch._dynamo import is_compiling as check
+    return check()

@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from keras_ddpm.utils import torch_compiling
+
 
 def _same_padding(size, kernel, stride, dilation):
     """TensorFlow's "same" padding of one axis: (before, after).
@@ -100,7 +102,7 @@ class Conv2D(layers.Conv2D):
             torch.is_grad_enabled()
             or self.compute_dtype != self.variable_dtype  # a new cast each call
             or torch.is_inference(kernel)  # keeps no version count
-            or _compiling(torch)
+            or torch_compiling()
         ):
             return _torch_layout(kernel, torch)
         kept = self.__dict__.setdefault("_kept_kernels", [])
@@ -113,14 +115,6 @@ class Conv2D(layers.Conv2D):
         kept.append((kernel, version, copy))
         del kept[: -self.KEPT_KERNELS]
         return copy
-
-
-def _compiling(torch):
-    """Whether TorchDynamo is tracing (`torch.compiler.is_compiling` from PyTorch 2.3)."""
-    check = getattr(torch.compiler, "is_compiling", None)
-    if check is None:
-        from torch._dynamo import is_compiling as check
-    return check()
 
 
 def _torch_layout(kernel, torch):

@@ -1,5 +1,7 @@
 import torch
 
+from keras_ddpm.models.trainers import torch_fused_adam
+
 
 def train_step(model, data):
     model.zero_grad()
@@ -8,7 +10,7 @@ def train_step(model, data):
     variables = model.trainable_variables
     gradients = [v.value.grad for v in variables]
     with torch.no_grad():
-        model.optimizer.apply(gradients, variables)
+        torch_fused_adam.apply(model.optimizer, gradients, variables)
         model.update_ema()
         model.loss_tracker.update_state(loss.detach())
         return model.get_metrics_result()
