@@ -97,6 +97,43 @@ def measure_matmul_peak(dtype, size, repeats=10, trials=3):
     return 2 * size**3 * repeats / best / 1e9
 
 
+def step_arguments(parser, steps_help, rounds, rounds_help):
+    """Add the options of a script that times training steps of the suite's network.
+
+    `--image-size`, `--batch`, `--widths` (the suite's by default), `--steps`,
+    `--rounds`, `--out` and `--conditions`; `check_step_arguments` checks them.
+    """
+    parser.add_argument("--image-size", type=int, default=32, help="(default: 32)")
+    parser.add_argument("--batch", type=int, default=16, help="(default: 16)")
+    parser.add_argument(
+        "--widths",
+        type=int,
+        nargs="+",
+        default=list(SMALL_WIDTHS),
+        help="(default: the throughput suite's, "
+        + " ".join(map(str, SMALL_WIDTHS))
+        + ")",
+    )
+    parser.add_argument("--steps", type=int, default=6, help=steps_help)
+    parser.add_argument("--rounds", type=int, default=rounds, help=rounds_help)
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument(
+        "--conditions", default="", help="free text: the machine's load"
+    )
+
+
+def check_step_arguments(parser, args, what):
+    """Refuse a backend other than PyTorch and counts below 1, each in one line."""
+    if keras.backend.backend() != "torch":
+        parser.error(
+            f"{what} on the PyTorch backend: set KERAS_BACKEND=torch, "
+            f"got {keras.backend.backend()!r}"
+        )
+    for name in ("image_size", "batch", "steps", "rounds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+
+
 def training_data(image_size, count, seed=0):
     rng = np.random.default_rng(seed)
     return rng.uniform(-1, 1, (count, image_size, image_size, 3)).astype("float32")

@@ -281,31 +281,39 @@ training was within the noise and sampling gained 14 %. The same rounds
 also show how far one run's ratio moves on this machine: diffusers' own
 training ran at 47 to 55 images/s.
 
-**The optimizer's update on PyTorch.** Keras' PyTorch `Adam` and `AdamW`
-update the weights in eleven multi-tensor operations, which a CPU runs
-tensor by tensor: for the benchmark network's 224 weights (4.1 M
-parameters) on the slower host of the `-slow-` files, `AdamW.apply` took
-24 ms a step, about a fourteenth of the training step at 32×32. The
-library's PyTorch training step now gives that update to PyTorch's fused
-Adam kernel (see the backends guide), which took 10 ms in the same
-process (medians of 15, Keras' bookkeeping around the update included).
-In `fit` steps timed alone (three processes per side in turns, an
-exploratory script, not kept) the step took 318, 345 and 318 ms against
-330, 353 and 329 before, about 3 % less. The suite, in rounds alternating
-with the version before (`benchmarks/results/fused-adam/`, 2026-12-07,
-the suite's command with `-k "diffusion_fit or bare_fit or peer"` and
-`--records` there):
+**The optimizer's update on PyTorch.** Keras' PyTorch `Adam` updates the
+weights in ten multi-tensor operations (`AdamW` adds its decay as an
+eleventh), which a CPU runs tensor by tensor. The library's PyTorch
+training step now gives the ten to PyTorch's fused Adam kernel (see the
+backends guide). `benchmarks/optimizer_update.py` times both in one
+process, in alternating rounds, on the benchmark network's 224 weights (4.1
+M parameters), on the slower host of the `-slow-` files
+(`benchmarks/results/fused-adam/update-*`, 2026-12-07):
+
+| PyTorch, medians | Keras' path | fused route |
+|---|---|---|
+| `AdamW.apply`, 15 rounds | 22.7 ms | 8.3 ms |
+| `fit` step, 32×32, batch 16, 15 rounds of 6 steps | 274.8 ms | 263.9 ms |
+| `fit` step, 64×64, batch 16, 7 rounds of 6 steps | 930.2 ms | 929.9 ms |
+
+What is left of the update is Keras' own work around it (its decay pass,
+reading each variable's value). At 32×32 the step lost about what the
+update lost (11 of 14 ms); at 64×64, where a step takes 0.93 s, the 15 ms
+were lost in the noise. The suite, in rounds alternating with the
+version before (`benchmarks/results/fused-adam/peers-32-*`, the suite's
+command with `-k "diffusion_fit or bare_fit or peer"` and `--records`
+there):
 
 | PyTorch, 32×32, batch 16 | training img/s (diffusers) | ÷ diffusers (GFLOP/s) |
 |---|---|---|
-| before, rounds 1–3 | 53.2, 55.2, 47.8 (51.8, 53.9, 41.7) | 0.77, 0.77, 0.86 |
+| before, rounds 1–3 | 53.1, 55.2, 47.8 (51.8, 53.9, 41.7) | 0.77, 0.77, 0.86 |
 | after, rounds 1–3 | 61.2, 60.2, 54.1 (41.8, 49.9, 47.4) | 1.10, 0.91, 0.85 |
 
-The medians moved from 53.2 to 60.2 images/s and from 0.77 to 0.91 of
-diffusers, more than the step's own 3 %: diffusers' rate moved from 42 to
-54 images/s between rounds, so one round's ratio (1.10 in the first) says
-little, and the 3 % from the direct timing is the change to expect. The
-suite's full run on this version, with sampling
+The medians moved from 53.1 to 60.2 images/s and from 0.77 to 0.91 of
+diffusers, far more than the 4 % of the step timed above: diffusers' rate
+moved from 42 to 54 images/s between rounds, so one round's ratio (1.10 in
+the first) says little, and the step's own timing is the change to expect.
+The suite's full run on this version, with sampling
 (`peers-32-after-sampling-…`, `peers-64-after-…` there), gave 0.93 for
 training at 32×32 (1.24 times diffusers' images per second) and 0.90 at
 64×64 (1.15), with sampling at 0.65 and 0.87 (0.86 and 1.10 in images per

@@ -26,7 +26,6 @@ import sys
 import time
 
 import harness
-import keras
 import numpy as np
 import peers
 import report
@@ -78,39 +77,17 @@ def wall_times(runs, images, batch, rounds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image-size", type=int, default=32, help="(default: 32)")
-    parser.add_argument("--batch", type=int, default=16, help="(default: 16)")
-    parser.add_argument(
-        "--widths",
-        type=int,
-        nargs="+",
-        default=list(harness.SMALL_WIDTHS),
-        help="(default: the throughput suite's, "
-        + " ".join(map(str, harness.SMALL_WIDTHS))
-        + ")",
-    )
-    parser.add_argument(
-        "--steps", type=int, default=6, help="steps per epoch (default: 6)"
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="timed epochs per side (default: 5)"
-    )
-    parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument(
-        "--conditions", default="", help="free text: the machine's load"
+    harness.step_arguments(
+        parser,
+        steps_help="steps per epoch (default: 6)",
+        rounds=5,
+        rounds_help="timed epochs per side (default: 5)",
     )
     args = parser.parse_args(argv)
-    if keras.backend.backend() != "torch":
-        parser.error(
-            "profiles the PyTorch backend beside diffusers: set KERAS_BACKEND=torch, "
-            f"got {keras.backend.backend()!r}"
-        )
+    harness.check_step_arguments(parser, args, "profiles beside diffusers")
     reason = peers.missing()
     if reason:
         parser.error(reason)
-    for name in ("image_size", "batch", "steps", "rounds"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
 
     images = harness.training_data(args.image_size, args.batch * args.steps)
     network = harness.build_network(args.image_size, args.widths)

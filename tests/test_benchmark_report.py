@@ -585,3 +585,22 @@ def test_results_record_the_block_depth_of_every_level():
     build = kd.models.build_unet
     assert quality.block_depths(build(8, block_depth=2, **kwargs)) == 2
     assert quality.block_depths(build(8, block_depth=(1, 1, 2), **kwargs)) == [1, 1, 2]
+
+
+def test_optimizer_update_alternates_rounds_and_needs_pytorch(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports harness, quality
+    update = _load("optimizer_update")
+    order = []
+    clock = iter(range(100))
+    monkeypatch.setattr(update.time, "perf_counter", lambda: float(next(clock)))
+    times = update._timed(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3
+    )
+    assert order == ["a", "b"] * 3
+    assert times == {"a": 1.0, "b": 1.0}
+    # Timing needs the PyTorch backend (these tests run under TensorFlow).
+    with pytest.raises(SystemExit):
+        update.main(["--out", str(tmp_path / "u.json")])
+    assert "set KERAS_BACKEND=torch" in capsys.readouterr().err

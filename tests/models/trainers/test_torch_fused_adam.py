@@ -14,12 +14,19 @@ SHAPES = [(3, 3, 4, 8), (8,), (5, 7), (1,)]
 
 
 @pytest.fixture
-def fused():
+def route():
+    """The module, on any PyTorch: for what must hold with or without a kernel."""
     from keras_ddpm.models.trainers import torch_fused_adam
 
-    if not torch_fused_adam._has_kernel():
-        pytest.skip("this PyTorch has no fused Adam kernel for CPUs (before 2.4)")
     return torch_fused_adam
+
+
+@pytest.fixture
+def fused(route):
+    """The module, where this PyTorch has the kernel for CPUs."""
+    if not route._has_kernel():
+        pytest.skip("this PyTorch has no fused Adam kernel for CPUs (before 2.4)")
+    return route
 
 
 def _weights(dtype="float32"):
@@ -68,6 +75,9 @@ CONFIGS = {
         epsilon=1e-4,
     ),
     "adam": lambda: keras.optimizers.Adam(1e-2, epsilon=1e-4),
+    "adam, beta_2 0.9999": lambda: keras.optimizers.Adam(
+        1e-2, beta_2=0.9999, epsilon=1e-4
+    ),
     "accumulation, clipping": lambda: keras.optimizers.AdamW(
         1e-2, epsilon=1e-4, gradient_accumulation_steps=2, global_clipnorm=1e-3
     ),
@@ -118,30 +128,40 @@ def test_matches_adam_formula(fused):
         )
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["amsgrad", "float64", "subclass", "sgd"],
-)
-def test_falls_back_to_keras(fused, monkeypatch, case):
+def _keras_subclass(route):
+    """A subclass of Keras' PyTorch Adam that replaces the update (a no-op)."""
+
+    class Replaced(route.torch_adam.Adam):
+        def _parallel_update_step(self, grads, variables, learning_rate):
+            pass
+
+    return Replaced(1e-2)
+
+
+FALLBACKS = {
+    "amsgrad": lambda route: keras.optimizers.Adam(1e-2, amsgrad=True),
+    "public subclass": lambda route: type("Sub", (keras.optimizers.Adam,), {})(1e-2),
+    "replaced update": _keras_subclass,
+    "sgd": lambda route: keras.optimizers.SGD(1e-2, momentum=0.9),
+    "float64": lambda route: keras.optimizers.Adam(1e-2),
+    "no kernel": lambda route: keras.optimizers.Adam(1e-2),
+    "compiling": lambda route: keras.optimizers.Adam(1e-2),
+}
+
+
+@pytest.mark.parametrize("case", FALLBACKS)
+def test_falls_back_to_keras(route, monkeypatch, case):
+    """Keras' own path, bit for bit, and no kernel call (also before PyTorch 2.4)."""
     import torch
 
     dtype = "float64" if case == "float64" else "float32"
-
-    class Subclass(keras.optimizers.Adam):
-        pass
-
-    def make():
-        if case == "amsgrad":
-            return keras.optimizers.Adam(1e-2, amsgrad=True)
-        if case == "subclass":
-            return Subclass(1e-2)
-        if case == "sgd":
-            return keras.optimizers.SGD(1e-2, momentum=0.9)
-        return keras.optimizers.Adam(1e-2)
-
-    expected = _run(_keras_apply, make(), steps=3, dtype=dtype)
+    expected = _run(_keras_apply, FALLBACKS[case](route), steps=3, dtype=dtype)
+    if case == "no kernel":
+        monkeypatch.setattr(route, "_has_kernel", lambda: False)
+    if case == "compiling":
+        monkeypatch.setattr(route, "torch_compiling", lambda: True)
     calls = count_calls(monkeypatch, torch, "_fused_adam_")
-    weights = _run(fused.apply, make(), steps=3, dtype=dtype)
+    weights = _run(route.apply, FALLBACKS[case](route), steps=3, dtype=dtype)
     assert calls[0] == 0
     for got, want in zip(weights, expected):
         np.testing.assert_array_equal(
@@ -149,14 +169,108 @@ def test_falls_back_to_keras(fused, monkeypatch, case):
         )
 
 
-def test_leaves_the_optimizer_as_it_was(fused):
+def test_non_contiguous_weight_takes_keras_path(fused, monkeypatch):
+    """The kernel walks memory in order: a transposed weight must not reach it."""
+    import torch
+
+    rng = np.random.default_rng(1)
+
+    def weights():
+        return [
+            keras.Variable(rng.normal(size=(4, 3)).T, dtype="float32"),
+            keras.Variable(np.ones(3), dtype="float32"),
+        ]
+
+    grads = [torch.full((3, 4), 1e-3), torch.full((3,), 1e-3)]
+    reference, optimizer = keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2)
+    expected = weights()
+    rng = np.random.default_rng(1)
+    got = weights()
+    if got[0].value.is_contiguous():
+        pytest.skip("this Keras stores a transposed value contiguously")
+    calls = count_calls(monkeypatch, torch, "_fused_adam_")
+    for _ in range(3):
+        reference.apply([g.clone() for g in grads], expected)
+        fused.apply(optimizer, [g.clone() for g in grads], got)
+    assert calls[0] == 0
+    np.testing.assert_array_equal(
+        np.concatenate([s.ravel() for s in _state(optimizer, got)]),
+        np.concatenate([s.ravel() for s in _state(reference, expected)]),
+    )
+
+
+def test_a_missing_gradient_is_skipped_as_keras_skips_it(fused):
+    reference, optimizer = keras.optimizers.AdamW(1e-2), keras.optimizers.AdamW(1e-2)
+    expected, got = _weights(), _weights()
+    for step in range(3):
+        grads = _gradients(step)
+        grads[1] = None
+        reference.apply(list(grads), expected)
+        fused.apply(optimizer, list(grads), got)
+    np.testing.assert_allclose(
+        np.concatenate([s.ravel() for s in _state(optimizer, got)]),
+        np.concatenate([s.ravel() for s in _state(reference, expected)]),
+        rtol=1e-5,
+        atol=1e-6,  # weights of order 1, some passing near 0
+    )
+    untouched = keras.ops.convert_to_numpy(_weights()[1])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(got[1]), untouched)
+
+
+def test_written_tensors_count_as_changed(fused):
+    """Their version counters rise, so `Conv2D` renews its kept kernel copy."""
+    import torch
+
+    from keras_ddpm.layers.conv import Conv2D
+
+    layer = Conv2D(4, 3, padding="same")
+    x = np.random.default_rng(2).normal(size=(1, 5, 5, 3)).astype("float32")
+    layer(x)
+    optimizer = keras.optimizers.Adam(1e-1)  # no decay: only the kernel writes
+    versions = [w.value._version for w in layer.trainable_weights]
+    with torch.no_grad():
+        layer(x)  # keeps the kernel's copy
+        grads = [torch.ones_like(w.value) for w in layer.trainable_weights]
+        fused.apply(optimizer, grads, layer.trainable_weights)
+        got = keras.ops.convert_to_numpy(layer(x))
+    assert all(w.value._version > v for w, v in zip(layer.trainable_weights, versions))
+    reference = keras.layers.Conv2D(4, 3, padding="same")
+    reference.build(x.shape)
+    reference.set_weights(layer.get_weights())
+    np.testing.assert_allclose(
+        got, keras.ops.convert_to_numpy(reference(x)), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_leaves_the_optimizer_as_it_was(fused, monkeypatch):
+    import torch
+
     optimizer = keras.optimizers.AdamW(1e-3)
     weights = _weights()
     fused.apply(optimizer, _gradients(0), weights)
     assert "_parallel_update_step" not in vars(optimizer)
-    with pytest.raises(ValueError):
-        fused.apply(optimizer, _gradients(0)[:2], weights[:2] + [keras.Variable(1.0)])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel failed")
+
+    monkeypatch.setattr(torch, "_fused_adam_", broken)
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        fused.apply(optimizer, _gradients(1), weights)
     assert "_parallel_update_step" not in vars(optimizer)
+
+
+def test_an_instance_hook_is_kept_and_used(fused, monkeypatch):
+    import torch
+
+    optimizer = keras.optimizers.Adam(1e-3)
+    weights = _weights()
+    optimizer.build(weights)
+    hooked = []
+    optimizer.__dict__["_parallel_update_step"] = lambda *args: hooked.append(1)
+    calls = count_calls(monkeypatch, torch, "_fused_adam_")
+    fused.apply(optimizer, _gradients(0), weights)
+    assert hooked == [1] and calls[0] == 0
+    assert "_parallel_update_step" in vars(optimizer)
 
 
 def test_fit_takes_the_fused_route(fused, monkeypatch):
