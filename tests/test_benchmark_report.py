@@ -592,14 +592,19 @@ def test_optimizer_update_alternates_rounds_and_needs_pytorch(
 ):
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports harness, quality
     update = _load("optimizer_update")
-    order = []
-    clock = iter(range(100))
-    monkeypatch.setattr(update.time, "perf_counter", lambda: float(next(clock)))
-    times = update._timed(
-        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3
-    )
+    order, clock = [], [0.0]
+    monkeypatch.setattr(update.time, "perf_counter", lambda: clock[0])
+
+    def call(name, seconds):
+        def run():
+            order.append(name)
+            clock[0] += seconds
+
+        return run
+
+    times = update._timed({"a": call("a", 1.0), "b": call("b", 3.0)}, rounds=3)
     assert order == ["a", "b"] * 3
-    assert times == {"a": 1.0, "b": 1.0}
+    assert times == {"a": 1.0, "b": 3.0}
     # Timing needs the PyTorch backend (these tests run under TensorFlow).
     with pytest.raises(SystemExit):
         update.main(["--out", str(tmp_path / "u.json")])

@@ -7,10 +7,12 @@ by one. PyTorch's fused kernel (`torch._fused_adam_`, on CPUs from PyTorch
 2.4) makes the same update in one pass per tensor
 (`benchmarks/optimizer_update.py` times the two).
 
-The kernel is given the numbers Keras' update uses, so the result is Keras'
-update up to float rounding. Keras adds epsilon to √v before the bias
-correction of the second moment, PyTorch after it; the kernel is given
-epsilon / √(1 − β₂ᵗ), which makes the two the same. Everything around the
+The kernel is given Keras' βs, and a learning rate and epsilon that make its
+step Keras' step, so the result is Keras' update up to float rounding:
+Keras adds epsilon to √v before the bias correction of the second moment
+and PyTorch after it, so the kernel is given epsilon / √(1 − β₂ᵗ); Keras'
+bias corrections are float32 powers of float32 βs, PyTorch's are in double,
+and the learning rate absorbs the difference. Everything around the
 update (gradient clipping, `loss_scale_factor`, AdamW's weight decay,
 gradient accumulation, the optimizer's own EMA, constraints, the step
 counter) stays Keras'. The kernel writes through raw pointers, so the
@@ -29,9 +31,9 @@ from keras import ops
 from keras_ddpm.utils import torch_compiling
 
 try:
-    from keras.src.backend.torch.optimizers import torch_adam
+    from keras.src.backend.torch.optimizers import torch_adam, torch_adamw
 except ImportError:  # a Keras without its PyTorch optimizers: Keras' path only
-    torch_adam = None
+    torch_adam = torch_adamw = None
 
 # What the update reads from Keras' optimizer besides its public settings.
 _KERAS_STATE = ("_momentums", "_velocities", "_get_variable_index")
@@ -40,9 +42,10 @@ _KERAS_STATE = ("_momentums", "_velocities", "_get_variable_index")
 def apply(optimizer, gradients, variables):
     """`optimizer.apply(gradients, variables)`, with the fused kernel where it applies.
 
-    It applies when `optimizer` is Keras' own PyTorch `Adam` or `AdamW` (what
-    `keras.optimizers.Adam(...)` and `AdamW(...)` make on this backend; not a
-    subclass, not a `LossScaleOptimizer`) without `amsgrad`, PyTorch has the
+    It applies when `optimizer` is exactly Keras' own PyTorch `Adam` or
+    `AdamW` (what `keras.optimizers.Adam(...)` and `AdamW(...)` make on this
+    backend; no subclass, no `LossScaleOptimizer`, no `_parallel_update_step`
+    of the instance's own) without `amsgrad`, PyTorch has the
     kernel for CPUs, TorchDynamo is not tracing, and the weights, their
     gradients and moments are contiguous float32 CPU tensors. Otherwise
     this is `optimizer.apply`. The optimizer is left as it was: the route is
@@ -61,13 +64,10 @@ def apply(optimizer, gradients, variables):
 
 
 def _eligible(optimizer):
-    """Keras' own PyTorch Adam, its update not replaced, and a kernel to run it."""
-    if torch_adam is None or not isinstance(optimizer, torch_adam.Adam):
-        return False
-    keras_update = getattr(torch_adam.Adam, "_parallel_update_step", None)
+    """Keras' own PyTorch Adam or AdamW, no hook of its own, and a kernel to run it."""
     return (
-        keras_update is not None
-        and getattr(type(optimizer), "_parallel_update_step", None) is keras_update
+        torch_adam is not None
+        and type(optimizer) in (torch_adam.Adam, torch_adamw.AdamW)
         and "_parallel_update_step" not in vars(optimizer)
         and not optimizer.amsgrad
         and not torch_compiling()
@@ -84,10 +84,12 @@ def _update(optimizer, grads, variables, learning_rate):
         )
     weights, grads, first, second = tensors
     step = float(ops.convert_to_numpy(optimizer.iterations)) + 1.0
-    # Keras computes in float32 from float32 βs; 1 − β₂ᵗ is sensitive to that.
-    beta_1, beta_2 = (
-        float(np.float32(b)) for b in (optimizer.beta_1, optimizer.beta_2)
-    )
+    beta_1, beta_2 = optimizer.beta_1, optimizer.beta_2
+    # The kernel divides by 1 − βᵗ in double; Keras' step size uses float32
+    # powers of float32 βs, and its epsilon sits before the correction.
+    exact = [1.0 - beta_1**step, 1.0 - beta_2**step]
+    in_keras = [float(1 - np.float32(b) ** np.float32(step)) for b in (beta_1, beta_2)]
+    learning_rate = float(ops.convert_to_numpy(learning_rate))
     torch._fused_adam_(
         weights,
         grads,
@@ -95,11 +97,11 @@ def _update(optimizer, grads, variables, learning_rate):
         second,
         [],
         [torch.tensor(step, dtype=torch.float32)] * len(weights),
-        lr=float(ops.convert_to_numpy(learning_rate)),
+        lr=learning_rate * exact[0] / in_keras[0] * math.sqrt(in_keras[1] / exact[1]),
         beta1=beta_1,
         beta2=beta_2,
         weight_decay=0.0,  # AdamW's decay is Keras' own, applied before
-        eps=optimizer.epsilon / math.sqrt(1.0 - beta_2**step),
+        eps=optimizer.epsilon / math.sqrt(exact[1]),
         amsgrad=False,
         maximize=False,
     )
