@@ -97,6 +97,21 @@ def measure_matmul_peak(dtype, size, repeats=10, trials=3):
     return 2 * size**3 * repeats / best / 1e9
 
 
+def alternating_medians(functions, rounds):
+    """Median seconds of each of `functions` (name: no-argument call), rounds alternating.
+
+    Each round calls every function once, in order, so a machine that speeds
+    up or slows down meanwhile weighs on all of them alike.
+    """
+    times = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
 def step_arguments(parser, steps_help, rounds, rounds_help):
     """Add the options of a script that times training steps of the suite's network.
 

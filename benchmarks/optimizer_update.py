@@ -20,30 +20,21 @@ Medians in milliseconds; PyTorch only:
 import argparse
 import shlex
 import sys
-import time
 from unittest import mock
 
 import harness
 import keras
-import numpy as np
 from quality import machine, save_records
 
 SIDES = ("keras", "fused")
 
 
-def _timed(functions, rounds):
-    """Median seconds of each function, rounds alternating between them."""
-    times = {name: [] for name in functions}
-    for _ in range(rounds):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(values)) for name, values in times.items()}
-
-
 def update_times(image_size, widths, rounds):
-    """`AdamW.apply` on the network's weights: seconds per call for each side."""
+    """`AdamW.apply` on the network's weights: seconds per call for each side.
+
+    Returns:
+        The seconds per side, and the network's weight and parameter counts.
+    """
     import torch
 
     from keras_ddpm.models.trainers import torch_fused_adam
@@ -66,7 +57,12 @@ def update_times(image_size, widths, rounds):
     for call in calls.values():  # builds the optimizers, warms up
         call()
         call()
-    return _timed(calls, rounds)
+    network = weights["keras"]
+    counts = {
+        "weights": len(network.trainable_weights),
+        "parameters": int(network.count_params()),
+    }
+    return harness.alternating_medians(calls, rounds), counts
 
 
 def fit_step_times(image_size, widths, batch, steps, rounds):
@@ -92,7 +88,10 @@ def fit_step_times(image_size, widths, batch, steps, rounds):
     for epoch in epochs.values():
         epoch()
         epoch()
-    return {side: seconds / steps for side, seconds in _timed(epochs, rounds).items()}
+    return {
+        side: seconds / steps
+        for side, seconds in harness.alternating_medians(epochs, rounds).items()
+    }
 
 
 def main(argv=None):
@@ -106,8 +105,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     harness.check_step_arguments(parser, args, "times the update route")
 
-    network = harness.build_network(args.image_size, args.widths)
-    update = update_times(args.image_size, args.widths, args.rounds)
+    update, counts = update_times(args.image_size, args.widths, args.rounds)
     step = fit_step_times(
         args.image_size, args.widths, args.batch, args.steps, args.rounds
     )
@@ -118,8 +116,7 @@ def main(argv=None):
             "image_size": args.image_size,
             "batch": args.batch,
             "widths": args.widths,
-            "weights": len(network.trainable_weights),
-            "parameters": int(network.count_params()),
+            **counts,
             "steps": args.steps,
             "rounds": args.rounds,
         },

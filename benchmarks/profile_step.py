@@ -21,12 +21,11 @@ framework, and its profiler names every operator:
 """
 
 import argparse
+import functools
 import shlex
 import sys
-import time
 
 import harness
-import numpy as np
 import peers
 import report
 from quality import machine, save_records
@@ -64,17 +63,6 @@ def op_times(run, images, batch):
     return totals
 
 
-def wall_times(runs, images, batch, rounds):
-    """Median seconds per epoch of each run, rounds alternating between them."""
-    times = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run(images, batch)
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(values)) for name, values in times.items()}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     harness.step_arguments(
@@ -103,7 +91,13 @@ def main(argv=None):
     for run in runs.values():
         for _ in range(2):
             run(images, args.batch)
-    walls = wall_times(runs, images, args.batch, args.rounds)
+    walls = harness.alternating_medians(
+        {
+            name: functools.partial(run, images, args.batch)
+            for name, run in runs.items()
+        },
+        args.rounds,
+    )
     records = {
         "kind": "profile",
         "machine": machine(args.conditions),
