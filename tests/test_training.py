@@ -130,12 +130,26 @@ DEPTH_ERROR = (
             {"jit_compile": "yes"},
             "`jit_compile` must be 'auto', True or False, got 'yes'.",
         ),
+        ({"intra_op_threads": 0}, "`intra_op_threads` must be"),
+        ({"intra_op_threads": "all"}, "`intra_op_threads` must be"),
     ],
 )
 def test_errors_name_arguments_not_flags(tmp_path, arguments, message):
     with pytest.raises(ValueError) as error:
         kd.training.train(tmp_path, **arguments)
     assert message in str(error.value) and "--" not in str(error.value)
+
+
+def test_a_thread_count_is_for_tensorflow_before_it_starts(tmp_path):
+    threads, message = 1, "`intra_op_threads` sets TensorFlow's threads"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.constant(0.0)  # TensorFlow has started: its threads are fixed
+        threads = tf.config.threading.get_intra_op_parallelism_threads() + 1
+        message = "needs a process whose TensorFlow has not started yet"
+    with pytest.raises(ValueError, match=message):
+        kd.training.train(tmp_path, intra_op_threads=threads, **TINY)
 
 
 def test_an_unwritable_folder_fails_before_loading_data(tmp_path):
@@ -406,7 +420,10 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys, monkey
         pytest.skip("a GPU takes DiffusionModel.compile's choice, XLA")
     from keras_ddpm.training import recipe
 
-    settings = {**TINY, "warmup_steps": 2}
+    # In-process timing: TensorFlow's threads stay as they are (a process
+    # whose TensorFlow has not started would time them in child processes,
+    # tests/training/test_step_timing.py).
+    settings = {**TINY, "warmup_steps": 2, "intra_op_threads": None}
     result = kd.training.train(tmp_path / "run", epochs=1, **settings)
     out = capsys.readouterr().out
     assert result.completed, result.message
@@ -437,7 +454,7 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys, monkey
         recipe, "_use_xla", lambda model, on: settings.append(on) or use_xla(model, on)
     )
     monkeypatch.setattr(recipe, "AUTO_DEPTH_STEPS", 0)
-    budget = {**TINY, "block_depth": "auto", "minutes": 0.1}
+    budget = {**TINY, "intra_op_threads": None, "block_depth": "auto", "minutes": 0.1}
     result = kd.training.train(tmp_path / "auto", **budget)
     lines = capsys.readouterr().out.splitlines()
     timed = next(line for line in lines if line.startswith("Train step"))

@@ -72,12 +72,25 @@ on_off = words({"on": True, "off": False})
 ONE_OR_PER_LEVEL = ("block_depth",)
 
 # The arguments whose flag (and config key) takes "none" for None.
-NONE_ABLE = ("min_snr_gamma", "global_clipnorm")
+NONE_ABLE = ("min_snr_gamma", "global_clipnorm", "intra_op_threads")
 
 
 # A `NONE_ABLE` flag's value: a positive float, or "none" (`settings` makes
 # it None).
 positive_or_none = positive(float, "none")
+_thread_count = positive(int)
+
+
+def intra_op_threads(text):
+    """`--intra-op-threads`' value: auto, none (kept as text) or a positive int."""
+    if text in ("auto", "none"):
+        return text
+    try:
+        return _thread_count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto, none or a positive int, got {text!r}"
+        ) from None
 
 
 def add_parser(commands):
@@ -132,6 +145,14 @@ def add_parser(commands):
         metavar="{auto,on,off}",
         help="compile the train step with XLA; auto measures both ways on a "
         "TensorFlow CPU and keeps the faster (default: auto)",
+    )
+    train.add_argument(
+        "--intra-op-threads",
+        type=intra_op_threads,
+        metavar="{auto,none,N}",
+        help="TensorFlow's threads per operation; auto times the step with its "
+        "default and with 1 in child processes on a CPU and keeps the faster, "
+        "none keeps its default (default: auto)",
     )
     train.add_argument(
         "--batch-size", type=positive(int), help=f"(default: {d['batch_size']})"
@@ -362,7 +383,7 @@ def settings(args):
         if value is not None:
             given[argument] = value
     # "none" (a flag's, or a config file's: TOML has no null) switches the
-    # weighting or the clipping off whatever the default.
+    # weighting, the clipping or the thread choice off whatever the default.
     for argument in NONE_ABLE:
         if given.get(argument) == "none":
             given[argument] = None

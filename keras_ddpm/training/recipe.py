@@ -19,6 +19,7 @@ from keras_ddpm.models.diffusion_model import DiffusionModel
 from keras_ddpm.models.guidance_interval import check_interval
 from keras_ddpm.models.objective import NOISE_LEVELS
 from keras_ddpm.models.unet import level_depths
+from keras_ddpm.training import step_timing
 from keras_ddpm.training.training_result import TrainingResult
 from keras_ddpm.utils import (
     atomic_path,
@@ -42,6 +43,9 @@ JIT_TIMED_STEPS = 24
 # with AVX-512, about 6 % of the step at batch 8 (21.2 s against 20.0 s per
 # 409-step epoch).
 STEPS_PER_EXECUTION = 8
+# `intra_op_threads="auto"`: the share of a budget each child process that
+# times a thread setting may take (at most `step_timing.CHILD_TIMEOUT`).
+CHILD_SHARE = 0.25
 # `block_depth="auto"` under a time budget: two residual blocks per level when
 # the budget left after building and timing holds at least this many steps
 # of the one-block network at its timed speed, else one. The one-block
@@ -116,6 +120,7 @@ def train(
     devices=1,
     minutes=None,
     jit_compile="auto",
+    intra_op_threads="auto",
     resume=False,
     verbose=1,
 ):
@@ -350,6 +355,26 @@ def train(
             Sampling (the final pictures) always runs as the model was
             compiled (a graph without XLA on a TensorFlow CPU), and a resumed
             run takes `DiffusionModel.compile`'s choice. Defaults to `"auto"`.
+        intra_op_threads: `"auto"`, None or an int >= 1: TensorFlow's threads
+            per operation, which it fixes when it starts. `"auto"`, in a
+            process whose TensorFlow has not started yet, on a CPU, with one
+            device, for a new run: the train step (the first network built,
+            unconditional, on random images) is timed in child processes
+            (`kd.training.step_timing`) with TensorFlow's default threads
+            (with and without XLA under `jit_compile="auto"`) and with one
+            thread per operation (without XLA), and the run takes the
+            fastest; this replaces `jit_compile`'s own timing, the budget
+            covers it, and the times are cached per machine and
+            configuration (`kd.training.step_timing.cache_path()`), so a
+            second run reads them. Where one thread per operation wins, two
+            operations run side by side instead of one on two threads: on 2
+            cores of an AMD EPYC with AVX-512 the recipe's one-block step
+            took 0.047 s that way against 0.053 s with XLA and 0.065 s
+            without. Elsewhere (another backend, a GPU, `jit_compile=True`,
+            `TF_NUM_INTRAOP_THREADS` set, or TensorFlow already running)
+            `"auto"` leaves the threads alone. None leaves them alone always;
+            an int sets them (TensorFlow only; it must not have started).
+            Defaults to `"auto"`.
         resume: bool, continue from the newest checkpoint of `output_dir`
             (a new run when there is none). A model whose rate decayed along
             a budget goes on at `learning_rate`, or, with `minutes` and the
@@ -365,7 +390,9 @@ def train(
     Raises:
         ValueError: for an argument out of range, `batch_size` not a multiple
             of `devices`, an unknown dataset, schedule, sampler or prediction,
-            or an image size the U-Net cannot halve `len(widths) - 1` times.
+            or an image size the U-Net cannot halve `len(widths) - 1` times;
+            an int `intra_op_threads` on another backend, or where
+            TensorFlow has started with another setting.
         OSError: if `output_dir` cannot be written or its disk lacks the room
             for the checkpoints (checked before training).
 
@@ -418,6 +445,20 @@ def train(
         raise ValueError(
             f"`jit_compile` must be 'auto', True or False, got {jit_compile!r}."
         )
+    if intra_op_threads not in ("auto", None):
+        if isinstance(intra_op_threads, (bool, str)) or not (
+            isinstance(intra_op_threads, (int, np.integer)) and intra_op_threads >= 1
+        ):
+            raise ValueError(
+                "`intra_op_threads` must be 'auto', None or an int >= 1, got "
+                f"{intra_op_threads!r}."
+            )
+        intra_op_threads = int(intra_op_threads)
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "`intra_op_threads` sets TensorFlow's threads: leave it 'auto' or "
+                f"None on {keras.backend.backend()}."
+            )
     if epochs is None and minutes is None:
         minutes = DEFAULT_MINUTES
     if batch_size % devices:
@@ -426,6 +467,49 @@ def train(
         )
     output_dir = os.fspath(output_dir)
     check_writable_folder(output_dir)
+    architecture = dict(
+        widths=widths,
+        block_depth=_first_depth(block_depth, minutes),
+        attention_levels=attention_levels,
+        zero_init_residual=zero_init_residual,
+        scale_shift=scale_shift,
+        zero_init_attention=zero_init_attention,
+        patch_size=patch_size,
+        schedule=schedule,
+        timesteps=timesteps,
+        prediction=prediction,
+        beta_2=beta_2,
+        weight_decay=weight_decay,
+        global_clipnorm=global_clipnorm,
+        min_snr_gamma=min_snr_gamma,
+        noise_levels=noise_levels,
+        ema_momentum=ema_momentum,
+        sampler=sampler,
+        seed=seed,
+        classes=None,  # known once the data are read
+        label_dropout=label_dropout,
+    )
+    # TensorFlow fixes its threads when it starts: before the devices are listed
+    # and the data are read.
+    began = time.monotonic()
+    measured = None
+    new_run = not (
+        resume and callbacks.list_checkpoints(os.path.join(output_dir, "checkpoints"))
+    )
+    if intra_op_threads == "auto" and devices == 1 and new_run:
+        timeout = step_timing.CHILD_TIMEOUT
+        if minutes is not None:
+            timeout = min(timeout, minutes * 60.0 * CHILD_SHARE)
+        measured = step_timing.choose(
+            image_size,
+            batch_size,
+            _timing_architecture(architecture),
+            jit_compile,
+            timeout,
+        )
+    elif isinstance(intra_op_threads, int):
+        step_timing.set_intra_op_threads(intra_op_threads)
+    measuring = time.monotonic() - began
     try:
         scope = distribute.device_scope(devices)
     except ValueError as error:  # name this function's argument, not device_scope's
@@ -444,7 +528,8 @@ def train(
     validation_data = datasets.load(
         dataset, split="validation", augment=False, cache=minutes is None, **data
     )
-    started = time.monotonic()  # a budget covers building, timing and fit
+    # A budget covers the timing in child processes, building, timing and fit.
+    started = time.monotonic() - measuring
     if minutes is not None:  # a loss curve, not the whole split, at every epoch
         # Taken, then cached whole: a partly read cache is dropped with a
         # warning at every epoch.
@@ -469,33 +554,7 @@ def train(
         else:
             if resume:
                 print(f"No checkpoint in {checkpoints}: starting a new run.")
-            depth = block_depth
-            if block_depth == "auto":
-                # Under a budget one block, timed, then two if the budget
-                # holds enough of its steps; without a budget, two.
-                depth = 2 if minutes is None else 1
-            architecture = dict(
-                widths=widths,
-                block_depth=depth,
-                attention_levels=attention_levels,
-                zero_init_residual=zero_init_residual,
-                scale_shift=scale_shift,
-                zero_init_attention=zero_init_attention,
-                patch_size=patch_size,
-                schedule=schedule,
-                timesteps=timesteps,
-                prediction=prediction,
-                beta_2=beta_2,
-                weight_decay=weight_decay,
-                global_clipnorm=global_clipnorm,
-                min_snr_gamma=min_snr_gamma,
-                noise_levels=noise_levels,
-                ema_momentum=ema_momentum,
-                sampler=sampler,
-                seed=seed,
-                classes=train_data.class_names if conditional else None,
-                label_dropout=label_dropout,
-            )
+            architecture["classes"] = train_data.class_names if conditional else None
             if minutes is not None:
                 # No step count to plan: the time limit ends the run, and a
                 # cosine decay follows its clock (`BudgetCosineDecay`).
@@ -513,7 +572,9 @@ def train(
                 # still ends at 0 on the last step).
                 timing = (
                     _timing_steps(STEPS_PER_EXECUTION)
-                    if jit_compile == "auto" and _measures_jit(devices)
+                    if jit_compile == "auto"
+                    and measured is None
+                    and _measures_jit(devices)
                     else 0
                 )
                 learning = _learning_rate(
@@ -525,7 +586,10 @@ def train(
             model = _new_model(image_size, learning_rate=learning, **architecture)
             sampling_jit = model.jit_compile
             step = None  # seconds per training step, where timed
-            if jit_compile != "auto":
+            if measured is not None:  # in child processes, as this model
+                _use_xla(model, measured.jit_compile)
+                step = measured.seconds
+            elif jit_compile != "auto":
                 _use_xla(model, jit_compile)
             elif _measures_jit(devices):
                 rival = _new_model(image_size, learning_rate=learning, **architecture)
@@ -768,6 +832,30 @@ def _new_model(
     model.compile(optimizer=optimizer)
     _steps_per_call(model, STEPS_PER_EXECUTION)
     return model
+
+
+def _first_depth(block_depth, minutes):
+    """The block depth built first: `"auto"` is one under a budget (timed, then
+    two if the budget holds enough of its steps), two without one."""
+    if block_depth != "auto":
+        return block_depth
+    return 2 if minutes is None else 1
+
+
+def _timing_architecture(architecture):
+    """`architecture` (`_new_model`'s arguments) as JSON values, for the children.
+
+    The network of an unconditional run: the classes are not known before the
+    data are read, and a class embedding costs little of a step.
+    """
+    timed = dict(architecture, classes=None)
+    for name in ("widths", "attention_levels", "block_depth"):
+        value = timed[name]
+        if isinstance(value, (int, np.integer)):
+            timed[name] = int(value)
+        elif value is not None:
+            timed[name] = [int(entry) for entry in value]
+    return timed
 
 
 def _steps_per_call(model, count):

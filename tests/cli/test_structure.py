@@ -132,6 +132,9 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         (["--block-depth", "auto"], {"block_depth": "auto"}),
         (["--block-depth", "3"], {"block_depth": 3}),
         (["--block-depth", "1", "2", "2"], {"block_depth": [1, 2, 2]}),
+        (["--intra-op-threads", "auto"], {"intra_op_threads": "auto"}),
+        (["--intra-op-threads", "none"], {"intra_op_threads": None}),
+        (["--intra-op-threads", "3"], {"intra_op_threads": 3}),
     ],
 )
 def test_train_flags_switch_options_on_and_off(monkeypatch, argv, expected):
@@ -176,6 +179,14 @@ def test_a_config_file_can_switch_min_snr_off(monkeypatch, tmp_path):
         (["--zero-init-residual", "yes"], "expected on or off, got 'yes'"),
         (["--block-depth", "0"], "expected a positive int or auto, got '0'"),
         (["--block-depth", "two"], "expected a positive int or auto, got 'two'"),
+        (
+            ["--intra-op-threads", "0"],
+            "expected auto, none or a positive int, got '0'",
+        ),
+        (
+            ["--intra-op-threads", "all"],
+            "expected auto, none or a positive int, got 'all'",
+        ),
     ],
 )
 def test_bad_on_off_and_gamma_values_are_usage_errors(capsys, argv, message):

@@ -1,0 +1,416 @@
+"""The recipe's training step timed in child processes, one per thread setting.
+
+TensorFlow fixes the size of its intra-operation thread pool when its runtime
+starts, so a process can time its training step with one setting only. The
+recipe (`kd.training.train`, `intra_op_threads="auto"`) therefore times the
+network it is about to train in a child process per setting, before its own
+TensorFlow starts, and starts with the faster one. The children train on
+random images of the run's shape: the step's time does not depend on what
+the images show.
+
+Run as `python -m keras_ddpm.training.step_timing` by `measure`: it reads
+its configuration as JSON on stdin and writes `{jit_compile: seconds per
+step}` as JSON on the last line of stdout.
+
+The times are kept in a cache file (`cache_path()`), one entry per machine
+(its CPU and the cores this process may use), library versions and
+configuration: a later run of the same configuration on the same machine
+reads them instead of timing again. Delete the file to time again.
+"""
+
+import collections
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+
+from keras_ddpm.utils import atomic_path
+from keras_ddpm.version import __version__
+
+# Seconds one child may take (a build, a trace and compile per setting, and
+# the timed steps) before its setting is given up.
+CHILD_TIMEOUT = 600
+# The images of the timed steps have this many channels (the recipe's
+# datasets are RGB).
+CHANNELS = 3
+# How a child starts (not `-m`: the package imports this module first).
+CHILD_COMMAND = "from keras_ddpm.training.step_timing import _main; _main()"
+# The variables that change TensorFlow's speed: part of a cached time's key.
+SPEED_VARIABLES = (
+    "TF_ENABLE_ONEDNN_OPTS",
+    "TF_NUM_INTEROP_THREADS",
+    "OMP_NUM_THREADS",
+    "XLA_FLAGS",
+)
+# The architecture's entries that do not change a step's time: not in the key.
+TIMELESS = ("seed", "sampler", "ema_momentum", "label_dropout")
+
+
+Choice = collections.namedtuple("Choice", ["threads", "jit_compile", "seconds"])
+Choice.__doc__ = """The measured setting: `intra_op_threads` (None: TensorFlow's
+default), `jit_compile` and its seconds per training step."""
+
+
+def tensorflow_started():
+    """Whether this process's TensorFlow runtime has started (threads now fixed)."""
+    from tensorflow.python.eager import context
+
+    return getattr(context.context(), "_context_handle", True) is not None
+
+
+def set_intra_op_threads(threads):
+    """Give TensorFlow `threads` threads per operation; it must not have started.
+
+    Raises:
+        ValueError: if TensorFlow has started with another setting.
+    """
+    import tensorflow as tf
+
+    if tf.config.threading.get_intra_op_parallelism_threads() == threads:
+        return
+    if tensorflow_started():
+        raise ValueError(
+            f"`intra_op_threads`={threads} needs a process whose TensorFlow has "
+            "not started yet (it fixes its threads when it runs its first "
+            "operation): call `train` before any other TensorFlow work."
+        )
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+
+
+def cache_path():
+    """The cache file of the times: `$XDG_CACHE_HOME/keras-ddpm/step_timing.json`.
+
+    `XDG_CACHE_HOME` defaults to `~/.cache`. Each entry holds the times of
+    one configuration on one machine (CPU model and usable cores), with the
+    TensorFlow, Keras and keras-ddpm versions and the variables that change
+    TensorFlow's speed (`SPEED_VARIABLES`). Delete the file to time again,
+    say after the machine's load has changed for good.
+
+    Returns:
+        The file's path (it may not exist yet).
+
+    Example:
+
+    ```python
+    from keras_ddpm.training import step_timing
+
+    step_timing.cache_path()  # '/home/me/.cache/keras-ddpm/step_timing.json'
+    ```
+    """
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
+    return os.path.join(root, "keras-ddpm", "step_timing.json")
+
+
+def _machine():
+    """The CPU's model name and the cores this process may use."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count()
+    return f"{name}, {cores} cores"
+
+
+def _cache_key(config):
+    """The cache's key of `config`: with the machine, versions and variables."""
+    import tensorflow as tf
+
+    architecture = {
+        name: value
+        for name, value in config["architecture"].items()
+        if name not in TIMELESS
+    }
+    return json.dumps(
+        dict(
+            config,
+            architecture=architecture,
+            machine=_machine(),
+            versions=[tf.__version__, keras.__version__, __version__],
+            variables={name: os.environ.get(name) for name in SPEED_VARIABLES},
+        ),
+        sort_keys=True,
+        default=_plain,
+    )
+
+
+def _read_cache(quiet=False):
+    """The cache file's entries, `{}` where it is missing or unreadable."""
+    try:
+        with open(cache_path(), encoding="utf-8") as file:
+            entries = json.load(file)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        if not quiet:
+            print(f"Ignoring the unreadable cache {cache_path()}: {error}")
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def _cached(key):
+    """The cached `{(threads, jit): seconds}` and its date for `key`, or None."""
+    entry = _read_cache().get(key)
+    try:
+        timed = {
+            (threads, bool(jit)): float(seconds)
+            for threads, jit, seconds in entry["timed"]
+            if (threads is None or (type(threads) is int and threads >= 1))
+            and seconds > 0
+        }
+        return (timed, str(entry["date"])) if timed else None
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _store(key, timed):
+    """Add `key`'s times to the cache file; a line says so if it cannot."""
+    entries = _read_cache(quiet=True)
+    entries[key] = {
+        "timed": [[threads, jit, seconds] for (threads, jit), seconds in timed.items()],
+        "date": datetime.date.today().isoformat(),
+    }
+    try:
+        with atomic_path(cache_path()) as temporary:
+            with open(temporary, "w", encoding="utf-8") as file:
+                json.dump(entries, file, indent=1)
+    except OSError as error:
+        print(f"Could not keep the times in {cache_path()}: {error}")
+
+
+def choose(image_size, batch_size, architecture, jit_compile, timeout=CHILD_TIMEOUT):
+    """The faster thread setting for the recipe's step on this TensorFlow CPU.
+
+    Times, in child processes (`measure`), the step with TensorFlow's default
+    threads (with and without XLA for `jit_compile="auto"`) and with one
+    thread per operation (without XLA, which needs the threads), prints what
+    it found, and gives this process the faster setting. The times are kept
+    in `cache_path()`: the same configuration on the same machine (CPU,
+    usable cores, TensorFlow, Keras and keras-ddpm versions) reads them
+    instead of timing again. Only for a process
+    whose TensorFlow has not started, on a CPU, where the user set neither
+    `TF_NUM_INTRAOP_THREADS` nor `jit_compile=True`; otherwise returns None
+    without timing anything.
+
+    Args:
+        image_size: int, the images' height and width.
+        batch_size: int, images per step.
+        architecture: dict, the recipe's model builder's arguments other
+            than the image size and learning rate, as JSON values.
+        jit_compile: `"auto"` (time with and without XLA) or False.
+        timeout: float, seconds each child may take.
+
+    Returns:
+        A `Choice`, or None where nothing was timed or a child failed (a line
+        says which; TensorFlow then keeps its default).
+
+    Example:
+
+    ```python
+    import keras_ddpm as kd
+
+    # In a fresh process, TensorFlow on a CPU: `train` calls `choose` with
+    # its network before reading the data, then trains with the choice.
+    kd.training.train("runs/flowers", minutes=8.5)
+    # Train step on this CPU (timed in child processes, 53 s): 0.062 s
+    # TensorFlow's default threads, no XLA, ... -> 1 thread per operation, no XLA.
+    ```
+    """
+    if (
+        keras.backend.backend() != "tensorflow"
+        or jit_compile is True
+        or "TF_NUM_INTRAOP_THREADS" in os.environ
+        or tensorflow_started()
+    ):
+        return None
+    if _has_gpu():
+        return None
+    jits = [False, True] if jit_compile == "auto" else [False]
+    settings = {None: jits, 1: [False]}
+    key = _cache_key(
+        dict(
+            image_size=image_size,
+            batch_size=batch_size,
+            architecture=architecture,
+            settings=[[threads, jits] for threads, jits in settings.items()],
+        )
+    )
+    cached = _cached(key)
+    if cached is not None:
+        timed, date = cached
+        how = f"timed in child processes on {date}, read from {cache_path()}"
+    else:
+        began = time.monotonic()
+        timed, failures = measure(
+            image_size, batch_size, architecture, settings, timeout
+        )
+        if failures:
+            reasons = "; ".join(
+                f"{_describe(threads)}: {reason}"
+                for threads, reason in failures.items()
+            )
+            print(f"Could not time the train step in a child process ({reasons}).")
+            return None
+        _store(key, timed)
+        how = f"timed in child processes, {time.monotonic() - began:.0f} s"
+    best = min(timed, key=timed.get)
+    steps = ", ".join(
+        f"{seconds:.3f} s {_describe(*setting)}" for setting, seconds in timed.items()
+    )
+    print(f"Train step on this CPU ({how}): {steps} -> {_describe(*best)}.")
+    if best[0] is not None:
+        set_intra_op_threads(best[0])
+    return Choice(best[0], best[1], timed[best])
+
+
+def _has_gpu():
+    """Whether TensorFlow sees a GPU (asked without starting its runtime)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _describe(threads, jit=None):
+    """`"1 thread per operation, no XLA"` and the like, for the printed lines."""
+    words = [
+        "TensorFlow's default threads"
+        if threads is None
+        else f"{threads} thread{'s' if threads > 1 else ''} per operation"
+    ]
+    if jit is not None:
+        words.append("XLA" if jit else "no XLA")
+    return ", ".join(words)
+
+
+def measure(image_size, batch_size, architecture, settings, timeout=CHILD_TIMEOUT):
+    """Time the recipe's training step in one child process per thread setting.
+
+    Args:
+        image_size: int, the images' height and width.
+        batch_size: int, images per step.
+        architecture: dict, the keyword arguments of the recipe's model
+            builder other than the image size and learning rate (JSON values).
+        settings: dict, `{intra_op_threads: [jit_compile, ...]}`, where
+            `intra_op_threads` is None (TensorFlow's default) or an int, each
+            timed in a child of its own with every `jit_compile` value listed.
+        timeout: float, seconds each child may take.
+
+    Returns:
+        A tuple `(timed, failures)`: `timed` maps `(intra_op_threads,
+        jit_compile)` to seconds per step; `failures` maps the setting whose
+        child failed (or took too long) to a one-line reason, and the
+        settings after it are not timed.
+    """
+    timed, failures = {}, {}
+    config = {
+        "image_size": int(image_size),
+        "batch_size": int(batch_size),
+        "architecture": architecture,
+    }
+    environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+    # The children import this copy of the library, wherever it lies.
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package_folder = os.path.dirname(package)  # the folder holding keras_ddpm
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [package_folder] + [environment.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
+    for threads, jits in settings.items():
+        request = json.dumps(
+            dict(config, threads=threads, jit_compile=[bool(jit) for jit in jits]),
+            default=_plain,
+        )
+        try:
+            child = subprocess.run(
+                [sys.executable, "-c", CHILD_COMMAND],
+                input=request,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout,
+                env=environment,
+            )
+        except subprocess.TimeoutExpired:
+            failures[threads] = f"no result within {timeout:g} s"
+            break
+        except OSError as error:
+            failures[threads] = f"could not start: {error}"
+            break
+        result = _parse(child.stdout) if child.returncode == 0 else None
+        if result is None:
+            lines = (child.stderr or child.stdout).strip().splitlines()
+            failures[threads] = (
+                "no result line"
+                if child.returncode == 0
+                else f"exit status {child.returncode}: "
+                + (lines[-1] if lines else "no output")
+            )
+            break  # one failure is enough to keep TensorFlow's default
+        for jit, seconds in result.items():
+            timed[(threads, jit == "true")] = float(seconds)
+    return timed, failures
+
+
+def _plain(value):
+    """A NumPy scalar as the Python number JSON takes (`json.dumps`' `default`)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _parse(stdout):
+    """The child's `{"true"/"false": seconds}`, from its last line; None if absent."""
+    lines = stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(result, dict) or not result:
+        return None
+    if not all(
+        key in ("true", "false") and isinstance(value, (int, float)) and value > 0
+        for key, value in result.items()
+    ):
+        return None
+    return result
+
+
+def _main():
+    """The child: time the configured step and print the seconds as JSON."""
+    config = json.loads(sys.stdin.read())
+    from keras_ddpm.training import recipe
+
+    if config["threads"] is not None:  # as the parent will set it
+        set_intra_op_threads(config["threads"])
+    size, batch = config["image_size"], config["batch_size"]
+    candidates = {}
+    for jit in config["jit_compile"]:  # as the recipe builds and runs it
+        model = recipe._new_model(size, learning_rate=0.0, **config["architecture"])
+        recipe._use_xla(model, jit)
+        candidates[jit] = model
+    per_call = max(model.steps_per_execution for model in candidates.values())
+    generator = np.random.default_rng(0)
+    batches = [
+        [generator.uniform(-1.0, 1.0, (batch, size, size, CHANNELS)).astype("float32")]
+        for _ in range(recipe._timing_steps(per_call))
+    ]
+    timed = recipe._time_steps(candidates, batches)
+    print(json.dumps({json.dumps(jit): timed[jit][1] for jit in candidates}))
+
+
+if __name__ == "__main__":
+    _main()
