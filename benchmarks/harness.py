@@ -5,6 +5,7 @@ library's own per-backend sampling compiler), so the same code measures
 TensorFlow, JAX and PyTorch.
 """
 
+import argparse
 import contextlib
 import shlex
 import time
@@ -112,12 +113,18 @@ def alternating_medians(functions, rounds):
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
-def step_arguments(parser, steps_help, rounds, rounds_help):
-    """Add the options of a script that times training steps of the suite's network.
+def parse_step_arguments(argv, description, what, steps_help, rounds, rounds_help):
+    """The checked options of a script that times training steps of the suite's network.
 
     `--image-size`, `--batch`, `--widths` (the suite's by default), `--steps`,
-    `--rounds`, `--out` and `--conditions`; `check_step_arguments` checks them.
+    `--rounds`, `--out` and `--conditions`. A backend other than PyTorch, and
+    counts below 1, are refused in one line naming `what` the script does.
+
+    Returns:
+        `(parser, args)`: the parser, for the script's own checks, and the
+        parsed options.
     """
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--image-size", type=int, default=32, help="(default: 32)")
     parser.add_argument("--batch", type=int, default=16, help="(default: 16)")
     parser.add_argument(
@@ -135,10 +142,7 @@ def step_arguments(parser, steps_help, rounds, rounds_help):
     parser.add_argument(
         "--conditions", default="", help="free text: the machine's load"
     )
-
-
-def check_step_arguments(parser, args, what):
-    """Refuse a backend other than PyTorch and counts below 1, each in one line."""
+    args = parser.parse_args(argv)
     if keras.backend.backend() != "torch":
         parser.error(
             f"{what} on the PyTorch backend: set KERAS_BACKEND=torch, "
@@ -147,6 +151,7 @@ def check_step_arguments(parser, args, what):
     for name in ("image_size", "batch", "steps", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    return parser, args
 
 
 def training_data(image_size, count, seed=0):

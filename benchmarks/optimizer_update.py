@@ -17,7 +17,6 @@ Medians in milliseconds; PyTorch only:
         --out benchmarks/results/fused-adam/update-32-epyc-avx512-slow-cpu-torch.json
 """
 
-import argparse
 import shlex
 import sys
 from unittest import mock
@@ -95,15 +94,14 @@ def fit_step_times(image_size, widths, batch, steps, rounds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    harness.step_arguments(
-        parser,
+    _, args = harness.parse_step_arguments(
+        argv,
+        __doc__.split("\n\n")[0],
+        "times the update route",
         steps_help="fit steps per epoch (default: 6)",
         rounds=15,
         rounds_help="timed rounds per side, alternating (default: 15)",
     )
-    args = parser.parse_args(argv)
-    harness.check_step_arguments(parser, args, "times the update route")
 
     update, counts = update_times(args.image_size, args.widths, args.rounds)
     step = fit_step_times(

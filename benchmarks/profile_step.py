@@ -20,7 +20,6 @@ framework, and its profiler names every operator:
         --out benchmarks/results/profile/profile-64-epyc-avx512-cpu-torch.json
 """
 
-import argparse
 import functools
 import shlex
 import sys
@@ -64,15 +63,14 @@ def op_times(run, images, batch):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    harness.step_arguments(
-        parser,
+    parser, args = harness.parse_step_arguments(
+        argv,
+        __doc__.split("\n\n")[0],
+        "profiles beside diffusers",
         steps_help="steps per epoch (default: 6)",
         rounds=5,
         rounds_help="timed epochs per side (default: 5)",
     )
-    args = parser.parse_args(argv)
-    harness.check_step_arguments(parser, args, "profiles beside diffusers")
     reason = peers.missing()
     if reason:
         parser.error(reason)

@@ -843,17 +843,17 @@ def _first_depth(block_depth, minutes):
 
 
 def _timing_architecture(architecture):
-    """`architecture` (`_new_model`'s arguments) as JSON values, for the children.
+    """`architecture` (`_new_model`'s arguments) for the children, as JSON takes it.
+
+    Sequences become lists; NumPy numbers stay (`step_timing` writes them).
 
     The network of an unconditional run: the classes are not known before the
     data are read, and a class embedding costs little of a step.
     """
     timed = dict(architecture, classes=None)
     for name in ("widths", "attention_levels", "block_depth"):
-        value = timed[name]
-        if isinstance(value, (int, np.integer)):
-            timed[name] = int(value)
-        elif value is not None:
+        value = timed[name]  # a sequence (a range, say) as a list; a number stays
+        if value is not None and not isinstance(value, (int, np.integer)):
             timed[name] = [int(entry) for entry in value]
     return timed
 

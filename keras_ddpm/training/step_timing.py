@@ -149,7 +149,7 @@ def _cache_key(config):
     )
 
 
-def _read_cache(quiet=False):
+def _read_cache():
     """The cache file's entries, `{}` where it is missing or unreadable."""
     try:
         with open(cache_path(), encoding="utf-8") as file:
@@ -157,15 +157,13 @@ def _read_cache(quiet=False):
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:
-        if not quiet:
-            print(f"Ignoring the unreadable cache {cache_path()}: {error}")
+        print(f"Ignoring the unreadable cache {cache_path()}: {error}")
         return {}
     return entries if isinstance(entries, dict) else {}
 
 
-def _cached(key):
-    """The cached `{(threads, jit): seconds}` and its date for `key`, or None."""
-    entry = _read_cache().get(key)
+def _cached(entry):
+    """A cache entry's `{(threads, jit): seconds}` and date, or None if unusable."""
     try:
         timed = {
             (threads, bool(jit)): float(seconds)
@@ -178,9 +176,10 @@ def _cached(key):
         return None
 
 
-def _store(key, timed):
-    """Add `key`'s times to the cache file; a line says so if it cannot."""
-    entries = _read_cache(quiet=True)
+def _store(entries, key, timed):
+    """Write the cache file: `entries` (as read) with `key`'s times; a line says
+    so if it cannot."""
+    entries = dict(entries)
     entries[key] = {
         "timed": [[threads, jit, seconds] for (threads, jit), seconds in timed.items()],
         "date": datetime.date.today().isoformat(),
@@ -247,10 +246,11 @@ def choose(image_size, batch_size, architecture, jit_compile, timeout=CHILD_TIME
             image_size=image_size,
             batch_size=batch_size,
             architecture=architecture,
-            settings=[[threads, jits] for threads, jits in settings.items()],
+            settings=list(settings.items()),
         )
     )
-    cached = _cached(key)
+    entries = _read_cache()
+    cached = _cached(entries.get(key))
     if cached is not None:
         timed, date = cached
         how = f"timed in child processes on {date}, read from {cache_path()}"
@@ -266,7 +266,7 @@ def choose(image_size, batch_size, architecture, jit_compile, timeout=CHILD_TIME
             )
             print(f"Could not time the train step in a child process ({reasons}).")
             return None
-        _store(key, timed)
+        _store(entries, key, timed)
         how = f"timed in child processes, {time.monotonic() - began:.0f} s"
     best = min(timed, key=timed.get)
     steps = ", ".join(
@@ -327,8 +327,8 @@ def measure(image_size, batch_size, architecture, settings, timeout=CHILD_TIMEOU
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     package_folder = os.path.dirname(package)  # the folder holding keras_ddpm
     environment["PYTHONPATH"] = os.pathsep.join(
-        [package_folder] + [environment.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
+        filter(None, [package_folder, environment.get("PYTHONPATH")])
+    )
     for threads, jits in settings.items():
         request = json.dumps(
             dict(config, threads=threads, jit_compile=[bool(jit) for jit in jits]),
