@@ -19,8 +19,6 @@ arrays with a leading dimension of `len(x)` are split into chunks with the
 images; scalars are passed whole.
 """
 
-import weakref
-
 import keras
 import numpy as np
 from keras import ops
@@ -34,7 +32,11 @@ from keras_ddpm.utils import check_int, padded_chunks
 __all__ = ["use_jit", "sample_chunks", "sample", "x0_predictor"]
 
 DEFAULT_BATCH_SIZE = 64
-_programs = weakref.WeakKeyDictionary()  # model -> {key: compiled program}
+# The model's attribute holding its compiled programs. The programs call the
+# model, so a cache outside it (a weak-keyed dict, say) would keep every model
+# that ever sampled, its guide and its programs alive for the whole process;
+# on the model, they form a cycle that Python's garbage collector frees with it.
+PROGRAMS = "_sampling_programs"
 
 
 def use_jit(model):
@@ -80,10 +82,24 @@ def compiled(model, key, build):
     Returns:
         The cached program.
     """
-    programs = _programs.setdefault(model, {})
+    programs = programs_of(model)
     if key not in programs:
         programs[key] = build()
     return programs[key]
+
+
+def programs_of(model):
+    """`model`'s cache of compiled programs, `{key: program}` (created empty).
+
+    Kept in the model's own `__dict__`, past Keras' attribute tracking (which
+    would wrap the dict and save nothing of it anyway), so that it lives and
+    dies with the model.
+    """
+    programs = vars(model).get(PROGRAMS)
+    if programs is None:
+        programs = {}
+        object.__setattr__(model, PROGRAMS, programs)
+    return programs
 
 
 def _sampling_program(model, sampler, steps, start, return_trajectory, names, guide):

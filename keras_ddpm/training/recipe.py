@@ -43,8 +43,9 @@ JIT_TIMED_STEPS = 24
 # with AVX-512, about 6 % of the step at batch 8 (21.2 s against 20.0 s per
 # 409-step epoch).
 STEPS_PER_EXECUTION = 8
-# `intra_op_threads="auto"`: the share of a budget each child process that
-# times a thread setting may take (at most `step_timing.CHILD_TIMEOUT`).
+# `intra_op_threads="auto"`: the share of a budget the child processes that
+# time the thread settings may take in all (at most
+# `step_timing.CHILD_TIMEOUT`).
 CHILD_SHARE = 0.25
 # `block_depth="auto"` under a time budget: two residual blocks per level when
 # the budget left after building and timing holds at least this many steps
@@ -584,6 +585,8 @@ def train(
                     epochs * _count_batches(train_data) + timing,
                 )
             model = _new_model(image_size, learning_rate=learning, **architecture)
+            # Before the timing in this process: a full disk fails at once.
+            _check_space(output_dir, model)
             sampling_jit = model.jit_compile
             step = None  # seconds per training step, where timed
             if measured is not None:  # in child processes, as this model
@@ -607,11 +610,11 @@ def train(
                         image_size, learning_rate=learning, **architecture
                     )
                     _use_xla(model, jit)
+                    _check_space(output_dir, model)  # more weights now
             initial_epoch = 0
+        if restored is not None:
+            _check_space(output_dir, model)
         parameters = model.network.count_params()
-        # Two kept checkpoints, one being written, model.keras and guide.keras,
-        # each holding the weights, their EMA and two AdamW moments in float32.
-        check_free_space(output_dir, 5 * 4 * 4 * parameters)
         length = (
             f"{epochs} epochs"
             if minutes is None or epochs < 10**6
@@ -858,6 +861,15 @@ def _timing_architecture(architecture):
     return timed
 
 
+def _check_space(output_dir, model):
+    """Refuse a run whose files would not fit on `output_dir`'s disk.
+
+    Two kept checkpoints, one being written, model.keras and guide.keras, each
+    holding the weights, their EMA and two AdamW moments in float32.
+    """
+    check_free_space(output_dir, 5 * 4 * 4 * model.network.count_params())
+
+
 def _steps_per_call(model, count):
     """Let `fit` run `count` steps per call of the train function on TensorFlow.
 
@@ -924,9 +936,7 @@ def _time_steps(models, batches):
     first, times = {}, {key: [] for key in models}
     for key, model in models.items():
         begin = time.monotonic()
-        model._build_optimizer()  # else the first trace runs twice
-        model.make_train_function()
-        _fit_step(model, iterators[key])
+        _first_call(model, iterators[key])
         first[key] = time.monotonic() - begin
     for _ in range(1, len(batches) // max(per_call.values())):
         for key, model in models.items():
@@ -949,6 +959,13 @@ def _batches_dataset(batches):
     return tf.data.Dataset.from_tensor_slices(
         columns if len(columns) > 1 else columns[0]
     )
+
+
+def _first_call(model, iterator):
+    """The train function's first call on `iterator`: it traces and compiles."""
+    model._build_optimizer()  # else the first trace runs twice
+    model.make_train_function()
+    _fit_step(model, iterator)
 
 
 def _fit_step(model, iterator):
@@ -1052,7 +1069,12 @@ def _timing_steps(per_call):
 
     The calls after the first take at least `JIT_TIMED_STEPS` steps.
     """
-    return per_call * (1 + -(-JIT_TIMED_STEPS // per_call))
+    return per_call * (1 + _timed_calls(per_call))
+
+
+def _timed_calls(per_call):
+    """Calls timed after the first: at least `JIT_TIMED_STEPS` steps in all."""
+    return -(-JIT_TIMED_STEPS // per_call)
 
 
 def _jit_line(timed, best):

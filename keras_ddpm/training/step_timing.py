@@ -1,4 +1,4 @@
-"""The recipe's training step timed in child processes, one per thread setting.
+"""The recipe's training step timed in child processes, one per setting.
 
 TensorFlow fixes the size of its intra-operation thread pool when its runtime
 starts, so a process can time its training step with one setting only. The
@@ -8,9 +8,13 @@ TensorFlow starts, and starts with the faster one. The children train on
 random images of the run's shape: the step's time does not depend on what
 the images show.
 
-Run as `python -m keras_ddpm.training.step_timing` by `measure`: it reads
-its configuration as JSON on stdin and writes `{jit_compile: seconds per
-step}` as JSON on the last line of stdout.
+`measure` starts one child per setting (thread count and XLA or not), all at
+once: building, tracing and compiling run mostly on one core each, so the
+children share the cores for that part. Then it asks them, one at a time and
+in rounds, to time their step, so that no two time at once. A child reads
+its configuration as a JSON line on stdin, says `step_timing ready` once
+its step is compiled, and answers each `time` line on stdin with
+`step_timing <seconds per step>`.
 
 The times are kept in a cache file (`cache_path()`), one entry per machine
 (its CPU and the cores this process may use), library versions and
@@ -23,8 +27,11 @@ import datetime
 import json
 import os
 import platform
+import queue
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 import keras
@@ -33,9 +40,12 @@ import numpy as np
 from keras_ddpm.utils import atomic_path
 from keras_ddpm.version import __version__
 
-# Seconds one child may take (a build, a trace and compile per setting, and
-# the timed steps) before its setting is given up.
+# Seconds the children may take in all (a build, a trace and compile each, and
+# the timed steps) before the timing is given up.
 CHILD_TIMEOUT = 600
+# The first word of the children's own lines on stdout (other lines, such as
+# a library's messages, are skipped).
+PROTOCOL = "step_timing"
 # The images of the timed steps have this many channels (the recipe's
 # datasets are RGB).
 CHANNELS = 3
@@ -212,7 +222,7 @@ def choose(image_size, batch_size, architecture, jit_compile, timeout=CHILD_TIME
         architecture: dict, the recipe's model builder's arguments other
             than the image size and learning rate, as JSON values.
         jit_compile: `"auto"` (time with and without XLA) or False.
-        timeout: float, seconds each child may take.
+        timeout: float, seconds the children may take in all.
 
     Returns:
         A `Choice`, or None where nothing was timed or a child failed (a line
@@ -261,8 +271,8 @@ def choose(image_size, batch_size, architecture, jit_compile, timeout=CHILD_TIME
         )
         if failures:
             reasons = "; ".join(
-                f"{_describe(threads)}: {reason}"
-                for threads, reason in failures.items()
+                f"{_describe(*setting)}: {reason}"
+                for setting, reason in failures.items()
             )
             print(f"Could not time the train step in a child process ({reasons}).")
             return None
@@ -298,7 +308,13 @@ def _describe(threads, jit=None):
 
 
 def measure(image_size, batch_size, architecture, settings, timeout=CHILD_TIMEOUT):
-    """Time the recipe's training step in one child process per thread setting.
+    """Time the recipe's training step in one child process per setting.
+
+    The children start together and build, trace and compile side by side;
+    then each times one call of its train function (`STEPS_PER_EXECUTION`
+    steps) in turn, round after round, while the others wait, until each has
+    timed at least `JIT_TIMED_STEPS` steps. A child's time is the median of
+    its rounds. The children are killed at the end.
 
     Args:
         image_size: int, the images' height and width.
@@ -306,63 +322,179 @@ def measure(image_size, batch_size, architecture, settings, timeout=CHILD_TIMEOU
         architecture: dict, the keyword arguments of the recipe's model
             builder other than the image size and learning rate (JSON values).
         settings: dict, `{intra_op_threads: [jit_compile, ...]}`, where
-            `intra_op_threads` is None (TensorFlow's default) or an int, each
-            timed in a child of its own with every `jit_compile` value listed.
-        timeout: float, seconds each child may take.
+            `intra_op_threads` is None (TensorFlow's default) or an int; each
+            pair is timed in a child of its own.
+        timeout: float, seconds the children may take in all.
 
     Returns:
         A tuple `(timed, failures)`: `timed` maps `(intra_op_threads,
-        jit_compile)` to seconds per step; `failures` maps the setting whose
-        child failed (or took too long) to a one-line reason, and the
-        settings after it are not timed.
+        jit_compile)` to seconds per step; `failures` maps the first pair
+        whose child failed (or did not answer in time) to a one-line reason,
+        and then nothing is timed.
     """
-    timed, failures = {}, {}
+    from keras_ddpm.training import recipe
+
+    pairs = list(
+        dict.fromkeys(
+            (threads, bool(jit)) for threads, jits in settings.items() for jit in jits
+        )
+    )
     config = {
         "image_size": int(image_size),
         "batch_size": int(batch_size),
         "architecture": architecture,
     }
-    environment = dict(os.environ, KERAS_BACKEND="tensorflow")
-    # The children import this copy of the library, wherever it lies.
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    package_folder = os.path.dirname(package)  # the folder holding keras_ddpm
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [package_folder, environment.get("PYTHONPATH")])
-    )
-    for threads, jits in settings.items():
-        request = json.dumps(
-            dict(config, threads=threads, jit_compile=[bool(jit) for jit in jits]),
-            default=_plain,
+    # Written before any child starts: a value JSON cannot take starts none.
+    requests = {
+        pair: json.dumps(
+            dict(config, threads=pair[0], jit_compile=pair[1]), default=_plain
+        )
+        for pair in pairs
+    }
+    talk = _Talk(time.monotonic() + timeout, timeout)
+    try:
+        for pair in pairs:
+            talk.start(pair, requests[pair])
+        waiting = list(pairs)
+        while waiting:  # in the order they get there
+            pair, answer = talk.next_answer(waiting)
+            if answer != "ready":
+                raise _Failed(pair, f"unexpected answer: step_timing {answer!r}")
+            waiting.remove(pair)
+        times = {pair: [] for pair in pairs}
+        for _ in range(recipe._timed_calls(recipe.STEPS_PER_EXECUTION)):
+            for pair in pairs:
+                talk.send(pair, "time")
+                answered, seconds = talk.next_answer([pair])
+                if answered != pair or seconds == "ready":
+                    raise _Failed(answered, f"unexpected answer: step_timing {seconds}")
+                times[pair].append(seconds)
+        return {pair: float(np.median(times[pair])) for pair in pairs}, {}
+    except _Failed as failure:
+        return {}, {failure.pair: failure.reason}
+    finally:
+        talk.close()
+
+
+class _Failed(Exception):
+    """A child that failed: its setting and a one-line reason."""
+
+    def __init__(self, pair, reason):
+        super().__init__(reason)
+        self.pair, self.reason = pair, reason
+
+
+class _Talk:
+    """The child processes of `measure`, spoken to line by line.
+
+    A thread per child reads its stdout into one queue of `(setting, line)`
+    (`(setting, None)` at its end), so that whichever child answers or fails
+    first is heard first.
+    """
+
+    def __init__(self, deadline, timeout):
+        self.deadline, self.timeout = deadline, timeout
+        self.lines = queue.Queue()
+        self.processes, self.stderr = {}, {}
+
+    def start(self, pair, request):
+        """Start the child of setting `pair` and send it `request`."""
+        environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+        # The children import this copy of the library, wherever it lies.
+        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        package_folder = os.path.dirname(package)  # the folder holding keras_ddpm
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [package_folder, environment.get("PYTHONPATH")])
         )
         try:
-            child = subprocess.run(
+            # A file, not a pipe: TensorFlow's messages could fill a pipe
+            # nobody reads and stall the child.
+            self.stderr[pair] = tempfile.TemporaryFile("w+", errors="replace")
+            self.processes[pair] = subprocess.Popen(
                 [sys.executable, "-c", CHILD_COMMAND],
-                input=request,
-                capture_output=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr[pair],
                 text=True,
                 errors="replace",
-                timeout=timeout,
+                bufsize=1,
                 env=environment,
             )
-        except subprocess.TimeoutExpired:
-            failures[threads] = f"no result within {timeout:g} s"
-            break
         except OSError as error:
-            failures[threads] = f"could not start: {error}"
-            break
-        result = _parse(child.stdout) if child.returncode == 0 else None
-        if result is None:
-            lines = (child.stderr or child.stdout).strip().splitlines()
-            failures[threads] = (
-                "no result line"
-                if child.returncode == 0
-                else f"exit status {child.returncode}: "
-                + (lines[-1] if lines else "no output")
+            raise _Failed(pair, f"could not start: {error}") from None
+        threading.Thread(target=self._read, args=(pair,), daemon=True).start()
+        self.send(pair, request)
+
+    def _read(self, pair):
+        stdout = self.processes[pair].stdout
+        with stdout:
+            for line in stdout:
+                self.lines.put((pair, line))
+        self.lines.put((pair, None))  # the end of its output
+
+    def send(self, pair, line):
+        """Send `line` to the child of `pair` (one that has exited is heard of later)."""
+        try:
+            self.processes[pair].stdin.write(line + "\n")
+            self.processes[pair].stdin.flush()
+        except OSError:
+            pass
+
+    def next_answer(self, waiting):
+        """The next protocol line of any child: `(setting, "ready" or seconds)`.
+
+        Other lines are skipped.
+
+        Raises:
+            _Failed: for a child that ends or answers what `_parse` refuses,
+                or for the first of `waiting` once the deadline passes.
+        """
+        while True:
+            try:
+                pair, line = self.lines.get(
+                    timeout=max(self.deadline - time.monotonic(), 0.0)
+                )
+            except queue.Empty:
+                raise _Failed(
+                    waiting[0], f"no result within {self.timeout:g} s"
+                ) from None
+            if line is None:
+                raise _Failed(pair, self._ended(pair))
+            if line.startswith(PROTOCOL + " "):
+                answer = _parse(line)
+                if answer is None:
+                    raise _Failed(pair, f"unexpected answer: {line.strip()}")
+                return pair, answer
+
+    def _ended(self, pair):
+        """Why a child stopped without answering (its exit status, last line)."""
+        try:
+            status = self.processes[pair].wait(
+                timeout=max(self.deadline - time.monotonic(), 1.0)
             )
-            break  # one failure is enough to keep TensorFlow's default
-        for jit, seconds in result.items():
-            timed[(threads, jit == "true")] = float(seconds)
-    return timed, failures
+        except subprocess.TimeoutExpired:
+            return f"no result within {self.timeout:g} s"
+        if status == 0:
+            return "no result line"
+        self.stderr[pair].seek(0)
+        lines = self.stderr[pair].read().strip().splitlines()
+        return f"exit status {status}: " + (lines[-1] if lines else "no output")
+
+    def close(self):
+        """Kill the children and drop their files.
+
+        Killed, not asked to exit: they hold nothing to save, and a failure's
+        other children may still be compiling.
+        """
+        for process in self.processes.values():
+            process.kill()
+            process.wait()
+            try:
+                process.stdin.close()
+            except OSError:  # what it had not read yet
+                pass
+        for file in self.stderr.values():
+            file.close()
 
 
 def _plain(value):
@@ -372,44 +504,44 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _parse(stdout):
-    """The child's `{"true"/"false": seconds}`, from its last line; None if absent."""
-    lines = stdout.strip().splitlines()
+def _parse(line):
+    """A child's protocol line as `"ready"` or positive seconds; None if neither."""
+    words = line.split()
+    if len(words) != 2 or words[0] != PROTOCOL:
+        return None
+    if words[1] == "ready":
+        return "ready"
     try:
-        result = json.loads(lines[-1]) if lines else None
-    except json.JSONDecodeError:
+        seconds = float(words[1])
+    except ValueError:
         return None
-    if not isinstance(result, dict) or not result:
-        return None
-    if not all(
-        key in ("true", "false") and isinstance(value, (int, float)) and value > 0
-        for key, value in result.items()
-    ):
-        return None
-    return result
+    return seconds if np.isfinite(seconds) and seconds > 0 else None
 
 
 def _main():
-    """The child: time the configured step and print the seconds as JSON."""
-    config = json.loads(sys.stdin.read())
+    """The child: build and compile the configured step, then time it on request."""
+    config = json.loads(sys.stdin.readline())
     from keras_ddpm.training import recipe
 
     if config["threads"] is not None:  # as the parent will set it
         set_intra_op_threads(config["threads"])
     size, batch = config["image_size"], config["batch_size"]
-    candidates = {}
-    for jit in config["jit_compile"]:  # as the recipe builds and runs it
-        model = recipe._new_model(size, learning_rate=0.0, **config["architecture"])
-        recipe._use_xla(model, jit)
-        candidates[jit] = model
-    per_call = max(model.steps_per_execution for model in candidates.values())
+    # As the recipe builds and runs it.
+    model = recipe._new_model(size, learning_rate=0.0, **config["architecture"])
+    recipe._use_xla(model, config["jit_compile"])
     generator = np.random.default_rng(0)
     batches = [
         [generator.uniform(-1.0, 1.0, (batch, size, size, CHANNELS)).astype("float32")]
-        for _ in range(recipe._timing_steps(per_call))
+        for _ in range(model.steps_per_execution)
     ]
-    timed = recipe._time_steps(candidates, batches)
-    print(json.dumps({json.dumps(jit): timed[jit][1] for jit in candidates}))
+    iterator = iter(recipe._batches_dataset(batches).repeat())
+    recipe._first_call(model, iterator)  # traces and compiles
+    print(PROTOCOL, "ready", flush=True)
+    while sys.stdin.readline().strip() == "time":
+        begin = time.perf_counter()
+        recipe._fit_step(model, iterator)
+        seconds = (time.perf_counter() - begin) / model.steps_per_execution
+        print(PROTOCOL, repr(seconds), flush=True)
 
 
 if __name__ == "__main__":

@@ -348,8 +348,10 @@ def test_full_disk_fails_before_training(tmp_path, capsys, monkeypatch):
     )
     status = main(["train", *TINY, "--out", str(tmp_path)])
     assert status == 2
-    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    out, err = capsys.readouterr()
+    (line,) = [x for x in err.splitlines() if x.strip()]
     assert "Not enough free space" in line and "MiB free" in line
+    assert "Train step" not in out  # refused before the step was timed
     assert not (tmp_path / "checkpoints").exists()
 
 

@@ -100,10 +100,10 @@ def test_scale_one_or_the_model_as_its_own_guide_changes_nothing():
         atol=1e-4,
     )
     # Another scale differs, and reuses the compiled program.
-    programs = len(sampling._programs[model])
+    programs = len(sampling.programs_of(model))
     guided = model.generate(3, steps=4, seed=5, guide=other, guide_scale=2.5)
     assert np.abs(guided - plain).max() > 1e-3
-    assert len(sampling._programs[model]) == programs
+    assert len(sampling.programs_of(model)) == programs
 
 
 def test_the_defaults_are_the_measured_scale_and_interval():

@@ -1,4 +1,6 @@
+import gc
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -187,6 +189,20 @@ def test_train_step_and_sampling_loop_compile_once(trained, monkeypatch):
         7, sampler="ddim", steps=3, seed=2, batch_size=4
     )  # padded last batch
     assert sampling[0] == 1
+
+
+def test_a_model_and_its_guide_are_freed_after_sampling():
+    # The compiled sampling programs call the model: kept outside it, they
+    # would keep every model that ever sampled (and its guide) alive.
+    model = kd.DiffusionModel(minimal_unet(), seed=0)
+    guide = kd.DiffusionModel(minimal_unet(), seed=1)
+    model.generate(2, sampler="ddim", steps=2, seed=0)
+    model.generate(2, sampler="ddim", steps=2, seed=0, guide=guide)
+    model.reconstruct(images(2), strength=0.5, steps=2)
+    references = [weakref.ref(model), weakref.ref(guide)]
+    del model, guide
+    gc.collect()
+    assert [reference() for reference in references] == [None, None]
 
 
 def test_save_and_load_restore_everything(trained, tmp_path):

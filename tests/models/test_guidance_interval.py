@@ -93,12 +93,12 @@ def test_an_interval_over_all_steps_or_none(num_classes):
     np.testing.assert_allclose(limited((0, 30)), full, atol=1e-4)
     # Between two visited timesteps: no step is guided.
     between = (min(timesteps) + 1, min(timesteps) + 2)
-    programs = len(sampling._programs[model])
+    programs = len(sampling.programs_of(model))
     np.testing.assert_allclose(limited(between), plain, atol=1e-4)
     # Part of the steps: neither; a new interval reuses the program.
     part = limited((min(timesteps), min(timesteps)))
     assert np.abs(part - plain).max() > 1e-4 and np.abs(part - full).max() > 1e-4
-    assert len(sampling._programs[model]) == programs
+    assert len(sampling.programs_of(model)) == programs
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -63,22 +64,24 @@ def test_the_timing_architecture_is_json_and_unconditional():
 
 
 @pytest.mark.parametrize(
-    "stdout,expected",
+    "line,expected",
     [
-        ('{"false": 0.05, "true": 0.04}\n', {"false": 0.05, "true": 0.04}),
-        ('warming up\n{"false": 0.05}\n', {"false": 0.05}),
+        ("step_timing ready\n", "ready"),
+        ("step_timing 0.05\n", 0.05),
+        ("step_timing 5e-3", 0.005),
         ("", None),
-        ("not json\n", None),
-        ('{"false": 0.05}\ntrailing words\n', None),
-        ("[0.05]\n", None),
-        ("{}\n", None),
-        ('{"xla": 0.05}\n', None),
-        ('{"false": -1.0}\n', None),
-        ('{"false": "fast"}\n', None),
+        ("step_timing\n", None),
+        ("step_timing fast\n", None),
+        ("step_timing -1.0\n", None),
+        ("step_timing 0\n", None),
+        ("step_timing nan\n", None),
+        ("step_timing inf\n", None),
+        ("step_timing 0.05 0.06\n", None),
+        ("timing 0.05\n", None),
     ],
 )
-def test_only_a_last_line_of_positive_seconds_is_a_result(stdout, expected):
-    assert step_timing._parse(stdout) == expected
+def test_only_a_protocol_line_of_ready_or_positive_seconds_is_an_answer(line, expected):
+    assert step_timing._parse(line) == expected
 
 
 def _choose_with(
@@ -173,12 +176,12 @@ def test_the_times_are_cached_per_configuration(monkeypatch, capsys):
 @TENSORFLOW
 def test_a_failed_child_leaves_the_default_and_says_why(monkeypatch, capsys):
     choice, _, set_to = _choose_with(
-        monkeypatch, {(None, False): 0.06}, failures={1: "no result within 9 s"}
+        monkeypatch, {}, failures={(1, False): "no result within 9 s"}
     )
     assert choice is None and set_to == []
     assert capsys.readouterr().out.strip() == (
         "Could not time the train step in a child process (1 thread per "
-        "operation: no result within 9 s)."
+        "operation, no XLA: no result within 9 s)."
     )
 
 
@@ -213,21 +216,107 @@ def test_threads_cannot_change_once_tensorflow_runs():
 
 
 @TENSORFLOW
-def test_children_time_the_step_and_report_failures():
+def test_children_time_the_step_side_by_side_and_report_failures():
     timed, failures = step_timing.measure(
-        np.int64(8), 4, dict(TINY, timesteps=np.int64(50)), {1: [False]}, 300
+        np.int64(8),
+        4,
+        dict(TINY, timesteps=np.int64(50)),
+        {None: [True], 1: [False]},
+        300,
     )
     assert failures == {}
-    assert set(timed) == {(1, False)} and 0 < timed[(1, False)] < 10
+    assert set(timed) == {(None, True), (1, False)}
+    assert all(0 < seconds < 10 for seconds in timed.values())
     # A child that fails, or takes too long, is a reason, not an exception,
-    # and the settings after it are not timed.
+    # and then nothing is timed.
     timed, failures = step_timing.measure(
         8, 4, dict(TINY, widths=[8, 0]), {None: [False], 1: [False]}, 300
     )
-    assert timed == {} and list(failures) == [None]
-    assert failures[None].startswith("exit status 1: ValueError")
+    assert timed == {} and list(failures) == [(None, False)]
+    assert failures[(None, False)].startswith("exit status 1: ValueError")
     timed, failures = step_timing.measure(8, 4, TINY, {1: [False]}, timeout=0.01)
-    assert timed == {} and failures == {1: "no result within 0.01 s"}
+    assert timed == {} and failures == {(1, False): "no result within 0.01 s"}
+
+
+def _script_child(monkeypatch, script):
+    """Make `measure`'s children run `script` (Python) instead of the timing."""
+    monkeypatch.setattr(step_timing, "CHILD_COMMAND", script)
+
+
+@TENSORFLOW
+@pytest.mark.parametrize(
+    "script,reason",
+    [
+        ("import sys; sys.stdin.readline()", "no result line"),
+        (
+            "import sys; print('step_timing 0.1', flush=True); sys.stdin.read()",
+            "unexpected answer: step_timing 0.1",
+        ),
+        (
+            "import sys; print('step_timing ready', flush=True); "
+            "sys.stdin.readline(); print('step_timing ready', flush=True); "
+            "sys.stdin.read()",
+            "unexpected answer: step_timing ready",
+        ),
+        (
+            "import sys; print('step_timing ready', flush=True); "
+            "sys.stdin.readline(); print('step_timing 0', flush=True); "
+            "sys.stdin.read()",
+            "unexpected answer: step_timing 0",
+        ),
+        (
+            "import sys; sys.exit('bad configuration')",
+            "exit status 1: bad configuration",
+        ),
+    ],
+)
+def test_a_child_that_breaks_the_protocol_is_a_reason(monkeypatch, script, reason):
+    _script_child(monkeypatch, script)
+    timed, failures = step_timing.measure(8, 4, TINY, {1: [False]}, 60)
+    assert timed == {} and failures == {(1, False): reason}
+
+
+@TENSORFLOW
+def test_the_first_child_to_fail_is_heard_at_once(monkeypatch):
+    # The default-threads child says nothing until the deadline; the
+    # one-thread child fails at once, and its reason is the one reported.
+    script = (
+        "import json, sys\n"
+        "config = json.loads(sys.stdin.readline())\n"
+        "if config['threads'] == 1:\n"
+        "    sys.exit('no kernel')\n"
+        "sys.stdin.read()\n"
+    )
+    _script_child(monkeypatch, script)
+    began = time.monotonic()
+    timed, failures = step_timing.measure(8, 4, TINY, {None: [False], 1: [False]}, 60)
+    assert timed == {} and failures == {(1, False): "exit status 1: no kernel"}
+    assert time.monotonic() - began < 30
+
+
+@TENSORFLOW
+def test_children_are_timed_in_turns_and_their_median_kept(monkeypatch, tmp_path):
+    # Each stand-in child appends its name to a shared file when asked to
+    # time, and answers its own sequence of seconds; messages of its own on
+    # stdout are skipped.
+    script = (
+        "import json, sys\n"
+        "config = json.loads(sys.stdin.readline())\n"
+        "name = f\"{config['threads']}-{config['jit_compile']}\"\n"
+        "print('a message of its own', flush=True)\n"
+        "print('step_timing ready', flush=True)\n"
+        "seconds = iter([0.3, 0.1, 0.2] if config['jit_compile'] else [0.5, 0.6, 0.4])\n"
+        "while sys.stdin.readline().strip() == 'time':\n"
+        f"    open({str(tmp_path / 'order')!r}, 'a').write(name + ' ')\n"
+        "    print('step_timing', next(seconds), flush=True)\n"
+    )
+    _script_child(monkeypatch, script)
+    monkeypatch.setattr(recipe, "JIT_TIMED_STEPS", 3 * recipe.STEPS_PER_EXECUTION)
+    timed, failures = step_timing.measure(8, 4, TINY, {None: [False, True]}, 60)
+    assert failures == {}
+    assert timed == {(None, False): 0.5, (None, True): 0.2}
+    order = (tmp_path / "order").read_text().split()
+    assert order == ["None-False", "None-True"] * 3
 
 
 @TENSORFLOW
