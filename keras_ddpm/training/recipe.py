@@ -361,7 +361,8 @@ def train(
             process whose TensorFlow has not started yet, on a CPU, with one
             device, for a new run: the train step (the first network built,
             unconditional, on random images) is timed in child processes
-            (`kd.training.step_timing`) with TensorFlow's default threads
+            started side by side (`kd.training.step_timing`, one per
+            setting) with TensorFlow's default threads
             (with and without XLA under `jit_compile="auto"`) and with one
             thread per operation (without XLA), and the run takes the
             fastest; this replaces `jit_compile`'s own timing, the budget

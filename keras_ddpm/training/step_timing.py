@@ -236,7 +236,7 @@ def choose(image_size, batch_size, architecture, jit_compile, timeout=CHILD_TIME
     # In a fresh process, TensorFlow on a CPU: `train` calls `choose` with
     # its network before reading the data, then trains with the choice.
     kd.training.train("runs/flowers", minutes=8.5)
-    # Train step on this CPU (timed in child processes, 53 s): 0.062 s
+    # Train step on this CPU (timed in child processes, 37 s): 0.053 s
     # TensorFlow's default threads, no XLA, ... -> 1 thread per operation, no XLA.
     ```
     """
