@@ -357,17 +357,17 @@ def measure(image_size, batch_size, architecture, settings, timeout=CHILD_TIMEOU
             talk.start(pair, requests[pair])
         waiting = list(pairs)
         while waiting:  # in the order they get there
-            pair, answer = talk.next_answer(waiting)
-            if answer != "ready":
-                raise _Failed(pair, f"unexpected answer: step_timing {answer!r}")
+            pair, answer, line = talk.next_answer(waiting)
+            if answer != "ready" or pair not in waiting:
+                raise _Failed(pair, f"unexpected answer: {line}")
             waiting.remove(pair)
         times = {pair: [] for pair in pairs}
         for _ in range(recipe._timed_calls(recipe.STEPS_PER_EXECUTION)):
             for pair in pairs:
                 talk.send(pair, "time")
-                answered, seconds = talk.next_answer([pair])
+                answered, seconds, line = talk.next_answer([pair])
                 if answered != pair or seconds == "ready":
-                    raise _Failed(answered, f"unexpected answer: step_timing {seconds}")
+                    raise _Failed(answered, f"unexpected answer: {line}")
                 times[pair].append(seconds)
         return {pair: float(np.median(times[pair])) for pair in pairs}, {}
     except _Failed as failure:
@@ -420,17 +420,19 @@ class _Talk:
                 bufsize=1,
                 env=environment,
             )
-        except OSError as error:
+            threading.Thread(target=self._read, args=(pair,), daemon=True).start()
+        except (OSError, RuntimeError) as error:  # RuntimeError: no new thread
             raise _Failed(pair, f"could not start: {error}") from None
-        threading.Thread(target=self._read, args=(pair,), daemon=True).start()
         self.send(pair, request)
 
     def _read(self, pair):
         stdout = self.processes[pair].stdout
-        with stdout:
-            for line in stdout:
-                self.lines.put((pair, line))
-        self.lines.put((pair, None))  # the end of its output
+        try:
+            with stdout:
+                for line in stdout:
+                    self.lines.put((pair, line))
+        finally:
+            self.lines.put((pair, None))  # the end of its output
 
     def send(self, pair, line):
         """Send `line` to the child of `pair` (one that has exited is heard of later)."""
@@ -441,7 +443,7 @@ class _Talk:
             pass
 
     def next_answer(self, waiting):
-        """The next protocol line of any child: `(setting, "ready" or seconds)`.
+        """The next protocol line of any child: `(setting, "ready" or seconds, line)`.
 
         Other lines are skipped.
 
@@ -450,10 +452,11 @@ class _Talk:
                 or for the first of `waiting` once the deadline passes.
         """
         while True:
+            left = self.deadline - time.monotonic()
             try:
-                pair, line = self.lines.get(
-                    timeout=max(self.deadline - time.monotonic(), 0.0)
-                )
+                if left <= 0:  # even for a child that keeps talking
+                    raise queue.Empty
+                pair, line = self.lines.get(timeout=left)
             except queue.Empty:
                 raise _Failed(
                     waiting[0], f"no result within {self.timeout:g} s"
@@ -464,7 +467,7 @@ class _Talk:
                 answer = _parse(line)
                 if answer is None:
                     raise _Failed(pair, f"unexpected answer: {line.strip()}")
-                return pair, answer
+                return pair, answer, line.strip()
 
     def _ended(self, pair):
         """Why a child stopped without answering (its exit status, last line)."""

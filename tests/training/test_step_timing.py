@@ -230,7 +230,7 @@ def test_children_time_the_step_side_by_side_and_report_failures():
     # A child that fails, or takes too long, is a reason, not an exception,
     # and then nothing is timed.
     timed, failures = step_timing.measure(
-        8, 4, dict(TINY, widths=[8, 0]), {None: [False], 1: [False]}, 300
+        8, 4, dict(TINY, widths=[8, 0]), {None: [False]}, 300
     )
     assert timed == {} and list(failures) == [(None, False)]
     assert failures[(None, False)].startswith("exit status 1: ValueError")
@@ -295,28 +295,64 @@ def test_the_first_child_to_fail_is_heard_at_once(monkeypatch):
 
 
 @TENSORFLOW
-def test_children_are_timed_in_turns_and_their_median_kept(monkeypatch, tmp_path):
-    # Each stand-in child appends its name to a shared file when asked to
-    # time, and answers its own sequence of seconds; messages of its own on
-    # stdout are skipped.
+def test_a_second_ready_is_a_reason(monkeypatch):
+    # The default-threads child says it is ready twice while the XLA one is
+    # still getting there.
     script = (
-        "import json, sys\n"
+        "import json, sys, time\n"
+        "config = json.loads(sys.stdin.readline())\n"
+        "if config['jit_compile']:\n"
+        "    time.sleep(1.0)\n"
+        "else:\n"
+        "    print('step_timing ready', flush=True)\n"
+        "print('step_timing ready', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    _script_child(monkeypatch, script)
+    timed, failures = step_timing.measure(8, 4, TINY, {None: [False, True]}, 60)
+    assert timed == {}
+    assert failures == {(None, False): "unexpected answer: step_timing ready"}
+
+
+@TENSORFLOW
+def test_children_are_timed_in_turns_and_their_median_kept(monkeypatch, tmp_path):
+    # Stand-in children log when they are ready and when each timing starts
+    # and ends, and answer their own sequences of seconds; messages of their
+    # own on stdout are skipped. The XLA one gets ready a second late.
+    log = str(tmp_path / "log")
+    script = (
+        "import json, sys, time\n"
         "config = json.loads(sys.stdin.readline())\n"
         "name = f\"{config['threads']}-{config['jit_compile']}\"\n"
+        f"log = open({log!r}, 'a')\n"
+        "def say(what):\n"
+        "    log.write(what + ' ' + name + '\\n')\n"
+        "    log.flush()\n"
+        "if config['jit_compile']:\n"
+        "    time.sleep(1.0)\n"
+        "say('ready')\n"
         "print('a message of its own', flush=True)\n"
         "print('step_timing ready', flush=True)\n"
-        "seconds = iter([0.3, 0.1, 0.2] if config['jit_compile'] else [0.5, 0.6, 0.4])\n"
+        "seconds = iter([0.3, 0.1, 0.11, 0.5, 0.12] if config['jit_compile']\n"
+        "               else [0.5, 0.6, 0.4, 0.9, 0.45])\n"
         "while sys.stdin.readline().strip() == 'time':\n"
-        f"    open({str(tmp_path / 'order')!r}, 'a').write(name + ' ')\n"
+        "    say('start')\n"
+        "    time.sleep(0.05)\n"
+        "    say('end')\n"
         "    print('step_timing', next(seconds), flush=True)\n"
     )
     _script_child(monkeypatch, script)
-    monkeypatch.setattr(recipe, "JIT_TIMED_STEPS", 3 * recipe.STEPS_PER_EXECUTION)
+    # Five rounds: one more step than four calls.
+    monkeypatch.setattr(recipe, "JIT_TIMED_STEPS", 4 * recipe.STEPS_PER_EXECUTION + 1)
     timed, failures = step_timing.measure(8, 4, TINY, {None: [False, True]}, 60)
     assert failures == {}
-    assert timed == {(None, False): 0.5, (None, True): 0.2}
-    order = (tmp_path / "order").read_text().split()
-    assert order == ["None-False", "None-True"] * 3
+    # Medians (the means would be 0.57 and 0.226).
+    assert timed == {(None, False): 0.5, (None, True): 0.12}
+    lines = (tmp_path / "log").read_text().splitlines()
+    # Nobody times before every child is ready, and one at a time, in turns.
+    assert lines[:2] == ["ready None-False", "ready None-True"]
+    turn = ["start None-False", "end None-False", "start None-True", "end None-True"]
+    assert lines[2:] == turn * 5
 
 
 @TENSORFLOW
