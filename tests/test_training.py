@@ -4,6 +4,7 @@ import inspect
 import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -42,7 +43,7 @@ def test_defaults_are_the_signature_and_read_only():
 
 
 @ONCE
-def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
+def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     result = kd.training.train(out, epochs=1, **TINY)
     assert result.status == "completed" and result.completed and result.message is None
@@ -74,6 +75,15 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys):
     with open(out / "history.json") as file:
         assert json.load(file)["loss"] == result.history["loss"]
     assert int(result.model.optimizer.iterations.numpy()) == 8
+
+    # A resumed run checks the disk as well, before it trains a step.
+    kept = sorted(os.listdir(out / "checkpoints"))
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0)
+    )
+    with pytest.raises(OSError, match="Not enough free space"):
+        kd.training.train(out, epochs=3, resume=True, **TINY)
+    assert sorted(os.listdir(out / "checkpoints")) == kept
 
 
 @ONCE
