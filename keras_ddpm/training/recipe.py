@@ -372,7 +372,8 @@ def train(
             operations run side by side instead of one on two threads: on 2
             cores of an AMD EPYC with AVX-512 the recipe's one-block step
             took 0.048 s that way against 0.052 s with XLA and 0.053 s
-            without (in one run; 0.047, 0.053 and 0.065 s in another). Elsewhere (another backend, a GPU, `jit_compile=True`,
+            without (in one run; 0.047, 0.053 and 0.065 s in another).
+            Elsewhere (another backend, a GPU, `jit_compile=True`,
             `TF_NUM_INTRAOP_THREADS` set, or TensorFlow already running)
             `"auto"` leaves the threads alone. None leaves them alone always;
             an int sets them (TensorFlow only; it must not have started).

@@ -396,16 +396,16 @@ class _Talk:
         self.deadline, self.timeout = deadline, timeout
         self.lines = queue.Queue()
         self.processes, self.stderr = {}, {}
-
-    def start(self, pair, request):
-        """Start the child of setting `pair` and send it `request`."""
-        environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+        self.environment = dict(os.environ, KERAS_BACKEND="tensorflow")
         # The children import this copy of the library, wherever it lies.
         package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         package_folder = os.path.dirname(package)  # the folder holding keras_ddpm
-        environment["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [package_folder, environment.get("PYTHONPATH")])
+        self.environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [package_folder, self.environment.get("PYTHONPATH")])
         )
+
+    def start(self, pair, request):
+        """Start the child of setting `pair` and send it `request`."""
         try:
             # A file, not a pipe: TensorFlow's messages could fill a pipe
             # nobody reads and stall the child.
@@ -418,7 +418,7 @@ class _Talk:
                 text=True,
                 errors="replace",
                 bufsize=1,
-                env=environment,
+                env=self.environment,
             )
             threading.Thread(target=self._read, args=(pair,), daemon=True).start()
         except (OSError, RuntimeError) as error:  # RuntimeError: no new thread
