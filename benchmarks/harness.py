@@ -22,6 +22,7 @@ from keras_ddpm.models.trainers import get_trainer
 # U-Net of the flowers job (46.9 M parameters) with --full.
 SMALL_WIDTHS = (32, 64, 96, 128)
 FULL_WIDTHS = (64, 128, 256, 512)
+BACKEND_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX"}
 
 
 @contextlib.contextmanager
@@ -113,11 +114,13 @@ def alternating_medians(functions, rounds):
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
-def parse_step_arguments(argv, description, what, steps_help, rounds, rounds_help):
+def parse_step_arguments(
+    argv, description, what, steps_help, rounds, rounds_help, backends=("torch",)
+):
     """The checked options of a script that times training steps of the suite's network.
 
     `--image-size`, `--batch`, `--widths` (the suite's by default), `--steps`,
-    `--rounds`, `--out` and `--conditions`. A backend other than PyTorch, and
+    `--rounds`, `--out` and `--conditions`. A backend not in `backends`, and
     counts below 1, are refused in one line naming `what` the script does.
 
     Returns:
@@ -143,10 +146,12 @@ def parse_step_arguments(argv, description, what, steps_help, rounds, rounds_hel
         "--conditions", default="", help="free text: the machine's load"
     )
     args = parser.parse_args(argv)
-    if keras.backend.backend() != "torch":
+    if keras.backend.backend() not in backends:
+        names = " or ".join(BACKEND_NAMES[name] for name in backends)
         parser.error(
-            f"{what} on the PyTorch backend: set KERAS_BACKEND=torch, "
-            f"got {keras.backend.backend()!r}"
+            f"{what} on the {names} backend: set KERAS_BACKEND="
+            + " or ".join(backends)
+            + f", got {keras.backend.backend()!r}"
         )
     for name in ("image_size", "batch", "steps", "rounds"):
         if getattr(args, name) < 1:

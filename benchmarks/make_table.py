@@ -319,6 +319,32 @@ training at 32×32 (1.24 times diffusers' images per second) and 0.90 at
 64×64 (1.15), with sampling at 0.65 and 0.87 (0.86 and 1.10 in images per
 second).
 
+**The optimizer's update on TensorFlow.** Keras' TensorFlow `Adam` builds
+the update of each weight from about twenty small operations; the
+library's TensorFlow training step gives it to TensorFlow's
+`ResourceApplyAdam` kernel, one operation per weight (see the backends
+guide). The same script under `KERAS_BACKEND=tensorflow` times both, the
+update inside a `tf.function` and the `fit` step in graph mode, and the
+first epoch of each side, which traces and compiles the step (after a
+third network's first epoch, which takes what the process pays once), on the
+slower host (`update-32-…-tensorflow.json` and, with `--widths 16 32 64
+--batch 8 --steps 24`, a network of the recipe's widths with two blocks,
+`update-32-w16-b8-…-tensorflow.json`, 2026-12-07):
+
+| TensorFlow, medians of 15 rounds | Keras' path | one kernel per weight |
+|---|---|---|
+| `AdamW.apply`, suite network (224 weights) | 23.9 ms | 13.2 ms |
+| `fit` step, suite network, 32×32, batch 16 | 306.0 ms | 303.5 ms |
+| first epoch (trace, compile, 6 steps), suite network | 26.9 s | 17.4 s |
+| `AdamW.apply`, widths 16/32/64 | 9.6 ms | 8.3 ms |
+| `fit` step, widths 16/32/64, batch 8 | 94.0 ms | 90.5 ms |
+| first epoch (24 steps), widths 16/32/64 | 21.3 s | 15.5 s |
+
+A step takes 1 to 4 % less time (within a round's noise at the suite's
+size), and the first epoch of a new model, which traces and compiles its
+step and which every recipe run and each of its timing children pays, 6 to
+9 s less.
+
 On JAX, much of its gap to the other backends was XLA's own choice, not
 the library's. jaxlib 0.10
 hands some dots, elementwise operations and reductions of a CPU program to the

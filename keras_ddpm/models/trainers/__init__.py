@@ -23,3 +23,17 @@ def get_trainer():
             f"keras-ddpm supports the tensorflow, jax and torch backends, not {backend!r}."
         )
     return importlib.import_module(f"keras_ddpm.models.trainers.{backend}_trainer")
+
+
+def apply_with(optimizer, name, method, gradients, variables):
+    """`optimizer.apply(gradients, variables)` with its method `name` replaced by `method`.
+
+    For this call only: an instance attribute takes precedence over the
+    class' method, and is removed afterwards, so the optimizer is left as it
+    was (a step traced meanwhile keeps what it traced).
+    """
+    optimizer.__dict__[name] = method
+    try:
+        optimizer.apply(gradients, variables)
+    finally:
+        optimizer.__dict__.pop(name, None)

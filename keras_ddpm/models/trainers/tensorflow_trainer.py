@@ -1,5 +1,7 @@
 import tensorflow as tf
 
+from keras_ddpm.models.trainers import tensorflow_fused_adam
+
 
 def _replica():
     """`(replicas, this replica's index)` inside a `tf.distribute` step, else None."""
@@ -20,7 +22,7 @@ def train_step(model, data):
         scaled_loss = model.optimizer.scale_loss(share)
     variables = model.trainable_variables
     gradients = tape.gradient(scaled_loss, variables)
-    model.optimizer.apply(gradients, variables)
+    tensorflow_fused_adam.apply(model.optimizer, gradients, variables)
     model.update_ema()
     model.loss_tracker.update_state(loss)
     return model.get_metrics_result()

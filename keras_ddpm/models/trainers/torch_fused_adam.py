@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from keras import ops
 
+from keras_ddpm.models import trainers
 from keras_ddpm.utils import torch_compiling
 
 try:
@@ -54,13 +55,11 @@ def apply(optimizer, gradients, variables):
     if not _eligible(optimizer):
         optimizer.apply(gradients, variables)
         return
-    # Keras' `apply` calls `self._parallel_update_step` for the update itself;
-    # an instance attribute takes precedence over the class' method.
-    optimizer.__dict__["_parallel_update_step"] = functools.partial(_update, optimizer)
-    try:
-        optimizer.apply(gradients, variables)
-    finally:
-        optimizer.__dict__.pop("_parallel_update_step", None)
+    # Keras' `apply` calls `self._parallel_update_step` for the update itself.
+    update = functools.partial(_update, optimizer)
+    trainers.apply_with(
+        optimizer, "_parallel_update_step", update, gradients, variables
+    )
 
 
 def _eligible(optimizer):

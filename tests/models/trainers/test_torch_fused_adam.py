@@ -5,12 +5,23 @@ import numpy as np
 import pytest
 
 from tests.helpers import count_calls, tiny_compiled_model
+from tests.models.trainers import adam_reference
+from tests.models.trainers.adam_reference import (
+    assert_states_close as _assert_states_close,
+)
+from tests.models.trainers.adam_reference import (
+    keras_apply as _keras_apply,
+)
+from tests.models.trainers.adam_reference import (
+    state as _state,
+)
+from tests.models.trainers.adam_reference import (
+    weights as _weights,
+)
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "torch", reason="a PyTorch-backend update route"
 )
-
-SHAPES = [(3, 3, 4, 8), (8,), (5, 7), (1,)]
 
 
 @pytest.fixture
@@ -30,24 +41,12 @@ def fused(route):
     return route
 
 
-def _weights(dtype="float32"):
-    """Weights of about 0.1: small enough that float32 steps of them are finer
-    than the differences the tests look for."""
-    rng = np.random.default_rng(0)
-    return [
-        keras.Variable(0.1 * rng.normal(size=shape), dtype=dtype, name=f"w{i}")
-        for i, shape in enumerate(SHAPES)
-    ]
-
-
 def _gradients(step, dtype="float32"):
-    """Gradients of about 1e-3: with epsilon 1e-4, where epsilon goes matters."""
     import torch
 
-    rng = np.random.default_rng(100 + step)
     return [
-        torch.as_tensor(1e-3 * rng.normal(size=shape), dtype=getattr(torch, dtype))
-        for shape in SHAPES
+        torch.as_tensor(g, dtype=getattr(torch, dtype))
+        for g in adam_reference.gradients(step, dtype)
     ]
 
 
@@ -56,38 +55,6 @@ def _run(apply, optimizer, steps=5, dtype="float32"):
     for step in range(steps):
         apply(optimizer, _gradients(step, dtype), weights)
     return weights
-
-
-def _keras_apply(optimizer, gradients, weights):
-    optimizer.apply(gradients, weights)
-
-
-def _state(optimizer, weights):
-    """Weights, first moments, second moments: one flat array each."""
-    groups = [weights, optimizer._momentums, optimizer._velocities]
-    return [
-        np.concatenate([keras.ops.convert_to_numpy(v).ravel() for v in group])
-        for group in groups
-    ]
-
-
-def _assert_states_close(got, want):
-    """Each group to a tolerance of its own scale.
-
-    The weights (about 0.1) are compared by how far they moved from
-    `_weights()` (about 1e-2), give or take two float32 steps of their own
-    size; the second moments are about 1e-6.
-    """
-    start = np.concatenate([keras.ops.convert_to_numpy(w).ravel() for w in _weights()])
-    ulps = 2 * np.finfo(np.float32).eps * np.abs(start).max()
-    pairs = {
-        "weight changes": (got[0] - start, want[0] - start, 1e-5, ulps),
-        "first moments": (got[1], want[1], 2e-6, 0.0),
-        "second moments": (got[2], want[2], 2e-6, 0.0),
-    }
-    for name, (g, w, rtol, floor) in pairs.items():
-        atol = max(rtol * np.abs(w).max(), floor)
-        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=name)
 
 
 CONFIGS = {
@@ -126,24 +93,16 @@ def test_matches_keras_update(fused, monkeypatch, config):
 
 def test_matches_adam_formula(fused):
     """AdamW: w ← w·(1 − lr·λ), then Kingma & Ba's step with Keras' epsilon."""
-    lr, decay, beta_1, beta_2, epsilon = 1e-2, 0.05, 0.9, 0.999, 1e-4
+    settings = dict(lr=1e-2, decay=0.05, beta_1=0.9, beta_2=0.999, epsilon=1e-4)
     optimizer = keras.optimizers.AdamW(
-        lr, weight_decay=decay, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon
+        settings["lr"],
+        weight_decay=settings["decay"],
+        beta_1=settings["beta_1"],
+        beta_2=settings["beta_2"],
+        epsilon=settings["epsilon"],
     )
     weights = _run(fused.apply, optimizer, steps=4)
-    w = [keras.ops.convert_to_numpy(weight).astype(np.float64) for weight in _weights()]
-    m = [np.zeros(shape) for shape in SHAPES]
-    v = [np.zeros(shape) for shape in SHAPES]
-    for step in range(4):
-        t = step + 1
-        for i, g in enumerate(_gradients(step)):
-            g = g.numpy().astype(np.float64)
-            w[i] = w[i] * (1 - lr * decay)
-            m[i] = beta_1 * m[i] + (1 - beta_1) * g
-            v[i] = beta_2 * v[i] + (1 - beta_2) * g * g
-            alpha = lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
-            w[i] = w[i] - alpha * m[i] / (np.sqrt(v[i]) + epsilon)
-    for got, want in zip(weights, w):
+    for got, want in zip(weights, adam_reference.adamw_by_formula(4, **settings)):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(got), want, rtol=1e-5, atol=1e-7
         )
@@ -219,16 +178,9 @@ def test_non_contiguous_weight_takes_keras_path(fused, monkeypatch):
 
 
 def test_a_missing_gradient_is_skipped_as_keras_skips_it(fused):
-    reference, optimizer = keras.optimizers.AdamW(1e-2), keras.optimizers.AdamW(1e-2)
-    expected, got = _weights(), _weights()
-    for step in range(3):
-        grads = _gradients(step)
-        grads[1] = None
-        reference.apply(list(grads), expected)
-        fused.apply(optimizer, list(grads), got)
-    _assert_states_close(_state(optimizer, got), _state(reference, expected))
-    untouched = keras.ops.convert_to_numpy(_weights()[1])
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(got[1]), untouched)
+    adam_reference.check_missing_gradient_skipped(
+        fused.apply, lambda: keras.optimizers.AdamW(1e-2), _gradients
+    )
 
 
 def test_written_tensors_count_as_changed(fused):
