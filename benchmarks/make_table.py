@@ -340,10 +340,10 @@ slower host (`update-32-…-tensorflow.json` and, with `--widths 16 32 64
 | `fit` step, widths 16/32/64, batch 8 | 94.0 ms | 90.5 ms |
 | first epoch (24 steps), widths 16/32/64 | 21.3 s | 15.5 s |
 
-A step takes 1 to 4 % less time (within a round's noise at the suite's
-size), and the first epoch of a new model, which traces and compiles its
-step and which every recipe run and each of its timing children pays, 6 to
-9 s less.
+A step takes 1 to 4 % less time, and the first epoch of a new model, which
+traces and compiles its step and which every recipe run and each of its
+timing children pays, 6 to 10 s less (one first epoch per side, Keras' path
+first).
 
 On JAX, much of its gap to the other backends was XLA's own choice, not
 the library's. jaxlib 0.10

@@ -132,6 +132,39 @@ def test_default_betas_round_alike(route):
     assert 5e-6 < np.median(gap) < 3e-5 and gap.max() < 3e-5
 
 
+def test_float64_weights_take_the_kernel_and_match_keras(route, kernel_calls):
+    def adam():
+        return keras.optimizers.Adam(1e-2, epsilon=1e-4)  # Keras' own βs
+
+    reference, optimizer = adam(), adam()
+    expected = _run(_keras_apply, reference, dtype="float64")
+    weights = _run(route.apply, optimizer, dtype="float64")
+    assert kernel_calls[0] == 5 * len(SHAPES)
+    _assert_states_close(_state(optimizer, weights), _state(reference, expected))
+
+
+def test_a_sparse_gradient_keeps_keras_update_for_its_weight(route, kernel_calls):
+    import tensorflow as tf
+
+    def sparse_first(step):
+        grads = [tf.constant(g) for g in adam_reference.gradients(step)]
+        rows = tf.range(SHAPES[0][0])
+        grads[0] = tf.IndexedSlices(grads[0], rows, tf.constant(SHAPES[0]))
+        return grads
+
+    def adam():
+        return keras.optimizers.Adam(1e-2, beta_1=EXACT_BETA_1, beta_2=EXACT_BETA_2)
+
+    reference, optimizer = adam(), adam()
+    expected, got = _weights(), _weights()
+    optimizer.build(got)  # else its first call takes Keras' path, which builds
+    for step in range(3):
+        reference.apply(sparse_first(step), expected)
+        route.apply(optimizer, sparse_first(step), got)
+    assert kernel_calls[0] == 3 * (len(SHAPES) - 1)
+    _assert_states_close(_state(optimizer, got), _state(reference, expected))
+
+
 def test_matches_adam_formula(route):
     """AdamW: w ← w·(1 − lr·λ), then Kingma & Ba's step with Keras' epsilon."""
     settings = dict(lr=1e-2, decay=0.05, beta_1=0.9, beta_2=0.999, epsilon=1e-4)
