@@ -475,8 +475,20 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys, monkey
         recipe, "_use_xla", lambda model, on: settings.append(on) or use_xla(model, on)
     )
     monkeypatch.setattr(recipe, "AUTO_DEPTH_STEPS", 0)
+    checked = []  # the free space is checked for each model built
+    check_space = recipe._check_space
+    monkeypatch.setattr(
+        recipe,
+        "_check_space",
+        lambda folder, model: checked.append(model) or check_space(folder, model),
+    )
     budget = {**TINY, "intra_op_threads": None, "block_depth": "auto", "minutes": 0.1}
     result = kd.training.train(tmp_path / "auto", **budget)
+    assert [model.network.get_layer("down_0").block_depth for model in checked] == [
+        1,
+        2,
+    ]
+    assert checked[-1] is result.model
     lines = capsys.readouterr().out.splitlines()
     assert (
         "Train step on this CPU: 0.008 s without XLA, 0.004 s with XLA -> XLA." in lines
