@@ -17,10 +17,10 @@ takes 1 − β in the weight's dtype too, where Keras takes it in double before
 the product: for float32 weights at Keras' default β₂ = 0.999 the second
 moments differ by about 1.3e-5 of themselves (the weights' steps by half
 that); where 1 − β float32 holds exactly, the two updates agree to float
-rounding. Everything around the update
-(gradient clipping, `loss_scale_factor`, AdamW's weight decay, gradient
-accumulation, the optimizer's own EMA, constraints, the step counter) stays
-Keras'. XLA compiles the kernel as well.
+rounding. Everything around the update (gradient clipping,
+`loss_scale_factor`, AdamW's weight decay, gradient accumulation, the
+optimizer's own EMA, constraints, the step counter) stays Keras'. XLA
+compiles the kernel as well.
 """
 
 import functools
