@@ -33,6 +33,11 @@ TINY = dict(
 )
 
 
+def first_depth(model):
+    """The residual blocks of the first level of `model`'s U-Net."""
+    return model.network.get_layer("down_0").block_depth
+
+
 def test_defaults_are_the_signature_and_read_only():
     signature = inspect.signature(kd.training.train).parameters
     assert dict(kd.training.DEFAULTS) == {
@@ -372,22 +377,21 @@ def test_auto_depth_follows_the_budget_and_is_two_without_one(
 ):
     from keras_ddpm.training import recipe
 
-    def depth(result):
-        return result.model.network.get_layer("down_0").block_depth
-
     settings = {**TINY, "block_depth": "auto"}
     # A budget of a few seconds holds far fewer steps than AUTO_DEPTH_STEPS.
     result = kd.training.train(tmp_path / "short", minutes=0.1, **settings)
     assert result.completed, result.message
     out = capsys.readouterr().out
-    assert "-> one residual block per level." in out and depth(result) == 1
+    assert "-> one residual block per level." in out and first_depth(result.model) == 1
     monkeypatch.setattr(recipe, "AUTO_DEPTH_STEPS", 0)  # any time is enough
     result = kd.training.train(tmp_path / "long", minutes=0.1, **settings)
     assert "-> two residual blocks per level." in capsys.readouterr().out
-    assert depth(result) == 2
+    assert first_depth(result.model) == 2
     monkeypatch.setattr(recipe, "AUTO_DEPTH_STEPS", 10**9)
     result = kd.training.train(tmp_path / "epochs", epochs=1, **settings)
-    assert "Block depth" not in capsys.readouterr().out and depth(result) == 2
+    assert (
+        "Block depth" not in capsys.readouterr().out and first_depth(result.model) == 2
+    )
     assert kd.training.DEFAULTS["block_depth"] == "auto"
 
 
@@ -463,9 +467,7 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys, monkey
     timed_depths = []
 
     def told(models, batches):
-        timed_depths.extend(
-            model.network.get_layer("down_0").block_depth for model in models.values()
-        )
+        timed_depths.extend(first_depth(model) for model in models.values())
         return {jit: (1.0, 0.004 if jit else 0.008) for jit in models}
 
     settings = []
@@ -484,10 +486,7 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys, monkey
     )
     budget = {**TINY, "intra_op_threads": None, "block_depth": "auto", "minutes": 0.1}
     result = kd.training.train(tmp_path / "auto", **budget)
-    assert [model.network.get_layer("down_0").block_depth for model in checked] == [
-        1,
-        2,
-    ]
+    assert [first_depth(model) for model in checked] == [1, 2]
     assert checked[-1] is result.model
     lines = capsys.readouterr().out.splitlines()
     assert (
@@ -498,7 +497,7 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys, monkey
     assert timed_depths == [1, 1]
     # The rival's XLA for the timing, then the two-block model's, handed on.
     assert result.completed and settings == [True, True]
-    assert result.model.network.get_layer("down_0").block_depth == 2
+    assert first_depth(result.model) == 2
 
 
 @ONCE

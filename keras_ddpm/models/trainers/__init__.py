@@ -30,8 +30,12 @@ def apply_with(optimizer, name, method, gradients, variables):
 
     For this call only: an instance attribute takes precedence over the
     class' method, and is removed afterwards, so the optimizer is left as it
-    was (a step traced meanwhile keeps what it traced).
+    was (a step traced meanwhile keeps what it traced). A `method` of None
+    replaces nothing.
     """
+    if method is None:
+        optimizer.apply(gradients, variables)
+        return
     optimizer.__dict__[name] = method
     try:
         optimizer.apply(gradients, variables)

@@ -45,14 +45,14 @@ def apply(optimizer, gradients, variables):
     `amsgrad`, outside a `tf.distribute` strategy, and, weight by weight,
     where the weight is float32 or float64 and its gradient dense. Otherwise
     this is `optimizer.apply`, as it is for an optimizer not built yet
-    (`fit` builds it before it traces the step; Keras' `apply` builds it). The optimizer is left as it was: the route is
-    set for this call only (a traced train step keeps what it traced).
+    (`fit` builds it before it traces the step; Keras' `apply` builds it).
+    The optimizer is left as it was: the route is set for this call only (a
+    traced train step keeps what it traced).
     """
-    if not _eligible(optimizer):
-        optimizer.apply(gradients, variables)
-        return
     # Keras' TensorFlow optimizer calls `self.update_step` once per weight.
-    update = functools.partial(_update_step, optimizer)
+    update = (
+        functools.partial(_update_step, optimizer) if _eligible(optimizer) else None
+    )
     trainers.apply_with(optimizer, "update_step", update, gradients, variables)
 
 

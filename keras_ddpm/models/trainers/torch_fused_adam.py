@@ -52,11 +52,8 @@ def apply(optimizer, gradients, variables):
     this is `optimizer.apply`. The optimizer is left as it was: the route is
     set for this call only.
     """
-    if not _eligible(optimizer):
-        optimizer.apply(gradients, variables)
-        return
     # Keras' `apply` calls `self._parallel_update_step` for the update itself.
-    update = functools.partial(_update, optimizer)
+    update = functools.partial(_update, optimizer) if _eligible(optimizer) else None
     trainers.apply_with(
         optimizer, "_parallel_update_step", update, gradients, variables
     )

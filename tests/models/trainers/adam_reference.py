@@ -88,3 +88,21 @@ def check_missing_gradient_skipped(apply, make_optimizer, gradients_of):
     assert_states_close(state(optimizer, got), state(reference, expected))
     untouched = keras.ops.convert_to_numpy(weights()[1])
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(got[1]), untouched)
+
+
+def check_adamw_formula(run):
+    """`run(optimizer, steps)` (the weights after `steps` updates by the route)
+    follows `adamw_by_formula` with decay and Keras' default βs."""
+    settings = dict(lr=1e-2, decay=0.05, beta_1=0.9, beta_2=0.999, epsilon=1e-4)
+    optimizer = keras.optimizers.AdamW(
+        settings["lr"],
+        weight_decay=settings["decay"],
+        beta_1=settings["beta_1"],
+        beta_2=settings["beta_2"],
+        epsilon=settings["epsilon"],
+    )
+    got = run(optimizer, 4)
+    for weight, want in zip(got, adamw_by_formula(4, **settings)):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(weight), want, rtol=1e-5, atol=1e-7
+        )

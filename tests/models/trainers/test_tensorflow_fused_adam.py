@@ -8,21 +8,7 @@ import pytest
 
 from tests.helpers import count_calls, tiny_compiled_model
 from tests.models.trainers import adam_reference
-from tests.models.trainers.adam_reference import (
-    SHAPES,
-)
-from tests.models.trainers.adam_reference import (
-    assert_states_close as _assert_states_close,
-)
-from tests.models.trainers.adam_reference import (
-    keras_apply as _keras_apply,
-)
-from tests.models.trainers.adam_reference import (
-    state as _state,
-)
-from tests.models.trainers.adam_reference import (
-    weights as _weights,
-)
+from tests.models.trainers.adam_reference import SHAPES
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="a TensorFlow-backend update route"
@@ -50,7 +36,7 @@ def _run(apply, optimizer, steps=5, dtype="float32", compiled=None, strategy=Non
     import tensorflow as tf
 
     with strategy.scope() if strategy else contextlib.nullcontext():
-        weights = _weights(dtype)
+        weights = adam_reference.weights(dtype)
         optimizer.build(weights)
 
     def update(gradients):
@@ -102,7 +88,7 @@ CONFIGS = {
 @pytest.mark.parametrize("config", CONFIGS)
 def test_matches_keras_update(route, kernel_calls, config, compiled):
     reference = CONFIGS[config]()
-    expected = _run(_keras_apply, reference, compiled=compiled)
+    expected = _run(adam_reference.keras_apply, reference, compiled=compiled)
     optimizer = CONFIGS[config]()
     before = kernel_calls[0]
     weights = _run(route.apply, optimizer, compiled=compiled)
@@ -111,7 +97,10 @@ def test_matches_keras_update(route, kernel_calls, config, compiled):
     updates = 1 if compiled is not None else (2 if "accumulation" in config else 5)
     assert kernel_calls[0] - before == updates * len(SHAPES)
     assert int(optimizer.iterations) == int(reference.iterations) > 1
-    _assert_states_close(_state(optimizer, weights), _state(reference, expected))
+    adam_reference.assert_states_close(
+        adam_reference.state(optimizer, weights),
+        adam_reference.state(reference, expected),
+    )
 
 
 def test_default_betas_round_alike(route):
@@ -119,10 +108,12 @@ def test_default_betas_round_alike(route):
     moments differ by about 1.3e-5 of themselves, the weights' steps by half
     that, and nothing else differs."""
     reference, optimizer = keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2)
-    expected = _run(_keras_apply, reference)
-    got = _state(optimizer, _run(route.apply, optimizer))
-    want = _state(reference, expected)
-    start = np.concatenate([keras.ops.convert_to_numpy(w).ravel() for w in _weights()])
+    expected = _run(adam_reference.keras_apply, reference)
+    got = adam_reference.state(optimizer, _run(route.apply, optimizer))
+    want = adam_reference.state(reference, expected)
+    start = np.concatenate(
+        [keras.ops.convert_to_numpy(w).ravel() for w in adam_reference.weights()]
+    )
     ulps = 2 * np.finfo(np.float32).eps * np.abs(start).max()
     np.testing.assert_allclose(got[0] - start, want[0] - start, rtol=1e-5, atol=ulps)
     np.testing.assert_allclose(
@@ -137,10 +128,13 @@ def test_float64_weights_take_the_kernel_and_match_keras(route, kernel_calls):
         return keras.optimizers.Adam(1e-2, epsilon=1e-4)  # Keras' own βs
 
     reference, optimizer = adam(), adam()
-    expected = _run(_keras_apply, reference, dtype="float64")
+    expected = _run(adam_reference.keras_apply, reference, dtype="float64")
     weights = _run(route.apply, optimizer, dtype="float64")
     assert kernel_calls[0] == 5 * len(SHAPES)
-    _assert_states_close(_state(optimizer, weights), _state(reference, expected))
+    adam_reference.assert_states_close(
+        adam_reference.state(optimizer, weights),
+        adam_reference.state(reference, expected),
+    )
 
 
 def test_a_sparse_gradient_keeps_keras_update_for_its_weight(route, kernel_calls):
@@ -156,30 +150,22 @@ def test_a_sparse_gradient_keeps_keras_update_for_its_weight(route, kernel_calls
         return keras.optimizers.Adam(1e-2, beta_1=EXACT_BETA_1, beta_2=EXACT_BETA_2)
 
     reference, optimizer = adam(), adam()
-    expected, got = _weights(), _weights()
+    expected, got = adam_reference.weights(), adam_reference.weights()
     optimizer.build(got)  # else its first call takes Keras' path, which builds
     for step in range(3):
         reference.apply(sparse_first(step), expected)
         route.apply(optimizer, sparse_first(step), got)
     assert kernel_calls[0] == 3 * (len(SHAPES) - 1)
-    _assert_states_close(_state(optimizer, got), _state(reference, expected))
+    adam_reference.assert_states_close(
+        adam_reference.state(optimizer, got), adam_reference.state(reference, expected)
+    )
 
 
 def test_matches_adam_formula(route):
     """AdamW: w ← w·(1 − lr·λ), then Kingma & Ba's step with Keras' epsilon."""
-    settings = dict(lr=1e-2, decay=0.05, beta_1=0.9, beta_2=0.999, epsilon=1e-4)
-    optimizer = keras.optimizers.AdamW(
-        settings["lr"],
-        weight_decay=settings["decay"],
-        beta_1=settings["beta_1"],
-        beta_2=settings["beta_2"],
-        epsilon=settings["epsilon"],
+    adam_reference.check_adamw_formula(
+        lambda optimizer, steps: _run(route.apply, optimizer, steps=steps)
     )
-    weights = _run(route.apply, optimizer, steps=4)
-    for got, want in zip(weights, adam_reference.adamw_by_formula(4, **settings)):
-        np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(got), want, rtol=1e-5, atol=1e-7
-        )
 
 
 FALLBACKS = {
@@ -201,7 +187,7 @@ def test_falls_back_to_keras(route, kernel_calls, case):
     if case == "strategy":
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     runs = []
-    for apply in (_keras_apply, route.apply):
+    for apply in (adam_reference.keras_apply, route.apply):
         with strategy.scope() if strategy else contextlib.nullcontext():
             optimizer = FALLBACKS[case]()
         runs.append(_run(apply, optimizer, steps=3, dtype=dtype, strategy=strategy))
