@@ -115,7 +115,14 @@ def alternating_medians(functions, rounds):
 
 
 def parse_step_arguments(
-    argv, description, what, steps_help, rounds, rounds_help, backends=("torch",)
+    argv,
+    description,
+    what,
+    steps_help,
+    rounds,
+    rounds_help,
+    backends=("torch",),
+    steps=6,
 ):
     """The checked options of a script that times training steps of the suite's network.
 
@@ -139,7 +146,7 @@ def parse_step_arguments(
         + " ".join(map(str, SMALL_WIDTHS))
         + ")",
     )
-    parser.add_argument("--steps", type=int, default=6, help=steps_help)
+    parser.add_argument("--steps", type=int, default=steps, help=steps_help)
     parser.add_argument("--rounds", type=int, default=rounds, help=rounds_help)
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument(
@@ -180,11 +187,11 @@ def fit_data(inputs, target, batch):
         return {"x": inputs, "y": target, "batch_size": batch}
     import tensorflow as tf
 
-    from keras_ddpm.datasets.loader import _no_autotune
+    from keras_ddpm.utils import no_autotune_options
 
     elements = inputs if target is None else (tuple(inputs), target)
     dataset = tf.data.Dataset.from_tensor_slices(elements).batch(batch).prefetch(1)
-    return {"x": dataset.with_options(_no_autotune(tf))}
+    return {"x": dataset.with_options(no_autotune_options())}
 
 
 def diffusion_fit(network, jit_compile):

@@ -10,7 +10,13 @@ from keras_ddpm.datasets.synthetic_flowers import (
     _render_range,
     flower_colour,
 )
-from keras_ddpm.utils import check_choice, check_float, check_image_size, check_int
+from keras_ddpm.utils import (
+    check_choice,
+    check_float,
+    check_image_size,
+    check_int,
+    no_autotune_options,
+)
 
 SPLITS = ("train", "validation", "all")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -249,22 +255,6 @@ def _tfds_dataset(tf, name, split, validation_fraction, data_dir, download, labe
     )
 
 
-def _no_autotune(tf):
-    """`tf.data.Options` that turn tf.data's autotuning off.
-
-    Its tuning thread sleeps between rounds, for up to a minute once the
-    pipeline has run a while, and destroying an iterator (which `fit` does at
-    each epoch's start and after each validation) waits for that thread to
-    wake. On 2 CPU cores this stalled training for up to 41 s at an epoch's
-    start. Without it, `AUTOTUNE` parallelism falls back to one call per core
-    and prefetching still runs ahead, which is all these pipelines need: after
-    the first epoch they read cached, preprocessed images.
-    """
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return options
-
-
 def load(
     source,
     image_size=64,
@@ -445,7 +435,7 @@ def load(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     dataset = dataset.batch(batch_size, drop_remainder=split == "train")
-    dataset = dataset.prefetch(tf.data.AUTOTUNE).with_options(_no_autotune(tf))
+    dataset = dataset.prefetch(tf.data.AUTOTUNE).with_options(no_autotune_options())
     if labels:
         # As keras.utils.image_dataset_from_directory does: names on the dataset.
         dataset.class_names = tuple(class_names)

@@ -4,7 +4,7 @@ from keras import ops
 
 from keras_ddpm import samplers as samplers_lib
 from keras_ddpm import schedules as schedules_lib
-from keras_ddpm.models import conditioning, ema, inputs, objective
+from keras_ddpm.models import conditioning, ema, inputs, objective, pipelines
 from keras_ddpm.models.sampling_mixin import SamplingMixin
 from keras_ddpm.models.trainers import get_trainer
 
@@ -28,6 +28,14 @@ class DiffusionModel(SamplingMixin, keras.Model):
     gradient step, so `fit` runs on TensorFlow, JAX and PyTorch, with
     `jit_compile=True` or `False`. Sampling runs the whole loop as one compiled
     program (XLA with JAX, a `tf.function` with TensorFlow, eager with PyTorch).
+
+    `fit` and `evaluate` hand Keras a `tf.data` pipeline with tf.data's
+    autotuning off where Keras would iterate an autotuned one: numpy arrays on
+    TensorFlow (the same batches, shuffling and validation split as Keras'
+    own array pipeline) and a pipeline of yours whose options leave
+    `autotune.enabled` unset. Destroying an autotuned iterator before it runs
+    out waits for its tuning thread to wake, which made epochs start seconds
+    late. A pipeline that sets the option either way keeps it.
 
     Args:
         network: a `keras.Model` taking `[images (B, H, W, C), timesteps (B,)]`
@@ -251,6 +259,7 @@ class DiffusionModel(SamplingMixin, keras.Model):
         validation = kwargs.get("validation_data")
         if validation is not None:
             kwargs["validation_data"] = self._check_input(validation, None)
+        x, y, kwargs = pipelines.fit_data(x, y, kwargs)
         self._build_optimizer()
         return super().fit(x, y, **kwargs)
 
@@ -271,6 +280,7 @@ class DiffusionModel(SamplingMixin, keras.Model):
 
     def evaluate(self, x=None, y=None, **kwargs):
         x = self._check_input(x, y)
+        x, y, kwargs = pipelines.evaluate_data(x, y, kwargs)
         return super().evaluate(x, y, **kwargs)
 
     def _check_input(self, x, y):
