@@ -399,8 +399,8 @@ def no_autotune_options():
     Its tuning thread sleeps between rounds, twice as long after each round
     and for up to a minute once a pipeline has run a while, and destroying an
     iterator that has not run out waits for that thread to wake. `fit`
-    destroys one at each epoch's start, after each validation and when it
-    ends; on 2 CPU cores this stalled training for up to 41 s at an epoch's
+    destroys one at each epoch's start, at each validation's start and when
+    it ends; on 2 CPU cores this stalled training for up to 41 s at an epoch's
     start. Without it, `AUTOTUNE` parallelism falls back to one call per core
     and prefetching still runs ahead.
     """
@@ -424,9 +424,8 @@ def without_autotune(data):
 
     if not isinstance(data, tf.data.Dataset):
         return data
-    autotune = data.options()._to_proto().autotune_options
-    if autotune.WhichOneof("optional_enabled") is not None:
-        return data  # the user's own choice
+    if data.options().autotune.enabled is not None:
+        return data  # the user's own choice (None: left unset)
     return data.with_options(no_autotune_options())
 
 

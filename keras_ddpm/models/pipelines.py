@@ -3,17 +3,19 @@
 tf.data's autotuning runs a thread that sleeps between tuning rounds, longer
 after each round, and destroying an iterator that has not run out waits for
 it to wake (see `keras_ddpm.utils.no_autotune_options`). Keras' `fit`
-destroys one at each epoch's start, after each validation and when it ends,
-so an epoch could start seconds late, and the last one end up to a minute
-late. Two inputs reach Keras as autotuned pipelines:
+destroys one at each epoch's start, at each validation's start and when it
+ends, so an epoch could start seconds late. Two common inputs reach Keras
+as autotuned pipelines, and are handed on with autotuning off:
 
 - a `tf.data.Dataset` of the user's that leaves `autotune.enabled` unset,
   on every backend (JAX and PyTorch iterate it too);
-- arrays on TensorFlow, which Keras wraps in a pipeline of its own.
+- numpy arrays on TensorFlow, which Keras wraps in a pipeline of its own.
+  They become the very pipeline Keras' array adapter would build (the same
+  batches, shuffling, weights and validation split), with that one option
+  changed.
 
-Both are handed on with autotuning off. Arrays become the very pipeline
-Keras would build from them (its array adapter: the same batches, shuffling,
-weights and validation split), with that one option changed.
+Other inputs (tensors, generators, a `keras.utils.PyDataset`) go to Keras
+as they are.
 """
 
 import keras
@@ -40,8 +42,8 @@ def fit_data(x, y, kwargs):
             x,
             y,
             sample_weight,
-            batch_size=kwargs.pop("batch_size", None),
-            steps=kwargs.get("steps_per_epoch"),
+            batch_size=batch_size,
+            steps=_capped(kwargs.get("steps_per_epoch")),
             shuffle=kwargs.pop("shuffle", True),
             class_weight=kwargs.pop("class_weight", None),
         )
@@ -61,8 +63,8 @@ def evaluate_data(x, y, kwargs):
             x,
             y,
             kwargs.pop("sample_weight", None),
-            batch_size=kwargs.pop("batch_size", None),
-            steps=kwargs.get("steps"),
+            batch_size=kwargs.get("batch_size"),
+            steps=_capped(kwargs.get("steps")),
             shuffle=False,
         )
         y = None
@@ -82,11 +84,19 @@ def _validation_pipeline(validation, batch_size, kwargs):
                 val_x,
                 val_y,
                 val_weight,
-                batch_size=kwargs.pop("validation_batch_size", None) or batch_size,
+                batch_size=kwargs.get("validation_batch_size") or batch_size,
                 steps=kwargs.get("validation_steps"),
                 shuffle=False,
             )
     return without_autotune(validation)
+
+
+def _capped(steps_per_epoch):
+    """Steps per epoch as Keras' epoch iterator caps them (`keras.config.set_max_steps_per_epoch`)."""
+    cap = keras.config.max_steps_per_epoch()
+    if cap and (not steps_per_epoch or cap < steps_per_epoch):
+        return cap
+    return steps_per_epoch
 
 
 def _is_array(value):

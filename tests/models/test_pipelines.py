@@ -4,11 +4,11 @@ from unittest import mock
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_ddpm.models import pipelines
 from tests.helpers import tiny_compiled_model
 
+tf = pytest.importorskip("tensorflow")
 BACKEND = keras.backend.backend()
 tensorflow_only = pytest.mark.skipif(
     BACKEND != "tensorflow",
@@ -42,13 +42,42 @@ def test_arrays_become_keras_batches_without_autotuning():
     data, y, kwargs = pipelines.fit_data(
         x, labels, {"batch_size": 4, "shuffle": False, "epochs": 2}
     )
-    assert y is None and kwargs == {"epochs": 2, "shuffle": False}
+    assert y is None and kwargs == {"batch_size": 4, "epochs": 2, "shuffle": False}
     assert autotune(data) is False
     assert int(data.cardinality()) == 3  # 4 + 4 + 2 images, as Keras batches them
     got = batches(data)
     for index, (image_batch, label_batch) in enumerate(got):
         np.testing.assert_array_equal(image_batch, x[4 * index : 4 * index + 4])
         np.testing.assert_array_equal(label_batch, labels[4 * index : 4 * index + 4])
+
+
+@tensorflow_only
+def test_keras_batch_size_rules_and_weights_carry_over():
+    x = images(10)
+    labels = np.arange(10, dtype="int32")
+    weights = np.linspace(0.1, 1.0, 10).astype("float32")
+    # No batch size: Keras derives it from the steps per epoch, ceil(10 / 5).
+    data, _, kwargs = pipelines.fit_data(
+        x, labels, {"steps_per_epoch": 5, "shuffle": False, "sample_weight": weights}
+    )
+    assert "sample_weight" not in kwargs and kwargs["steps_per_epoch"] == 5
+    got = batches(data)
+    assert [len(batch[0]) for batch in got] == [2] * 5
+    np.testing.assert_allclose(np.concatenate([batch[2] for batch in got]), weights)
+    # Validation data Keras batches itself still gets fit's batch size.
+    _, _, kwargs = pipelines.fit_data(
+        x, None, {"batch_size": 8, "validation_data": tf.constant(images(4))}
+    )
+    assert kwargs["batch_size"] == 8
+    # evaluate: in order, Keras' default batch of 32 unless given.
+    data, y, kwargs = pipelines.evaluate_data(x, None, {"batch_size": 4})
+    assert y is None and autotune(data) is False
+    np.testing.assert_array_equal(
+        np.concatenate([batch[0] for batch in batches(data)]), x
+    )
+    assert [len(batch[0]) for batch in batches(data)] == [4, 4, 2]
+    data, _, _ = pipelines.evaluate_data(x, None, {})
+    assert [len(batch[0]) for batch in batches(data)] == [10]
 
 
 @tensorflow_only
@@ -94,7 +123,6 @@ def test_validation_arrays_use_the_validation_batch_size():
             "validation_batch_size": 5,
         },
     )
-    assert "validation_batch_size" not in kwargs
     validation = kwargs["validation_data"]
     assert [len(batch[0]) for batch in batches(validation)] == [5, 1]
     assert autotune(validation) is False
