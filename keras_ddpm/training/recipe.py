@@ -881,8 +881,15 @@ def _steps_per_call(model, count):
     a user's own `fit` keeps one call (and one round of batch callbacks) per
     step. The compiled functions are dropped, since a traced one keeps the
     count it was traced with.
+
+    Under a strategy of several replicas (`devices` > 1) it stays 1: Keras'
+    train function for several steps per call fails there ("You must feed a
+    value for placeholder tensor" from the loop's condition; Keras 3.15,
+    TensorFlow 2.21), where one step per call trains.
     """
     if keras.backend.backend() == "tensorflow":
+        if model.distribute_strategy.num_replicas_in_sync > 1:
+            count = 1
         model.steps_per_execution = count
         model.train_function = model.test_function = None
 
