@@ -884,8 +884,9 @@ def _steps_per_call(model, count):
 
     Under a strategy of several replicas (`devices` > 1) it stays 1: Keras'
     train function for several steps per call fails there ("You must feed a
-    value for placeholder tensor" from the loop's condition; Keras 3.15,
-    TensorFlow 2.21), where one step per call trains.
+    value for placeholder tensor" from the loop's condition, seen on two
+    logical CPU devices; Keras 3.15, TensorFlow 2.21), where one step per
+    call trains.
     """
     if keras.backend.backend() == "tensorflow":
         if model.distribute_strategy.num_replicas_in_sync > 1:
