@@ -85,18 +85,18 @@ def _validation_pipeline(validation, batch_size, kwargs):
                 val_y,
                 val_weight,
                 batch_size=kwargs.get("validation_batch_size") or batch_size,
-                steps=kwargs.get("validation_steps"),
+                steps=_capped(kwargs.get("validation_steps")),
                 shuffle=False,
             )
     return without_autotune(validation)
 
 
-def _capped(steps_per_epoch):
-    """Steps per epoch as Keras' epoch iterator caps them (`keras.config.set_max_steps_per_epoch`)."""
+def _capped(steps):
+    """Steps per epoch as Keras' epoch iterators cap them (`keras.config.set_max_steps_per_epoch`)."""
     cap = keras.config.max_steps_per_epoch()
-    if cap and (not steps_per_epoch or cap < steps_per_epoch):
+    if cap and (not steps or cap < steps):
         return cap
-    return steps_per_epoch
+    return steps
 
 
 def _is_array(value):

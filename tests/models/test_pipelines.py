@@ -64,6 +64,17 @@ def test_keras_batch_size_rules_and_weights_carry_over():
     got = batches(data)
     assert [len(batch[0]) for batch in got] == [2] * 5
     np.testing.assert_allclose(np.concatenate([batch[2] for batch in got]), weights)
+    # Keras' debugging cap on the steps sets the derived batch size too.
+    keras.config.set_max_steps_per_epoch(2)
+    try:
+        data, _, kwargs = pipelines.fit_data(
+            x, None, {"shuffle": False, "validation_data": images(4)}
+        )
+    finally:
+        keras.config.set_max_steps_per_epoch(None)
+    assert [len(batch[0]) for batch in batches(data)] == [5, 5]
+    validation = batches(kwargs["validation_data"])
+    assert [len(batch[0]) for batch in validation] == [2, 2]
     # Validation data Keras batches itself still gets fit's batch size.
     _, _, kwargs = pipelines.fit_data(
         x, None, {"batch_size": 8, "validation_data": tf.constant(images(4))}
