@@ -65,13 +65,14 @@ def test_keras_batch_size_rules_and_weights_carry_over():
     assert [len(batch[0]) for batch in got] == [2] * 5
     np.testing.assert_allclose(np.concatenate([batch[2] for batch in got]), weights)
     # Keras' debugging cap on the steps sets the derived batch size too.
+    previous = keras.config.max_steps_per_epoch()
     keras.config.set_max_steps_per_epoch(2)
     try:
         data, _, kwargs = pipelines.fit_data(
             x, None, {"shuffle": False, "validation_data": images(4)}
         )
     finally:
-        keras.config.set_max_steps_per_epoch(None)
+        keras.config.set_max_steps_per_epoch(previous)
     assert [len(batch[0]) for batch in batches(data)] == [5, 5]
     validation = batches(kwargs["validation_data"])
     assert [len(batch[0]) for batch in validation] == [2, 2]
