@@ -26,8 +26,6 @@ first, which also compiles. Seconds:
         --out benchmarks/results/epoch-starts/epoch-starts-epyc-avx512-slow-cpu-tensorflow.json
 """
 
-import shlex
-import sys
 import time
 
 import harness
@@ -124,8 +122,7 @@ def main(argv=None):
             "epochs": args.rounds,
             "steps_per_call": STEPS_PER_CALL,
         },
-        "command": "KERAS_BACKEND=tensorflow python benchmarks/epoch_starts.py "
-        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": harness.script_command("epoch_starts.py", argv),
         "epochs": {
             side: [
                 {"late_s": late, "median_call_s": call, "epoch_s": epoch}

@@ -8,6 +8,7 @@ TensorFlow, JAX and PyTorch.
 import argparse
 import contextlib
 import shlex
+import sys
 import time
 
 import keras
@@ -74,6 +75,15 @@ def recorded_command(backend, args, environ):
     xla_flags = environ.get("XLA_FLAGS")
     prefix = f"XLA_FLAGS={shlex.quote(xla_flags)} " if xla_flags else ""
     return f"{prefix}KERAS_BACKEND={backend} python -m pytest {shlex.join(args)}"
+
+
+def script_command(script, argv):
+    """The shell command that reruns a benchmark script: its backend, name and arguments.
+
+    `argv` is the arguments `main` was given, or None for the command line's.
+    """
+    arguments = shlex.join(sys.argv[1:] if argv is None else argv)
+    return f"KERAS_BACKEND={keras.backend.backend()} python benchmarks/{script} {arguments}"
 
 
 def measure_matmul_peak(dtype, size, repeats=10, trials=3):

@@ -24,8 +24,6 @@ TensorFlow:
 """
 
 import importlib
-import shlex
-import sys
 import time
 from unittest import mock
 
@@ -149,9 +147,7 @@ def main(argv=None):
             "steps": args.steps,
             "rounds": args.rounds,
         },
-        "command": f"KERAS_BACKEND={keras.backend.backend()} "
-        "python benchmarks/optimizer_update.py "
-        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": harness.script_command("optimizer_update.py", argv),
         "update_ms": {side: 1e3 * update[side] for side in SIDES},
         "fit_step_ms": {side: 1e3 * step[side] for side in SIDES},
         "first_epoch_s": first,

@@ -21,8 +21,6 @@ framework, and its profiler names every operator:
 """
 
 import functools
-import shlex
-import sys
 
 import harness
 import peers
@@ -107,8 +105,7 @@ def main(argv=None):
             "rounds": args.rounds,
             "peer": f"diffusers {peers.version()} (torch eager)",
         },
-        "command": "KERAS_BACKEND=torch python benchmarks/profile_step.py "
-        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": harness.script_command("profile_step.py", argv),
         "sides": {},
     }
     for name, run in runs.items():
