@@ -395,6 +395,7 @@ def test_auto_depth_follows_the_budget_and_is_two_without_one(
     assert kd.training.DEFAULTS["block_depth"] == "auto"
 
 
+@ONCE  # each backend builds and saves per-level depths in tests/models/test_unet.py
 def test_a_block_depth_per_level_reaches_the_network_and_its_file(tmp_path, capsys):
     # Without the XLA timing, which a TensorFlow CPU would compile for nothing.
     settings = {**TINY, "block_depth": [1, 2], "jit_compile": False}
