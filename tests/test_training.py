@@ -542,10 +542,21 @@ def test_the_guide_is_half_way_kept_on_resume_and_dropped_by_a_new_run(
     kd.training.train(out, epochs=4, resume=True, **TINY)
     assert "autoguidance 5 by step 8" in capsys.readouterr().out
     assert guide_step() == 8
-    # A new run in the folder, without autoguidance, removes the old guide.
-    result = kd.training.train(out, epochs=1, guide_scale=1.0, **TINY)
+    # A new run into the folder is refused before anything is written.
+    saved = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    with pytest.raises(ValueError, match=r"already holds a run \(model.keras and"):
+        kd.training.train(out, epochs=1, **TINY)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == saved
+    # Resuming at another image size names the checkpoints' size.
+    with pytest.raises(ValueError, match=r"of a 8x8 model: resume with `image_size`=8"):
+        kd.training.train(out, epochs=5, resume=True, **{**TINY, "image_size": 16})
+    # Replaced, without autoguidance: the old guide and checkpoints go, and
+    # the new run's checkpoint is the newest (the old ones counted more steps).
+    result = kd.training.train(out, epochs=1, guide_scale=1.0, overwrite=True, **TINY)
     assert result.completed and not (out / "guide.keras").exists()
     assert "autoguidance" not in capsys.readouterr().out
+    kept = kd.callbacks.list_checkpoints(out / "checkpoints")
+    assert [step for _, _, step in kept] == [4]
 
 
 @ONCE

@@ -23,7 +23,7 @@ from keras_ddpm.cli.options import (
 # Arguments of `training.train` whose flag (and TOML key) has a shorter name.
 RENAMED = {"output_dir": "out", "ema_momentum": "ema", "guidance_scale": "guidance"}
 # Arguments given only as flags, never from a --config file.
-FLAGS_ONLY = ("resume", "verbose", "devices")
+FLAGS_ONLY = ("resume", "overwrite", "verbose", "devices")
 
 
 def flag(argument):
@@ -320,6 +320,13 @@ def add_parser(commands):
         "--resume",
         action="store_true",
         help="continue from the newest checkpoint in OUT/checkpoints",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,  # the library's default when not given
+        help="let a new run replace the run OUT holds (its checkpoints are deleted); "
+        "without it a new run into such a folder stops with an error",
     )
     train.add_argument(
         "--sampler",

@@ -123,6 +123,7 @@ def train(
     jit_compile="auto",
     intra_op_threads="auto",
     resume=False,
+    overwrite=False,
     verbose=1,
 ):
     """Train a diffusion model from scratch (or resume one) and write a run folder.
@@ -383,6 +384,13 @@ def train(
             a budget goes on at `learning_rate`, or, with `minutes` and the
             cosine schedule, decays again over the new budget (no warmup).
             Defaults to False.
+        overwrite: bool, let a new run replace the run that `output_dir`
+            holds (its `model.keras` or checkpoints): the old checkpoints are
+            deleted before training and the other files written anew.
+            Defaults to False: a new run into such a folder stops with an
+            error before anything is timed or written, so that a finished
+            run is not lost (a second run's checkpoints would also be pruned
+            in favour of the first run's, which count more steps).
         verbose: int, `fit`'s verbosity: 0, 1 (progress bars) or 2.
             Defaults to 1.
 
@@ -499,6 +507,8 @@ def train(
     new_run = not (
         resume and callbacks.list_checkpoints(os.path.join(output_dir, "checkpoints"))
     )
+    if new_run:
+        _clear_previous_run(output_dir, overwrite)
     if intra_op_threads == "auto" and devices == 1 and new_run:
         timeout = step_timing.CHILD_TIMEOUT
         if minutes is not None:
@@ -544,6 +554,7 @@ def train(
         if restored is not None:
             model, initial_epoch = restored
             _steps_per_call(model, STEPS_PER_EXECUTION)
+            _check_resumed_size(model, image_size, checkpoints)
             if (model.num_classes is not None) != conditional:
                 kind = "class-conditional" if model.num_classes else "unconditional"
                 raise ValueError(
@@ -861,6 +872,40 @@ def _timing_architecture(architecture):
         if value is not None and not isinstance(value, (int, np.integer)):
             timed[name] = [int(entry) for entry in value]
     return timed
+
+
+def _clear_previous_run(output_dir, overwrite):
+    """Refuse a new run into a folder that holds one, or, with `overwrite`, delete its checkpoints."""
+    checkpoints = callbacks.list_checkpoints(os.path.join(output_dir, "checkpoints"))
+    found = [
+        name
+        for name in ("model.keras",)
+        if os.path.exists(os.path.join(output_dir, name))
+    ]
+    if checkpoints:
+        found.append("checkpoints")
+    if not found:
+        return
+    if not overwrite:
+        raise ValueError(
+            f"{output_dir!r} already holds a run ({' and '.join(found)}): continue it "
+            "with `resume`, replace it with `overwrite`, or choose another "
+            "`output_dir`."
+        )
+    for path, *_ in checkpoints:
+        os.remove(path)
+
+
+def _check_resumed_size(model, image_size, checkpoints):
+    """Fail, naming `image_size`, when the checkpoint's model makes other images."""
+    size = tuple(model.image_shape[:2])
+    wanted = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
+    if size != tuple(int(side) for side in wanted):
+        shown = f"{size[0]}" if size[0] == size[1] else f"{size[0]},{size[1]}"
+        raise ValueError(
+            f"The checkpoints in {checkpoints} are of a {size[0]}x{size[1]} model: "
+            f"resume with `image_size`={shown}."
+        )
 
 
 def _check_space(output_dir, model):

@@ -135,6 +135,7 @@ def test_train_passes_only_what_was_given(monkeypatch, tmp_path):
         (["--intra-op-threads", "auto"], {"intra_op_threads": "auto"}),
         (["--intra-op-threads", "none"], {"intra_op_threads": None}),
         (["--intra-op-threads", "3"], {"intra_op_threads": 3}),
+        (["--overwrite"], {"overwrite": True}),
     ],
 )
 def test_train_flags_switch_options_on_and_off(monkeypatch, argv, expected):
@@ -276,3 +277,17 @@ def test_sampling_options_for_another_sampler_are_usage_errors(argv, message):
     args = build_parser().parse_args(["sample", "--model", "m.keras", *argv])
     with pytest.raises(options.UsageError, match=message):
         options.sampler_config(args)
+
+
+def test_a_new_run_into_a_finished_run_names_the_flags_and_keeps_its_files(
+    tmp_path, capsys
+):
+    (tmp_path / "model.keras").write_bytes(b"a finished run's model")
+    assert main(["train", "--out", str(tmp_path), "--epochs", "1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith(
+        "already holds a run (model.keras): continue it with --resume, replace it "
+        "with --overwrite, or choose another --out."
+    )
+    assert len(error.splitlines()) == 1
+    assert (tmp_path / "model.keras").read_bytes() == b"a finished run's model"
