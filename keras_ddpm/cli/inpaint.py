@@ -8,6 +8,7 @@ from keras_ddpm import viz
 from keras_ddpm.cli.options import (
     UsageError,
     add_backend,
+    check_output_files,
     load_model,
     positive,
 )
@@ -83,6 +84,8 @@ def read_image(path, size, channels, what):
     """An image file as float32 `(H, W, C)` in [0, 1]: centre square, resized."""
     from PIL import Image, ImageOps
 
+    if os.path.isdir(path):
+        raise UsageError(f"--{what} names a folder, not an image file: {path}")
     if not os.path.isfile(path):
         raise UsageError(f"{what} not found: {path}")
     try:
@@ -117,6 +120,7 @@ def box_mask(box, height, width):
 
 def run(args):
     """Write the row of pictures; returns the exit status."""
+    check_output_files({"--out": (args.out, ".png")})
     model = load_model(args.model)
     height, width, channels = model.image_shape
     image = read_image(args.image, (height, width), channels, "image") * 2.0 - 1.0

@@ -7,6 +7,7 @@ from keras_ddpm.cli.options import (
     UsageError,
     add_backend,
     add_sampling_arguments,
+    check_output_files,
     load_model,
     positive,
     sampler_config,
@@ -57,6 +58,7 @@ def run(args):
     """Write the strip (and the GIF); returns the exit status."""
     if args.num < 2:
         raise UsageError(f"--num must be at least 2 (both ends), got {args.num}")
+    check_output_files({"--out": (args.out, ".png"), "--gif": (args.gif, ".gif")})
     model = load_model(args.model)
     try:
         frames = model.interpolate(

@@ -8,6 +8,7 @@ import inspect
 import math
 import os
 import sys
+import zipfile
 
 import keras
 
@@ -15,6 +16,7 @@ from keras_ddpm import ops, samplers
 from keras_ddpm.models import autoguidance
 from keras_ddpm.samplers.dpm_solver_sampler import ORDERS as DPM_SOLVER_ORDERS
 from keras_ddpm.samplers.sampler import SPACINGS
+from keras_ddpm.utils import check_writable_folder
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # DPM-Solver++ 2M at 20 steps: FID within 3 % of DDPM with all 1000 steps on a
@@ -253,10 +255,43 @@ def generate(model, args, **options):
     return model.generate(args.num, **sampling_options(args), **options)
 
 
+def check_output_files(files):
+    """Fail before any work when the files a command will write cannot be written.
+
+    Args:
+        files: `{flag: (path, extension)}`, e.g. `{"--grid": ("samples.png",
+            ".png")}`; a path of None (a flag not given) is skipped.
+
+    Raises:
+        UsageError: for a path without its extension (so that a grid and a
+            GIF never overwrite each other), one that names a folder, or one
+            in a folder that cannot be written (created where missing, as the
+            command would).
+    """
+    for name, (path, extension) in files.items():
+        if path is None:
+            continue
+        if not path.lower().endswith(extension):
+            raise UsageError(f"{name} must name a {extension} file, got {path}")
+        if os.path.isdir(path):
+            raise UsageError(f"{name} names a folder, not a {extension} file: {path}")
+        try:
+            check_writable_folder(os.path.dirname(path) or ".")
+        except OSError as error:
+            raise UsageError(f"{name} {path}: {error}") from None
+
+
 def load_model(path):
     """The model saved at `path`, or a `UsageError` that says why it cannot be read."""
+    if os.path.isdir(path):
+        raise UsageError(f"--model names a folder, not a .keras file: {path}")
     if not os.path.isfile(path):
         raise UsageError(f"model file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(
+            f"{path} is not a saved model: expected a .keras file (a zip archive "
+            "written by model.save)"
+        )
     try:
         return keras.saving.load_model(path)
     except Exception as error:

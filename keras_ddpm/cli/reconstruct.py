@@ -10,6 +10,7 @@ from keras_ddpm.cli.options import (
     UsageError,
     add_backend,
     add_class_arguments,
+    check_output_files,
     class_options,
     load_model,
     names,
@@ -62,10 +63,15 @@ def add_parser(commands):
 
 def run(args):
     """Write the three-row picture; returns the exit status."""
-    model = load_model(args.model)
-    conditioning = class_options(model, args)
+    if os.path.isfile(args.images):
+        raise UsageError(
+            f"--images names a file, not a folder of images: {args.images}"
+        )
     if not os.path.isdir(args.images):
         raise UsageError(f"image folder not found: {args.images}")
+    check_output_files({"--out": (args.out, ".png")})
+    model = load_model(args.model)
+    conditioning = class_options(model, args)
     height, width, channels = model.image_shape
     dataset = datasets.load(
         args.images,

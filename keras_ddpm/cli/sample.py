@@ -7,6 +7,7 @@ from keras_ddpm.cli.options import (
     add_class_arguments,
     add_guide_arguments,
     add_sampling_arguments,
+    check_output_files,
     class_options,
     generate,
     guide_options,
@@ -65,6 +66,7 @@ def run(args):
             "--guide (autoguidance) and --guidance (classifier-free) exclude each "
             "other: give one"
         )
+    check_output_files({"--grid": (args.grid, ".png"), "--gif": (args.gif, ".gif")})
     guided = guide_options(args)
     model = load_model(args.model)
     conditioning = class_options(model, args)

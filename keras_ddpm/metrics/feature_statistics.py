@@ -1,4 +1,5 @@
 import os
+import zipfile
 
 import numpy as np
 
@@ -200,6 +201,12 @@ class FeatureStatistics:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Reference statistics file not found: {path}")
+        if not zipfile.is_zipfile(path):  # np.load would take it for a pickle
+            raise ValueError(
+                f"Could not read reference statistics {path}: expected a .npz "
+                "file written by FeatureStatistics.save (keras-ddpm evaluate "
+                "--save-reference)."
+            )
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}

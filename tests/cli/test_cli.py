@@ -165,7 +165,33 @@ def test_train_sample_and_reconstruct(tmp_path):
             "Unknown dataset",
         ),
         (["train", "--config", "missing.toml"], "config file not found"),
-        (["sample", "--model", "{tmp}/broken.keras"], "could not load model"),
+        (["sample", "--model", "{tmp}/broken.keras"], "is not a saved model"),
+        (["sample", "--model", "{tmp}"], "--model names a folder, not a .keras file"),
+        (
+            ["sample", "--model", "m.keras", "--grid", "o.png", "--gif", "o.png"],
+            "--gif must name a .gif file, got o.png",
+        ),
+        (
+            ["sample", "--model", "m.keras", "--grid", "o.txt"],
+            "--grid must name a .png",
+        ),
+        (
+            ["sample", "--model", "m.keras", "--grid", "{tmp}/broken.keras/o.png"],
+            "--grid {tmp}/broken.keras/o.png: Cannot write to output folder",
+        ),
+        (
+            ["interpolate", "--model", "m.keras", "--out", "o.gif"],
+            "--out must name a .png file, got o.gif",
+        ),
+        (
+            ["reconstruct", "--model", "m.keras", "--images", "{tmp}/broken.keras"],
+            "--images names a file, not a folder of images",
+        ),
+        (
+            ["inpaint", "--model", "{tmp}/broken.keras", "--image", "x.png"]
+            + ["--box", "0", "0", "4", "4"],
+            "is not a saved model",
+        ),
         (["sample", "--model", "m.keras", "--guide-scale", "2"], "needs --guide"),
         (
             ["sample", "--model", "m.keras", "--guide", "g.keras", "--guidance", "2"],
@@ -204,6 +230,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert status == 2
     stderr = capsys.readouterr().err
     lines = [line for line in stderr.splitlines() if line.strip()]
+    message = message.replace("{tmp}", str(tmp_path))
     assert (
         len(lines) == 1 and lines[0].startswith("keras-ddpm") and message in lines[0]
     ), stderr

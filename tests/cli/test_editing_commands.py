@@ -108,6 +108,7 @@ def test_inpaint_writes_original_region_and_fillings(saved, capsys):
             "image not found",
         ),
         (["--mask", "{folder}/all_white.png"], "nothing to fill in"),
+        (["--image", "{folder}"], "--image names a folder, not an image file"),
     ],
 )
 def test_inpaint_errors_are_one_line(saved, capsys, args, message):

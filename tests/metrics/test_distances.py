@@ -144,6 +144,10 @@ def test_statistics_save_and_load_round_trip(tmp_path):
         kd.metrics.FeatureStatistics.load(lean.save(tmp_path / "lean.npz")).features
         is None
     )
+    # Text is not taken for a pickle (which np.load would ask to allow).
+    (tmp_path / "notes.txt").write_text("some notes")
+    with pytest.raises(ValueError, match=r"notes.txt: expected a .npz file written"):
+        kd.metrics.FeatureStatistics.load(tmp_path / "notes.txt")
 
 
 @pytest.mark.parametrize(
