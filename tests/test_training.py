@@ -155,6 +155,31 @@ def test_errors_name_arguments_not_flags(tmp_path, arguments, message):
     assert message in str(error.value) and "--" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (
+            {"image_size": 30, "widths": (32, 64, 128)},
+            "Image height 30 is not divisible",
+        ),
+        ({"attention_levels": (5,)}, "`attention_levels` must hold level indices in"),
+        ({"ema_momentum": 2.0}, "`ema_momentum` must lie in [0, 1)"),
+    ],
+)
+def test_the_network_and_ema_are_checked_before_a_step_is_timed(
+    tmp_path, monkeypatch, arguments, message
+):
+    from keras_ddpm.training import recipe
+
+    def choose(*args):
+        raise AssertionError("a step was timed before the arguments were checked")
+
+    monkeypatch.setattr(recipe.step_timing, "choose", choose)
+    with pytest.raises(ValueError) as error:
+        kd.training.train(tmp_path, **arguments)
+    assert message in str(error.value)
+
+
 def test_a_thread_count_is_for_tensorflow_before_it_starts(tmp_path):
     threads, message = 1, "`intra_op_threads` sets TensorFlow's threads"
     if keras.backend.backend() == "tensorflow":

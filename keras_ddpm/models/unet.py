@@ -53,6 +53,33 @@ def level_depths(block_depth, levels, words=()):
     )
 
 
+def check_shape(
+    image_size, widths, block_depth, attention_levels, patch_size, groups=8
+):
+    """`build_unet`'s checks of its shape arguments, without building anything.
+
+    Returns `((height, width), widths, depths, attention_levels,
+    patch_size)`, as tuples of ints (one depth per level); raises the
+    one-line `ValueError` that `build_unet` would for a bad one. The
+    training recipe calls it before it times a step.
+    """
+    height, width = check_image_size(image_size)
+    widths = tuple(check_groups(w, groups, what="each width")[0] for w in widths)
+    if not widths:
+        raise ValueError("`widths` must hold at least one level width.")
+    levels = len(widths)
+    depths = level_depths(block_depth, levels)
+    patch_size = check_int("patch_size", patch_size, low=1)
+    _check_divisible((height, width), patch_size, 2 ** (levels - 1), levels)
+    attention_levels = tuple(attention_levels)
+    for level in attention_levels:
+        if not (isinstance(level, int) and 0 <= level < levels):
+            raise ValueError(
+                f"`attention_levels` must hold level indices in [0, {levels}), got {attention_levels}."
+            )
+    return (height, width), widths, depths, attention_levels, patch_size
+
+
 def build_unet(
     image_size,
     channels=3,
@@ -157,20 +184,10 @@ def build_unet(
         - [Dhariwal & Nichol, 2021. Diffusion Models Beat GANs on Image Synthesis](https://arxiv.org/abs/2105.05233)
         - [Hoogeboom et al., 2023. simple diffusion: End-to-end diffusion for high resolution images](https://arxiv.org/abs/2301.11093)
     """
-    height, width = check_image_size(image_size)
-    widths = tuple(check_groups(w, groups, what="each width")[0] for w in widths)
-    if not widths:
-        raise ValueError("`widths` must hold at least one level width.")
+    (height, width), widths, depths, attention_levels, patch_size = check_shape(
+        image_size, widths, block_depth, attention_levels, patch_size, groups
+    )
     levels = len(widths)
-    depths = level_depths(block_depth, levels)
-    patch_size = check_int("patch_size", patch_size, low=1)
-    _check_divisible((height, width), patch_size, 2 ** (levels - 1), levels)
-    attention_levels = tuple(attention_levels)
-    for level in attention_levels:
-        if not (isinstance(level, int) and 0 <= level < levels):
-            raise ValueError(
-                f"`attention_levels` must hold level indices in [0, {levels}), got {attention_levels}."
-            )
     channels = check_int("channels", channels, low=1)
     embedding_dim = embedding_dim or 4 * widths[0]
     common = dict(

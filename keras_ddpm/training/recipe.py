@@ -18,7 +18,7 @@ from keras_ddpm.models import autoguidance
 from keras_ddpm.models.diffusion_model import DiffusionModel
 from keras_ddpm.models.guidance_interval import check_interval
 from keras_ddpm.models.objective import NOISE_LEVELS
-from keras_ddpm.models.unet import level_depths
+from keras_ddpm.models.unet import check_shape, level_depths
 from keras_ddpm.training import step_timing
 from keras_ddpm.training.training_result import TrainingResult
 from keras_ddpm.utils import (
@@ -478,6 +478,18 @@ def train(
         )
     output_dir = os.fspath(output_dir)
     check_writable_folder(output_dir)
+    check_float(
+        "ema_momentum", ema_momentum, 0.0, 1.0, high_inclusive=False, allow_none=True
+    )
+    # The network's shape, checked before a step is timed (in child
+    # processes, which would otherwise each fail on it).
+    check_shape(
+        image_size,
+        widths,
+        1 if block_depth == "auto" else block_depth,
+        _attention_levels(attention_levels, widths),
+        patch_size,
+    )
     architecture = dict(
         widths=widths,
         block_depth=_first_depth(block_depth, minutes),
@@ -807,13 +819,11 @@ def _new_model(
     `classes`: None (unconditional) or the class names of a conditional model.
     """
     widths = tuple(widths)
-    if attention_levels is None:
-        attention_levels = range(max(len(widths) - 2, 0), len(widths))
     network = models.build_unet(
         image_size,
         widths=widths,
         block_depth=block_depth,
-        attention_levels=tuple(attention_levels),
+        attention_levels=_attention_levels(attention_levels, widths),
         zero_init_residual=zero_init_residual,
         scale_shift=scale_shift,
         zero_init_attention=zero_init_attention,
@@ -872,6 +882,13 @@ def _timing_architecture(architecture):
         if value is not None and not isinstance(value, (int, np.integer)):
             timed[name] = [int(entry) for entry in value]
     return timed
+
+
+def _attention_levels(attention_levels, widths):
+    """The recipe's attention levels: as given, or by default the two lowest-resolution levels."""
+    if attention_levels is None:
+        return tuple(range(max(len(widths) - 2, 0), len(widths)))
+    return tuple(attention_levels)
 
 
 def _clear_previous_run(output_dir, overwrite):
