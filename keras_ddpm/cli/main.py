@@ -7,6 +7,8 @@ missing files, unreadable models) print one line on stderr and exit with status
 2, without a traceback.
 """
 
+import argparse
+import re
 import sys
 
 from keras_ddpm.cli import (
@@ -93,12 +95,34 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    select_backend(args, argv)
     try:
+        select_backend(args, argv)
         return args.handler(args)
     except (UsageError, ValueError, OSError, ImportError) as error:
-        print(f"keras-ddpm {args.command}: error: {error}", file=sys.stderr)
+        message = in_flags(parser, args.command, str(error))
+        print(f"keras-ddpm {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def in_flags(parser, command, message):
+    """`message` with the library's argument names (`guide_scale`) named as `command`'s flags.
+
+    A library error names its arguments in backticks; where `command` has an
+    option of that destination, the flag (`--guide-scale`) replaces it.
+    """
+    subcommands = next(
+        action
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    flags = {
+        action.dest: max(action.option_strings, key=len)
+        for action in subcommands.choices[command]._actions
+        if action.option_strings
+    }
+    return re.sub(
+        r"`(\w+)`", lambda match: flags.get(match.group(1), match.group(0)), message
+    )
 
 
 if __name__ == "__main__":

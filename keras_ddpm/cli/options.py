@@ -4,6 +4,7 @@ Every subcommand module imports from here and from nowhere else in `cli/`.
 """
 
 import argparse
+import importlib.util
 import inspect
 import math
 import os
@@ -307,5 +308,10 @@ def select_backend(args, argv):
     """Make Keras use `--backend`: Keras is loaded by now, so re-execute once with it."""
     wanted = getattr(args, "backend", None)
     if wanted and keras.backend.backend() != wanted:
+        if importlib.util.find_spec(wanted) is None:  # jax, torch or tensorflow
+            raise UsageError(
+                f"--backend {wanted}: {wanted} is not installed "
+                f"(pip install 'keras-ddpm[{wanted}]')"
+            )
         os.environ["KERAS_BACKEND"] = wanted
         os.execv(sys.executable, [sys.executable, "-m", "keras_ddpm.cli", *argv])

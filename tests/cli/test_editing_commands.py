@@ -101,14 +101,17 @@ def test_inpaint_writes_original_region_and_fillings(saved, capsys):
                 "--steps",
                 "5",
             ],
-            "`jump_length` (20) must be at most the steps (5)",
+            "--jump-length (20) must be at most the steps (5)",
         ),
         (
             ["--mask", "{folder}/photo.png", "--image", "{folder}/none.png"],
             "image not found",
         ),
         (["--mask", "{folder}/all_white.png"], "nothing to fill in"),
-        (["--image", "{folder}"], "--image names a folder, not an image file"),
+        (
+            ["--image", "{folder}", "--box", "0", "0", "4", "4"],
+            "--image names a folder, not an image file",
+        ),
     ],
 )
 def test_inpaint_errors_are_one_line(saved, capsys, args, message):
@@ -190,4 +193,4 @@ def test_reconstruct_strength(saved, capsys):
         "noised to t=24" in capsys.readouterr().out
     )  # round(0.5 · 49) = 24 (half to even)
     assert main([*base, "--strength", "1.5"]) == 2
-    assert "`strength` must lie in (0, 1]" in capsys.readouterr().err
+    assert "--strength must lie in (0, 1]" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 import ast
 import pathlib
 
+import keras
 import pytest
 
 import keras_ddpm as kd
@@ -291,3 +292,23 @@ def test_a_new_run_into_a_finished_run_names_the_flags_and_keeps_its_files(
     )
     assert len(error.splitlines()) == 1
     assert (tmp_path / "model.keras").read_bytes() == b"a finished run's model"
+
+
+def test_a_backend_that_is_not_installed_is_one_line(monkeypatch, capsys):
+    import importlib.util
+
+    other = next(
+        b for b in ("jax", "torch", "tensorflow") if b != keras.backend.backend()
+    )
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == other else find_spec(name, *args),
+    )
+    assert main(["info", "--backend", other]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"keras-ddpm info: error: --backend {other}: {other} is not installed "
+        f"(pip install 'keras-ddpm[{other}]')"
+    )
