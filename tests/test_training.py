@@ -180,6 +180,15 @@ def test_the_network_and_ema_are_checked_before_a_step_is_timed(
     assert message in str(error.value)
 
 
+def test_resume_and_overwrite_are_checked_against_the_folder(tmp_path):
+    with pytest.raises(ValueError, match="`resume` and `overwrite` exclude each other"):
+        kd.training.train(tmp_path, resume=True, overwrite=True, **TINY)
+    (tmp_path / "model.keras").write_bytes(b"a model without checkpoints")
+    with pytest.raises(ValueError, match="holds a model.keras but no checkpoint to"):
+        kd.training.train(tmp_path, resume=True, **TINY)
+    assert (tmp_path / "model.keras").read_bytes() == b"a model without checkpoints"
+
+
 def test_a_thread_count_is_for_tensorflow_before_it_starts(tmp_path):
     threads, message = 1, "`intra_op_threads` sets TensorFlow's threads"
     if keras.backend.backend() == "tensorflow":
@@ -564,13 +573,19 @@ def test_the_guide_is_half_way_kept_on_resume_and_dropped_by_a_new_run(
     assert str(out / "guide.keras") in result.files and guide_step() == 8
     assert "autoguidance 5 by step 8 at timesteps 10-40" in capsys.readouterr().out
     # Resumed to 4 epochs: half (8 steps) was done before, so the guide stays.
-    kd.training.train(out, epochs=4, resume=True, **TINY)
+    # A resumed run keeps its checkpoint's network: shape settings it could
+    # not take (attention at a level it lacks) are not checked.
+    kd.training.train(out, epochs=4, resume=True, attention_levels=(5,), **TINY)
     assert "autoguidance 5 by step 8" in capsys.readouterr().out
     assert guide_step() == 8
     # A new run into the folder is refused before anything is written.
     saved = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
     with pytest.raises(ValueError, match=r"already holds a run \(model.keras and"):
         kd.training.train(out, epochs=1, **TINY)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == saved
+    # A replacing run that fails before training leaves the old run whole.
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        kd.training.train(out, overwrite=True, **{**TINY, "dataset": "no_such_xyz"})
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == saved
     # Resuming at another image size names the checkpoints' size.
     with pytest.raises(ValueError, match=r"of a 8x8 model: resume with `image_size`=8"):

@@ -118,7 +118,7 @@ def _metric(args, image_shape):
     if extractor == "flowers":
         extractor = metrics.flowers_encoder(image_size=image_shape[0])
     elif extractor:
-        extractor = load_model(extractor)
+        extractor = load_model(extractor, "--feature-extractor")
     weights = None if args.weights.lower() == "none" else args.weights
     size = args.encoder_size or (75 if args.metric == "kid" else 299)
     common = dict(

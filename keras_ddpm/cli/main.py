@@ -24,6 +24,11 @@ from keras_ddpm.cli import (
 from keras_ddpm.cli.options import Parser, UsageError, select_backend
 from keras_ddpm.version import __version__
 
+# The commands whose options take the names of the library's arguments they
+# pass on, so that a library error's `argument` is that command's flag
+# (`train` names its own; `evaluate`'s encoder arguments are not its flags').
+FLAG_NAMED = ("sample", "reconstruct", "inpaint", "interpolate", "serve")
+
 # In the order `keras-ddpm --help` lists them.
 COMMANDS = (train, sample, reconstruct, inpaint, interpolate, evaluate, serve, info)
 
@@ -99,7 +104,9 @@ def main(argv=None):
         select_backend(args, argv)
         return args.handler(args)
     except (UsageError, ValueError, OSError, ImportError) as error:
-        message = in_flags(parser, args.command, str(error))
+        message = str(error)
+        if args.command in FLAG_NAMED:
+            message = in_flags(parser, args.command, message)
         print(f"keras-ddpm {args.command}: error: {message}", file=sys.stderr)
         return 2
 

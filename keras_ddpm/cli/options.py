@@ -17,7 +17,6 @@ from keras_ddpm import ops, samplers
 from keras_ddpm.models import autoguidance
 from keras_ddpm.samplers.dpm_solver_sampler import ORDERS as DPM_SOLVER_ORDERS
 from keras_ddpm.samplers.sampler import SPACINGS
-from keras_ddpm.utils import check_writable_folder
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # DPM-Solver++ 2M at 20 steps: FID within 3 % of DDPM with all 1000 steps on a
@@ -170,7 +169,7 @@ def guide_options(args):
     if not args.guide:
         return {}
     return {
-        "guide": load_model(args.guide),
+        "guide": load_model(args.guide, "--guide"),
         "guide_scale": args.guide_scale,
         "guidance_interval": args.guidance_interval,
     }
@@ -266,8 +265,9 @@ def check_output_files(files):
     Raises:
         UsageError: for a path without its extension (so that a grid and a
             GIF never overwrite each other), one that names a folder, or one
-            in a folder that cannot be written (created where missing, as the
-            command would).
+            whose folder could not be written (nor, where missing, created
+            as the command would: the nearest folder that exists is
+            checked, and nothing is created).
     """
     for name, (path, extension) in files.items():
         if path is None:
@@ -276,21 +276,22 @@ def check_output_files(files):
             raise UsageError(f"{name} must name a {extension} file, got {path}")
         if os.path.isdir(path):
             raise UsageError(f"{name} names a folder, not a {extension} file: {path}")
-        try:
-            check_writable_folder(os.path.dirname(path) or ".")
-        except OSError as error:
-            raise UsageError(f"{name} {path}: {error}") from None
+        folder = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(folder):
+            folder = os.path.dirname(folder)
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"{name} {path}: cannot write into {folder}")
 
 
-def load_model(path):
-    """The model saved at `path`, or a `UsageError` that says why it cannot be read."""
+def load_model(path, flag="--model"):
+    """The model saved at `path` (given as `flag`), or a `UsageError` that says why it cannot be read."""
     if os.path.isdir(path):
-        raise UsageError(f"--model names a folder, not a .keras file: {path}")
+        raise UsageError(f"{flag} names a folder, not a .keras file: {path}")
     if not os.path.isfile(path):
         raise UsageError(f"model file not found: {path}")
     if not zipfile.is_zipfile(path):
         raise UsageError(
-            f"{path} is not a saved model: expected a .keras file (a zip archive "
+            f"could not load model {path}: not a .keras file (a zip archive "
             "written by model.save)"
         )
     try:

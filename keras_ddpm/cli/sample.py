@@ -66,6 +66,8 @@ def run(args):
             "--guide (autoguidance) and --guidance (classifier-free) exclude each "
             "other: give one"
         )
+    if args.per_class and args.gif:
+        raise UsageError("--gif does not apply with --per-class")
     check_output_files({"--grid": (args.grid, ".png"), "--gif": (args.gif, ".gif")})
     guided = guide_options(args)
     model = load_model(args.model)
@@ -92,8 +94,6 @@ def _per_class(model, args, conditioning):
         raise UsageError(
             "--per-class needs a class-conditional model; this one has none"
         )
-    if args.gif:
-        raise UsageError("--gif does not apply with --per-class")
     classes = (
         [conditioning["labels"]]
         if "labels" in conditioning

@@ -386,11 +386,13 @@ def train(
             Defaults to False.
         overwrite: bool, let a new run replace the run that `output_dir`
             holds (its `model.keras` or checkpoints): the old checkpoints are
-            deleted before training and the other files written anew.
-            Defaults to False: a new run into such a folder stops with an
-            error before anything is timed or written, so that a finished
-            run is not lost (a second run's checkpoints would also be pruned
-            in favour of the first run's, which count more steps).
+            deleted when training starts (not before: a run that fails
+            while it loads data or times its step leaves them) and the other
+            files written anew. Defaults to False: a new run into such a
+            folder stops with an error before anything is timed or written,
+            so that a finished run is not lost (a second run's checkpoints
+            would also be pruned in favour of the first run's, which count
+            more steps). Excludes `resume`.
         verbose: int, `fit`'s verbosity: 0, 1 (progress bars) or 2.
             Defaults to 1.
 
@@ -481,15 +483,23 @@ def train(
     check_float(
         "ema_momentum", ema_momentum, 0.0, 1.0, high_inclusive=False, allow_none=True
     )
-    # The network's shape, checked before a step is timed (in child
-    # processes, which would otherwise each fail on it).
-    check_shape(
-        image_size,
-        widths,
-        1 if block_depth == "auto" else block_depth,
-        _attention_levels(attention_levels, widths),
-        patch_size,
+    if resume and overwrite:
+        raise ValueError("`resume` and `overwrite` exclude each other: give one.")
+    new_run = not (
+        resume and callbacks.list_checkpoints(os.path.join(output_dir, "checkpoints"))
     )
+    if new_run:
+        _check_no_previous_run(output_dir, overwrite, resume)
+        # The new network's shape, checked before a step is timed (in child
+        # processes, which would otherwise fail on it); a resumed run keeps
+        # its checkpoint's.
+        check_shape(
+            image_size,
+            widths,
+            1 if block_depth == "auto" else block_depth,
+            _attention_levels(attention_levels, widths),
+            patch_size,
+        )
     architecture = dict(
         widths=widths,
         block_depth=_first_depth(block_depth, minutes),
@@ -516,11 +526,6 @@ def train(
     # and the data are read.
     began = time.monotonic()
     measured = None
-    new_run = not (
-        resume and callbacks.list_checkpoints(os.path.join(output_dir, "checkpoints"))
-    )
-    if new_run:
-        _clear_previous_run(output_dir, overwrite)
     if intra_op_threads == "auto" and devices == 1 and new_run:
         timeout = step_timing.CHILD_TIMEOUT
         if minutes is not None:
@@ -650,6 +655,9 @@ def train(
             f"{dataset} at {image_size}x{image_size}, {length} -> {output_dir}"
         )
 
+        if overwrite:  # the replaced run's checkpoints, only once training starts
+            for path, *_ in callbacks.list_checkpoints(checkpoints):
+                os.remove(path)
         checkpoint = callbacks.Checkpoint(checkpoints)
         history = callbacks.HistoryFile(os.path.join(output_dir, "history.json"))
         non_finite = callbacks.TerminateOnNonFinite(verbose=False)
@@ -891,26 +899,25 @@ def _attention_levels(attention_levels, widths):
     return tuple(attention_levels)
 
 
-def _clear_previous_run(output_dir, overwrite):
-    """Refuse a new run into a folder that holds one, or, with `overwrite`, delete its checkpoints."""
-    checkpoints = callbacks.list_checkpoints(os.path.join(output_dir, "checkpoints"))
-    found = [
-        name
-        for name in ("model.keras",)
-        if os.path.exists(os.path.join(output_dir, name))
-    ]
-    if checkpoints:
+def _check_no_previous_run(output_dir, overwrite, resume):
+    """Refuse a new run into a folder that holds one, unless `overwrite` lets it replace that run."""
+    found = []
+    if os.path.exists(os.path.join(output_dir, "model.keras")):
+        found.append("model.keras")
+    if callbacks.list_checkpoints(os.path.join(output_dir, "checkpoints")):
         found.append("checkpoints")
-    if not found:
+    if not found or overwrite:
         return
-    if not overwrite:
+    if resume:  # a model, but no checkpoint to resume from
         raise ValueError(
-            f"{output_dir!r} already holds a run ({' and '.join(found)}): continue it "
-            "with `resume`, replace it with `overwrite`, or choose another "
-            "`output_dir`."
+            f"{output_dir!r} holds a model.keras but no checkpoint to resume "
+            "from: replace it with `overwrite`, or choose another `output_dir`."
         )
-    for path, *_ in checkpoints:
-        os.remove(path)
+    raise ValueError(
+        f"{output_dir!r} already holds a run ({' and '.join(found)}): continue it "
+        "with `resume`, replace it with `overwrite`, or choose another "
+        "`output_dir`."
+    )
 
 
 def _check_resumed_size(model, image_size, checkpoints):
@@ -918,7 +925,7 @@ def _check_resumed_size(model, image_size, checkpoints):
     size = tuple(model.image_shape[:2])
     wanted = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
     if size != tuple(int(side) for side in wanted):
-        shown = f"{size[0]}" if size[0] == size[1] else f"{size[0]},{size[1]}"
+        shown = f"{size[0]}" if size[0] == size[1] else f"{size}"
         raise ValueError(
             f"The checkpoints in {checkpoints} are of a {size[0]}x{size[1]} model: "
             f"resume with `image_size`={shown}."

@@ -165,8 +165,19 @@ def test_train_sample_and_reconstruct(tmp_path):
             "Unknown dataset",
         ),
         (["train", "--config", "missing.toml"], "config file not found"),
-        (["sample", "--model", "{tmp}/broken.keras"], "is not a saved model"),
+        (
+            ["sample", "--model", "{tmp}/broken.keras"],
+            "could not load model {tmp}/broken.keras: not a .keras file",
+        ),
         (["sample", "--model", "{tmp}"], "--model names a folder, not a .keras file"),
+        (
+            ["sample", "--model", "{tmp}/broken.keras", "--guide", "{tmp}"],
+            "--guide names a folder, not a .keras file",
+        ),
+        (
+            ["sample", "--model", "m.keras", "--per-class", "2", "--gif", "x.png"],
+            "--gif does not apply with --per-class",
+        ),
         (
             ["sample", "--model", "m.keras", "--grid", "o.png", "--gif", "o.png"],
             "--gif must name a .gif file, got o.png",
@@ -177,7 +188,7 @@ def test_train_sample_and_reconstruct(tmp_path):
         ),
         (
             ["sample", "--model", "m.keras", "--grid", "{tmp}/broken.keras/o.png"],
-            "--grid {tmp}/broken.keras/o.png: Cannot write to output folder",
+            "--grid {tmp}/broken.keras/o.png: cannot write into {tmp}/broken.keras",
         ),
         (
             ["interpolate", "--model", "m.keras", "--out", "o.gif"],
@@ -190,7 +201,7 @@ def test_train_sample_and_reconstruct(tmp_path):
         (
             ["inpaint", "--model", "{tmp}/broken.keras", "--image", "x.png"]
             + ["--box", "0", "0", "4", "4"],
-            "is not a saved model",
+            "could not load model {tmp}/broken.keras: not a .keras file",
         ),
         (["sample", "--model", "m.keras", "--guide-scale", "2"], "needs --guide"),
         (
@@ -234,6 +245,13 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert (
         len(lines) == 1 and lines[0].startswith("keras-ddpm") and message in lines[0]
     ), stderr
+
+
+def test_output_files_are_checked_without_creating_folders(tmp_path, capsys):
+    grid = tmp_path / "new" / "grid.png"
+    assert main(["sample", "--model", "missing.keras", "--grid", str(grid)]) == 2
+    assert "model file not found" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
 
 
 def test_unwritable_output_folder_fails_before_training(tmp_path):

@@ -306,6 +306,11 @@ def test_a_backend_that_is_not_installed_is_one_line(monkeypatch, capsys):
         "find_spec",
         lambda name, *args: None if name == other else find_spec(name, *args),
     )
+
+    def execv(*args):
+        raise AssertionError("re-executed with a backend that is not installed")
+
+    monkeypatch.setattr(options.os, "execv", execv)
     assert main(["info", "--backend", other]) == 2
     error = capsys.readouterr().err.strip()
     assert error == (
