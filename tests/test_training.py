@@ -75,7 +75,10 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys, monkeypatch)
     assert result.model.ema_momentum == kd.training.DEFAULTS["ema_momentum"] == 0.995
 
     result = kd.training.train(out, epochs=2, resume=True, **TINY)
-    assert "(1 epochs done)" in capsys.readouterr().out
+    assert (
+        "(1 epochs done); the network, schedule, prediction and optimizer are the "
+        "checkpoint's." in capsys.readouterr().out
+    )
     assert result.completed and len(result.history["loss"]) == 2
     with open(out / "history.json") as file:
         assert json.load(file)["loss"] == result.history["loss"]

@@ -581,7 +581,10 @@ def train(
             if epochs is None:  # a budget alone: the time limit ends the run
                 epochs = initial_epoch + 10**6
             newest = callbacks.list_checkpoints(checkpoints)[0][0]
-            print(f"Resuming from {newest} ({initial_epoch} epochs done).")
+            print(
+                f"Resuming from {newest} ({initial_epoch} epochs done); the "
+                "network, schedule, prediction and optimizer are the checkpoint's."
+            )
         else:
             if resume:
                 print(f"No checkpoint in {checkpoints}: starting a new run.")
