@@ -582,8 +582,9 @@ def train(
                 epochs = initial_epoch + 10**6
             newest = callbacks.list_checkpoints(checkpoints)[0][0]
             print(
-                f"Resuming from {newest} ({initial_epoch} epochs done); the "
-                "network, schedule, prediction and optimizer are the checkpoint's."
+                f"Resuming from {newest} ({initial_epoch} epochs done): the "
+                "network, noise schedule and prediction target are the "
+                "checkpoint's."
             )
         else:
             if resume:
