@@ -26,8 +26,8 @@ from keras_ddpm.version import __version__
 
 # The commands whose options take the names of the library's arguments they
 # pass on, so that a library error's `argument` is that command's flag
-# (`train` names its own; `evaluate`'s encoder arguments are not its flags').
-FLAG_NAMED = ("sample", "reconstruct", "inpaint", "interpolate", "serve")
+# (`evaluate`'s encoder arguments are not its flags').
+FLAG_NAMED = ("train", "sample", "reconstruct", "inpaint", "interpolate", "serve")
 
 # In the order `keras-ddpm --help` lists them.
 COMMANDS = (train, sample, reconstruct, inpaint, interpolate, evaluate, serve, info)

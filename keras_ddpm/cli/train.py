@@ -7,7 +7,6 @@ for the few renamed in `RENAMED`; a TOML key is the flag without `--` and with
 """
 
 import argparse
-import re
 import sys
 
 from keras_ddpm import samplers, schedules, training
@@ -26,11 +25,6 @@ RENAMED = {"output_dir": "out", "ema_momentum": "ema", "guidance_scale": "guidan
 FLAGS_ONLY = ("resume", "overwrite", "verbose", "devices")
 
 
-def flag(argument):
-    """The flag of an argument of `training.train`: `batch_size` → `--batch-size`."""
-    return "--" + RENAMED.get(argument, argument).replace("_", "-")
-
-
 def config_keys():
     """`{TOML key: argument of training.train}` of what a --config file may set."""
     return {
@@ -38,16 +32,6 @@ def config_keys():
         for argument in training.DEFAULTS
         if argument not in FLAGS_ONLY
     }
-
-
-def in_flag_words(message):
-    """`message` with the arguments it quotes (`batch_size`) named as flags."""
-
-    def replace(match):
-        name = match.group(1)
-        return flag(name) if name in training.DEFAULTS else match.group(0)
-
-    return re.sub(r"`(\w+)`", replace, message)
 
 
 def words(values):
@@ -399,10 +383,8 @@ def settings(args):
 
 def run(args):
     """Train as the flags say; returns the exit status (1: non-finite loss, 130: Ctrl-C)."""
-    try:
-        result = training.train(**settings(args))
-    except ValueError as error:
-        raise UsageError(in_flag_words(str(error))) from None
+    # A ValueError names the library's arguments; `main` names them as flags.
+    result = training.train(**settings(args))
     if result.status == "non_finite":
         print(f"keras-ddpm train: error: {result.message}", file=sys.stderr)
         return 1

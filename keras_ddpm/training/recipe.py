@@ -26,6 +26,7 @@ from keras_ddpm.utils import (
     check_choice,
     check_float,
     check_free_space,
+    check_image_size,
     check_int,
     check_writable_folder,
 )
@@ -927,8 +928,7 @@ def _check_no_previous_run(output_dir, overwrite, resume):
 def _check_resumed_size(model, image_size, checkpoints):
     """Fail, naming `image_size`, when the checkpoint's model makes other images."""
     size = tuple(model.image_shape[:2])
-    wanted = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
-    if size != tuple(int(side) for side in wanted):
+    if size != check_image_size(image_size):
         shown = f"{size[0]}" if size[0] == size[1] else f"{size}"
         raise ValueError(
             f"The checkpoints in {checkpoints} are of a {size[0]}x{size[1]} model: "

@@ -8,7 +8,7 @@ import pytest
 
 import keras_ddpm as kd
 from keras_ddpm.cli import build_parser, main, options
-from keras_ddpm.cli import train as train_command
+from keras_ddpm.cli.main import in_flags
 
 CLI = pathlib.Path(kd.__file__).parent / "cli"
 
@@ -222,7 +222,9 @@ def test_unknown_config_keys_and_flag_only_settings_are_refused(tmp_path, capsys
 
 
 def test_library_errors_are_translated_to_flags():
-    translate = train_command.in_flag_words
+    def translate(message):
+        return in_flags(build_parser(), "train", message)
+
     assert (
         translate("`batch_size` 8 must be a multiple of `devices` 3.")
         == "--batch-size 8 must be a multiple of --devices 3."
