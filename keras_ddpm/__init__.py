@@ -1,6 +1,13 @@
 """keras-ddpm: denoising diffusion models for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_ddpm import (
+import sys
+
+from keras_ddpm.utils import check_backend_installed
+
+if "keras" not in sys.modules:  # else Keras has loaded its backend already
+    check_backend_installed()  # before Keras' own import fails without saying why
+
+from keras_ddpm import (  # noqa: E402
     callbacks,
     datasets,
     distribute,
@@ -13,8 +20,8 @@ from keras_ddpm import (
     training,
     viz,
 )
-from keras_ddpm.models.diffusion_model import DiffusionModel
-from keras_ddpm.version import __version__
+from keras_ddpm.models.diffusion_model import DiffusionModel  # noqa: E402
+from keras_ddpm.version import __version__  # noqa: E402
 
 __all__ = [
     "DiffusionModel",

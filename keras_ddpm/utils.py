@@ -1,6 +1,8 @@
 """Small helpers shared across the library: argument checks, file writing, backend state."""
 
 import contextlib
+import importlib.util
+import json
 import math
 import os
 import shutil
@@ -485,3 +487,50 @@ def torch_compiling():
     if check is None:
         from torch._dynamo import is_compiling as check
     return check()
+
+
+# The backends Keras can run on that an extra of keras-ddpm installs.
+BACKEND_EXTRAS = ("tensorflow", "jax", "torch")
+
+
+def check_backend_installed(environ=None):
+    """Raise a one-line error if the backend Keras is about to load is not installed.
+
+    Keras reads its backend from the `KERAS_BACKEND` variable, else from the
+    `backend` of `$KERAS_HOME/keras.json` (`~/.keras/keras.json`), else uses
+    TensorFlow, and fails deep inside its own import when that package is
+    missing. Checked before Keras is imported; a backend name Keras does not
+    know is left to Keras' own error.
+
+    Args:
+        environ: mapping of environment variables; None reads `os.environ`.
+
+    Raises:
+        ImportError: if that backend (`tensorflow`, `jax` or `torch`) is not
+            installed, naming the extra that installs it.
+    """
+    environ = os.environ if environ is None else environ
+    backend, source = environ.get("KERAS_BACKEND"), "KERAS_BACKEND"
+    if not backend:
+        home = environ.get("KERAS_HOME") or os.path.join(
+            os.path.expanduser("~"), ".keras"
+        )
+        config = os.path.join(home, "keras.json")
+        try:
+            with open(config) as file:
+                backend, source = json.load(file).get("backend"), config
+        except (OSError, ValueError, AttributeError):
+            backend = None
+    if not backend:
+        backend, source = "tensorflow", "Keras' default"
+    if backend in BACKEND_EXTRAS and importlib.util.find_spec(backend) is None:
+        others = " or ".join(
+            name
+            for name in BACKEND_EXTRAS
+            if name != backend and importlib.util.find_spec(name) is not None
+        )
+        hint = f", or set KERAS_BACKEND={others.split()[0]}" if others else ""
+        raise ImportError(
+            f"Keras' backend is {backend} ({source}), but {backend} is not "
+            f"installed: pip install 'keras-ddpm[{backend}]'{hint}."
+        )

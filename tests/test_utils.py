@@ -1,11 +1,17 @@
+import importlib.util
+import json
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from keras_ddpm import utils
 from keras_ddpm.utils import (
     atomic_path,
+    check_backend_installed,
     check_choice,
     check_float,
     check_image_size,
@@ -146,3 +152,65 @@ def test_check_image_size():
         check_image_size((8, 8, 8))
     with pytest.raises(ValueError, match=r"^`size` must be a positive int, got True"):
         check_image_size(True, name="size")
+
+
+@pytest.fixture
+def only_tensorflow_installed(monkeypatch):
+    """`find_spec` as if TensorFlow were the only backend installed."""
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        if name in ("jax", "torch"):
+            return None
+        return real(name, *args)
+
+    monkeypatch.setattr(utils.importlib.util, "find_spec", find_spec)
+
+
+@pytest.mark.usefixtures("only_tensorflow_installed")
+def test_a_missing_backend_is_named_with_its_extra(tmp_path):
+    home = str(tmp_path)  # no keras.json there
+    with pytest.raises(ImportError) as raised:
+        check_backend_installed({"KERAS_BACKEND": "jax", "KERAS_HOME": home})
+    assert str(raised.value) == (
+        "Keras' backend is jax (KERAS_BACKEND), but jax is not installed: "
+        "pip install 'keras-ddpm[jax]', or set KERAS_BACKEND=tensorflow."
+    )
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch"}))
+    with pytest.raises(
+        ImportError, match=r"torch \(.*keras.json\).*keras-ddpm\[torch\]"
+    ):
+        check_backend_installed({"KERAS_HOME": home})
+    # The variable wins over keras.json, as in Keras; installed and unknown
+    # backends pass (Keras names an unknown one itself).
+    check_backend_installed({"KERAS_BACKEND": "tensorflow", "KERAS_HOME": home})
+    check_backend_installed({"KERAS_BACKEND": "numpy", "KERAS_HOME": home})
+
+
+def test_a_missing_default_backend_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(utils.importlib.util, "find_spec", lambda name, *args: None)
+    (tmp_path / "keras.json").write_text("not json")
+    with pytest.raises(ImportError) as raised:
+        check_backend_installed({"KERAS_HOME": str(tmp_path)})
+    assert str(raised.value) == (
+        "Keras' backend is tensorflow (Keras' default), but tensorflow is not "
+        "installed: pip install 'keras-ddpm[tensorflow]'."
+    )
+
+
+def test_importing_the_package_checks_the_backend_first():
+    """A fresh interpreter without the backend's package stops with the one line."""
+    code = "import sys\nsys.modules['jax'] = None  # as if not installed\nimport keras_ddpm\n"
+    environment = dict(os.environ, KERAS_BACKEND="jax")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "ImportError: Keras' backend is jax (KERAS_BACKEND), but jax is not "
+            "installed: pip install 'keras-ddpm[jax]'"
+        )
+    )

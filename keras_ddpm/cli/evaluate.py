@@ -169,6 +169,12 @@ def run(args):
         raise UsageError(
             f"--save-reference must name a .npz file, got {args.save_reference}"
         )
+    for flag, value in (("--num", args.num), ("--num-images", args.num_images)):
+        if value is not None and value < 2:
+            raise UsageError(
+                f"{flag} must be at least 2 (the statistics of a set of "
+                f"images need two), got {value}"
+            )
     if args.reference and not os.path.isfile(args.reference):
         raise UsageError(f"reference statistics not found: {args.reference}")
 

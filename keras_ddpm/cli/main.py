@@ -10,6 +10,7 @@ missing files, unreadable models) print one line on stderr and exit with status
 import argparse
 import re
 import sys
+import warnings
 
 from keras_ddpm.cli import (
     evaluate,
@@ -102,13 +103,28 @@ def main(argv=None):
         return 0
     try:
         select_backend(args, argv)
-        return args.handler(args)
+        with warnings.catch_warnings():  # restores `showwarning` when done
+            warnings.showwarning = _one_line_warning(args.command)
+            return args.handler(args)
     except (UsageError, ValueError, OSError, ImportError) as error:
         message = str(error)
         if args.command in FLAG_NAMED:
             message = in_flags(parser, args.command, message)
         print(f"keras-ddpm {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _one_line_warning(command):
+    """A `warnings.showwarning` that prints `keras-ddpm COMMAND: warning: message`.
+
+    Python's own shows the warning's file, line number and source line, which
+    mean nothing to a user of the command line.
+    """
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"keras-ddpm {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
 
 
 def in_flags(parser, command, message):

@@ -133,6 +133,7 @@ def test_train_sample_and_reconstruct(tmp_path):
         Image.fromarray(np.full((12, 10, 3), 40 * i, np.uint8)).save(
             folder / f"{i}.png"
         )
+    (folder / "broken.png").write_bytes(b"not an image")
     result = run(
         "reconstruct",
         "--model",
@@ -145,6 +146,12 @@ def test_train_sample_and_reconstruct(tmp_path):
         str(tmp_path / "r.png"),
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    # Skipped with a line of the command's own, not Python's warning format.
+    assert (
+        f"keras-ddpm reconstruct: warning: Skipping unreadable image {folder / 'broken.png'}"
+        in result.stderr
+    )
+    assert "UserWarning" not in result.stderr
     with Image.open(tmp_path / "r.png") as image:
         assert image.size == (3 * 8 + 4 * 2, 3 * 8 + 4 * 2)
 
@@ -159,6 +166,14 @@ def test_train_sample_and_reconstruct(tmp_path):
         (["sample", "--model", "m.keras", "--num", "-3"], "expected a positive int"),
         (["reconstruct", "--model", "m", "--images", "i", "--steps", "x"], "got 'x'"),
         (["evaluate", "--num-subsets", "0"], "expected a positive int"),
+        (
+            ["evaluate", "--save-reference", "r.npz", "--dataset", "d", "--num", "1"],
+            "--num must be at least 2 (the statistics of a set of images need two), got 1",
+        ),
+        (
+            ["evaluate", "--model", "m.keras", "--dataset", "d", "--num-images", "1"],
+            "--num-images must be at least 2",
+        ),
         (["serve", "--model", "m.keras", "--max-queue", "1.5"], "positive int"),
         (
             ["train", "--dataset", "no_such_dataset_xyz", "--out", "{tmp}"],
