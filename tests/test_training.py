@@ -575,10 +575,23 @@ def test_the_guide_is_half_way_kept_on_resume_and_dropped_by_a_new_run(
     result = kd.training.train(out, epochs=3, guide_interval=(10, 40), **TINY)
     assert str(out / "guide.keras") in result.files and guide_step() == 8
     assert "autoguidance 5 by step 8 at timesteps 10-40" in capsys.readouterr().out
+    # A resumed run keeps its checkpoint's network and objective: settings
+    # given other than the checkpoint's are refused, naming them, before
+    # anything is written; those given as the checkpoint has them (TINY's)
+    # are not.
+    saved = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    changed = dict(attention_levels=(5,), ema_momentum=0.9, prediction="epsilon")
+    with pytest.raises(ValueError) as raised:
+        kd.training.train(out, epochs=4, resume=True, **changed, **TINY)
+    assert str(raised.value) == (
+        "A resumed run keeps the `attention_levels`, `prediction` and "
+        f"`ema_momentum` of the checkpoints in {out / 'checkpoints'} (0 1, not 5; "
+        "v, not epsilon; 0.995, not 0.9): drop them to resume, or start a new run "
+        "with `overwrite` or another `output_dir`."
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == saved
     # Resumed to 4 epochs: half (8 steps) was done before, so the guide stays.
-    # A resumed run keeps its checkpoint's network: shape settings it could
-    # not take (attention at a level it lacks) are not checked.
-    kd.training.train(out, epochs=4, resume=True, attention_levels=(5,), **TINY)
+    kd.training.train(out, epochs=4, resume=True, **TINY)
     assert "autoguidance 5 by step 8" in capsys.readouterr().out
     assert guide_step() == 8
     # A new run into the folder is refused before anything is written.

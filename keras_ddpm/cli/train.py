@@ -303,7 +303,8 @@ def add_parser(commands):
     train.add_argument(
         "--resume",
         action="store_true",
-        help="continue from the newest checkpoint in OUT/checkpoints",
+        help="continue from the newest checkpoint in OUT/checkpoints, with its "
+        "network and training settings (other values given for them are an error)",
     )
     train.add_argument(
         "--overwrite",

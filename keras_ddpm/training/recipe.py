@@ -11,7 +11,7 @@ import types
 import keras
 import numpy as np
 
-from keras_ddpm import callbacks, datasets, distribute, models, viz
+from keras_ddpm import callbacks, datasets, distribute, models, schedules, viz
 from keras_ddpm.callbacks.budget_cosine_decay import has_float_rate
 from keras_ddpm.callbacks.step_counter import optimizer_steps
 from keras_ddpm.models import autoguidance
@@ -381,7 +381,15 @@ def train(
             an int sets them (TensorFlow only; it must not have started).
             Defaults to `"auto"`.
         resume: bool, continue from the newest checkpoint of `output_dir`
-            (a new run when there is none). A model whose rate decayed along
+            (a new run when there is none). The run keeps the checkpoint's
+            network, noise schedule, objective, EMA and optimizer settings:
+            giving any of `widths`, `block_depth`, `attention_levels`,
+            `zero_init_residual`, `scale_shift`, `zero_init_attention`,
+            `patch_size`, `schedule`, `timesteps`, `prediction`, `beta_2`,
+            `weight_decay`, `global_clipnorm`, `min_snr_gamma`,
+            `noise_levels`, `ema_momentum` or `label_dropout` other than the
+            checkpoint has it is an error, as are another `image_size` or
+            `conditional`. A model whose rate decayed along
             a budget goes on at `learning_rate`, or, with `minutes` and the
             cosine schedule, decays again over the new budget (no warmup).
             Defaults to False.
@@ -573,6 +581,8 @@ def train(
             model, initial_epoch = restored
             _steps_per_call(model, STEPS_PER_EXECUTION)
             _check_resumed_size(model, image_size, checkpoints)
+            given = dict(architecture, block_depth=block_depth)  # not yet resolved
+            _check_resumed_arguments(model, given, checkpoints)
             if (model.num_classes is not None) != conditional:
                 kind = "class-conditional" if model.num_classes else "unconditional"
                 raise ValueError(
@@ -934,6 +944,107 @@ def _check_resumed_size(model, image_size, checkpoints):
             f"The checkpoints in {checkpoints} are of a {size[0]}x{size[1]} model: "
             f"resume with `image_size`={shown}."
         )
+
+
+def _checkpoint_arguments(model):
+    """The arguments of `train` that a resumed run takes from `model`, as it shows them.
+
+    Those it does not show are left out: the network's with a network not
+    built by `build_unet`, an optimizer's without that setting. Block depths
+    are one int per level.
+    """
+    network, optimizer = model.network, model.optimizer
+    levels = []
+    while any(layer.name == f"down_{len(levels)}" for layer in network.layers):
+        levels.append(network.get_layer(f"down_{len(levels)}"))
+    patches = [layer for layer in network.layers if layer.name == "patches"]
+    shown = dict(
+        schedule=next(
+            (
+                name
+                for name in schedules.names()
+                if type(schedules.get(name)) is type(model.schedule)
+            ),
+            None,
+        ),
+        timesteps=model.schedule.timesteps,
+        prediction=model.prediction,
+        min_snr_gamma=model.min_snr_gamma,
+        noise_levels=model.noise_levels,
+        ema_momentum=model.ema_momentum,
+        label_dropout=model.label_dropout if model.num_classes else None,
+    )
+    for name in ("beta_2", "weight_decay", "global_clipnorm"):
+        if hasattr(optimizer, name):
+            shown[name] = getattr(optimizer, name)
+    if levels:
+        shown.update(
+            widths=tuple(level.filters for level in levels),
+            block_depth=tuple(level.block_depth for level in levels),
+            attention_levels=tuple(
+                i for i, level in enumerate(levels) if level.attention
+            ),
+            zero_init_residual=levels[0].zero_init,
+            scale_shift=levels[0].scale_shift,
+            zero_init_attention=levels[0].zero_init_attention,
+            patch_size=patches[0].patch_size if patches else 1,
+        )
+    return shown
+
+
+def _check_resumed_arguments(model, given, checkpoints):
+    """Fail, naming them, where `train` was given settings other than the checkpoint's.
+
+    A resumed run keeps its checkpoint's network, noise schedule, objective,
+    EMA and optimizer settings; an argument left at its default is not
+    compared (a run resumed without them keeps the checkpoint's).
+    """
+
+    def same(given, kept):
+        if isinstance(given, float) or isinstance(kept, float):
+            return given is not None and kept is not None and np.isclose(given, kept)
+        return given == kept
+
+    def normal(name, value):  # as `_checkpoint_arguments` shows it
+        if value is None:
+            return None
+        if name == "block_depth":
+            return level_depths(value, len(given["widths"]), words=("auto",))
+        if name == "widths":
+            return tuple(int(v) for v in value)
+        if name == "attention_levels":
+            return tuple(sorted(int(v) for v in value))
+        if isinstance(value, (float, np.floating)):
+            return float(value)
+        return value
+
+    kept = _checkpoint_arguments(model)
+    differ = []
+    for name, shown in kept.items():
+        value = normal(name, given[name])
+        if same(value, normal(name, DEFAULTS[name])):
+            continue  # not given: the checkpoint's is kept
+        if not same(value, shown):
+            differ.append((name, given[name], shown))
+    if differ:
+        differ.sort(key=lambda entry: list(DEFAULTS).index(entry[0]))  # as in `train`
+        names = [f"`{name}`" for name, *_ in differ]
+        names = " and ".join([", ".join(names[:-1]), names[-1]] if names[1:] else names)
+        values = "; ".join(
+            f"{_shown(shown)}, not {_shown(value)}" for _, value, shown in differ
+        )
+        raise ValueError(
+            f"A resumed run keeps the {names} of the checkpoints in {checkpoints} "
+            f"({values}): drop {'it' if len(differ) == 1 else 'them'} to resume, or "
+            "start a new run with `overwrite` or another `output_dir`."
+        )
+
+
+def _shown(value):
+    """A setting as a user typed it: sequences as space-separated values."""
+    if isinstance(value, (list, tuple, range)):
+        return " ".join(str(v) for v in value)
+    return str(value)
 
 
 def _check_space(output_dir, model):
