@@ -167,6 +167,10 @@ def test_errors_name_arguments_not_flags(tmp_path, arguments, message):
         ),
         ({"attention_levels": (5,)}, "`attention_levels` must hold level indices in"),
         ({"ema_momentum": 2.0}, "`ema_momentum` must lie in [0, 1)"),
+        (
+            {"timesteps": 50, "sample_steps": 51},
+            "`sample_steps` must lie in [1, 50] (at most `timesteps`), got 51.",
+        ),
     ],
 )
 def test_the_network_and_ema_are_checked_before_a_step_is_timed(
@@ -446,8 +450,18 @@ def test_a_block_depth_per_level_reaches_the_network_and_its_file(tmp_path, caps
         assert depths == [1, 2]
 
 
-def test_a_training_split_smaller_than_a_batch_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("source", ["synthetic_flowers", "folder"])
+def test_a_training_split_smaller_than_a_batch_is_a_clear_error(tmp_path, source):
     settings = {**TINY, "num_images": 4, "epochs": 1}
+    if source == "folder":  # its size is known only when read
+        from PIL import Image
+
+        folder = tmp_path / "images"
+        folder.mkdir()
+        for i in range(4):
+            image = np.full((8, 8, 3), 60 * i, np.uint8)
+            Image.fromarray(image).save(folder / f"{i}.png")
+        settings.update(dataset=str(folder), num_images=None)
     message = r"holds no full batch of 8 images: lower `batch_size` or give more"
     with pytest.raises(ValueError, match=message):
         kd.training.train(tmp_path / "run", **settings)
@@ -580,6 +594,8 @@ def test_the_guide_is_half_way_kept_on_resume_and_dropped_by_a_new_run(
     # anything is written; those given as the checkpoint has them (TINY's)
     # are not.
     saved = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    with pytest.raises(ValueError, match=r"must lie in \[1, 50\] \(at most the che"):
+        kd.training.train(out, epochs=4, resume=True, **{**TINY, "sample_steps": 60})
     changed = dict(attention_levels=(5,), ema_momentum=0.9, prediction="epsilon")
     with pytest.raises(ValueError) as raised:
         kd.training.train(out, epochs=4, resume=True, **changed, **TINY)

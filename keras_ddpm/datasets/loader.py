@@ -234,11 +234,16 @@ def _tfds_dataset(tf, name, split, validation_fraction, data_dir, download, labe
             builder.download_and_prepare()
         spec = tfds_split(builder.info.splits.keys(), split, validation_fraction)
         dataset = builder.as_dataset(split=spec, shuffle_files=False)
+    except ImportError as error:  # a module tensorflow-datasets needs for it
+        raise ImportError(
+            f"Could not prepare TFDS dataset {name!r}: tensorflow-datasets could "
+            f"not import {error.name or error}: pip install {error.name or 'it'}."
+        ) from None
     except Exception as error:
         raise ValueError(
             f"Could not prepare TFDS dataset {name!r} in {data_dir or tfds.core.constants.DATA_DIR!r}: "
             f"{str(error).splitlines()[0] if str(error) else error.__class__.__name__}. Without a network, "
-            "download it elsewhere and pass `data_dir=`, or load a folder of images instead."
+            "download it elsewhere and pass its folder as `data_dir`, or load a folder of images instead."
         ) from None
     image_key, label_key = KNOWN_TFDS.get(name, ("image", "label"))
     features = builder.info.features

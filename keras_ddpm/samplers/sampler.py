@@ -342,6 +342,11 @@ class Sampler(ConfigEquality):
         if steps is None:
             # Defaults never ask for more steps than the (possibly truncated) process has.
             steps = min(self.default_steps or last + 1, last + 1)
+        elif start is not None and check_int("steps", steps) > last + 1:
+            raise ValueError(
+                f"`steps` must lie in [1, {last + 1}] (at most one a timestep, "
+                f"from timestep {last} down), got {steps}."
+            )
         if self.spacing != "karras":
             return spaced_timesteps(last + 1, steps, self.spacing)
         # Checked as the integer spacings are, so every spacing takes the same steps.

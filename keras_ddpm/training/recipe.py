@@ -443,6 +443,7 @@ def train(
     check_float("learning_rate", learning_rate, low=0.0, low_inclusive=False)
     guide_scale = check_float("guide_scale", guide_scale)
     check_int("timesteps", timesteps, low=2)  # as the schedule will
+    check_int("sample_steps", sample_steps, low=1)
     guide_interval = check_interval(
         guide_interval, timesteps, guided=True, name="guide_interval", guide=True
     )
@@ -499,6 +500,7 @@ def train(
     )
     if new_run:
         _check_no_previous_run(output_dir, overwrite, resume)
+        _check_sample_steps(sample_steps, timesteps, "`timesteps`")
         # The new network's shape, checked before a step is timed (in child
         # processes, which would otherwise fail on it); a resumed run keeps
         # its checkpoint's.
@@ -562,7 +564,10 @@ def train(
         labels=conditional,
     )
     train_data = datasets.load(dataset, split="train", **data)
-    if int(train_data.cardinality()) == 0:  # unknown (-2) is checked when read
+    batches = int(train_data.cardinality())
+    if batches < 0:  # unknown (a folder's images, say): read up to one batch
+        batches = len(list(train_data.take(1)))
+    if batches == 0:
         raise ValueError(NO_BATCH.format(batch_size=batch_size))
     validation_data = datasets.load(
         dataset, split="validation", augment=False, cache=minutes is None, **data
@@ -583,6 +588,9 @@ def train(
             _check_resumed_size(model, image_size, checkpoints)
             given = dict(architecture, block_depth=block_depth)  # not yet resolved
             _check_resumed_arguments(model, given, checkpoints)
+            _check_sample_steps(
+                sample_steps, model.schedule.timesteps, "the checkpoint's timesteps"
+            )
             if (model.num_classes is not None) != conditional:
                 kind = "class-conditional" if model.num_classes else "unconditional"
                 raise ValueError(
@@ -1045,6 +1053,15 @@ def _shown(value):
     if isinstance(value, (list, tuple, range)):
         return " ".join(str(v) for v in value)
     return str(value)
+
+
+def _check_sample_steps(sample_steps, timesteps, what):
+    """Fail before training where the final pictures could not take `sample_steps`."""
+    if sample_steps > timesteps:
+        raise ValueError(
+            f"`sample_steps` must lie in [1, {timesteps}] (at most {what}), got "
+            f"{sample_steps}."
+        )
 
 
 def _check_space(output_dir, model):

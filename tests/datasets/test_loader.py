@@ -302,6 +302,30 @@ def test_unknown_name_and_missing_download(tmp_path):
         )
 
 
+def test_a_module_tfds_lacks_is_named(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    real = tfds.builder
+
+    def builder(name, **kwargs):
+        built = real(name, **kwargs)
+
+        def download_and_prepare():
+            raise ModuleNotFoundError(
+                "No module named 'some_module'", name="some_module"
+            )
+
+        built.download_and_prepare = download_and_prepare
+        return built
+
+    monkeypatch.setattr(tfds, "builder", builder)
+    with pytest.raises(ImportError) as raised:
+        kd.datasets.load("oxford_flowers102", image_size=8, data_dir=str(tmp_path))
+    assert str(raised.value) == (
+        "Could not prepare TFDS dataset 'oxford_flowers102': tensorflow-datasets "
+        "could not import some_module: pip install some_module."
+    )
+
+
 # The class-label features: Oxford Flowers 102's species, the pets' breeds.
 CLASSES = {"oxford_flowers102": 102, "oxford_iiit_pet": 37}
 

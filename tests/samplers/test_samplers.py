@@ -81,6 +81,11 @@ def test_ddim_eta_one_has_ddpm_posterior_noise():
             lambda s: kd.samplers.DDPMSampler().timesteps(s, 5, start=1000),
             r"`start` must lie in \[0, 999\]",
         ),
+        (
+            lambda s: kd.samplers.DDIMSampler().timesteps(s, 50, start=10),
+            r"`steps` must lie in \[1, 11\] \(at most one a timestep, from "
+            r"timestep 10 down\), got 50\.",
+        ),
     ],
 )
 def test_bad_settings_are_clear_errors(call, message):
