@@ -310,7 +310,7 @@ def add_parser(commands):
         "--overwrite",
         action="store_true",
         default=None,  # the library's default when not given
-        help="let a new run replace the run OUT holds (its checkpoints are deleted); "
+        help="let a new run replace the run OUT holds (its checkpoints and model.keras are deleted); "
         "without it a new run into such a folder stops with an error",
     )
     train.add_argument(

@@ -394,10 +394,11 @@ def train(
             cosine schedule, decays again over the new budget (no warmup).
             Defaults to False.
         overwrite: bool, let a new run replace the run that `output_dir`
-            holds (its `model.keras` or checkpoints): the old checkpoints are
-            deleted when training starts (not before: a run that fails
-            while it loads data or times its step leaves them) and the other
-            files written anew. Defaults to False: a new run into such a
+            holds (its `model.keras` or checkpoints): the old checkpoints and
+            `model.keras` are deleted when training starts (not before: a
+            run that fails while it loads data or times its step leaves
+            them) and the other files written anew; a run whose loss then
+            becomes NaN or infinite leaves no model or guide of its own. Defaults to False: a new run into such a
             folder stops with an error before anything is timed or written,
             so that a finished run is not lost (a second run's checkpoints
             would also be pruned in favour of the first run's, which count
@@ -678,9 +679,12 @@ def train(
             f"{dataset} at {image_size}x{image_size}, {length} -> {output_dir}"
         )
 
-        if overwrite:  # the replaced run's checkpoints, only once training starts
+        if overwrite:  # the replaced run's model, only once training starts
             for path, *_ in callbacks.list_checkpoints(checkpoints):
                 os.remove(path)
+            replaced = os.path.join(output_dir, "model.keras")
+            if os.path.exists(replaced):
+                os.remove(replaced)
         checkpoint = callbacks.Checkpoint(checkpoints)
         history = callbacks.HistoryFile(os.path.join(output_dir, "history.json"))
         non_finite = callbacks.TerminateOnNonFinite(verbose=False)
@@ -706,6 +710,7 @@ def train(
                 ),
             )
         guide_path = os.path.join(output_dir, "guide.keras")
+        snapshot = None  # the guide's callback, where this run takes one
         if restored is None and os.path.exists(guide_path):
             os.remove(guide_path)  # an older run's guide must not pass for this one's
         if model.num_classes is None and guide_scale != 1.0:
@@ -724,7 +729,8 @@ def train(
                     half if half < remaining else GUIDE_AT * remaining
                 )
             if after.get("after_steps", 0) >= 0:  # else an earlier session took it
-                run_callbacks.append(callbacks.GuideSnapshot(guide_path, **after))
+                snapshot = callbacks.GuideSnapshot(guide_path, **after)
+                run_callbacks.append(snapshot)
         if grid_every > 0:
             run_callbacks.append(
                 callbacks.SampleGrid(
@@ -765,6 +771,8 @@ def train(
             checkpoint.set_model(model)
             checkpoint.save(epochs_completed=initial_epoch)
         if non_finite.step is not None:
+            if snapshot is not None and snapshot.saved_step is not None:
+                os.remove(guide_path)  # the diverged run's: no model to guide
             kept = callbacks.list_checkpoints(checkpoints)
             kept = f"kept {kept[0][0]}" if kept else "no checkpoint was written"
             return result("non_finite", f"{non_finite.message} ({kept})")

@@ -386,9 +386,12 @@ def test_sigkill_then_resume_loses_at_most_one_epoch(tmp_path):
 
 @main_job_backend_only
 def test_non_finite_loss_stops_training_with_one_line(tmp_path, capsys):
+    # Replacing a run: a diverged run leaves neither the replaced run's model
+    # nor a guide of its own beside it.
+    (tmp_path / "model.keras").write_bytes(b"the replaced run's model")
     status = main(
         ["train", *TINY, "--epochs", "2", "--out", str(tmp_path), "--verbose", "0"]
-        + ["--learning-rate", "1e30"]
+        + ["--learning-rate", "1e30", "--overwrite"]
     )
     assert status == 1
     lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
@@ -397,6 +400,7 @@ def test_non_finite_loss_stops_training_with_one_line(tmp_path, capsys):
     )
     assert " at step " in lines[0] and "no checkpoint was written" in lines[0]
     assert not (tmp_path / "model.keras").exists()
+    assert not (tmp_path / "guide.keras").exists()
     assert kd.callbacks.list_checkpoints(tmp_path / "checkpoints") == []
 
 
