@@ -491,6 +491,8 @@ def torch_compiling():
 
 # The backends Keras can run on that an extra of keras-ddpm installs.
 BACKEND_EXTRAS = ("tensorflow", "jax", "torch")
+# The other backends Keras knows.
+OTHER_BACKENDS = ("numpy", "openvino")
 
 
 def check_backend_installed(environ=None):
@@ -499,15 +501,15 @@ def check_backend_installed(environ=None):
     Keras reads its backend from the `KERAS_BACKEND` variable, else from the
     `backend` of `$KERAS_HOME/keras.json` (`~/.keras/keras.json`), else uses
     TensorFlow, and fails deep inside its own import when that package is
-    missing. Checked before Keras is imported; a backend name Keras does not
-    know is left to Keras' own error.
+    missing or the name unknown. Checked before Keras is imported.
 
     Args:
         environ: mapping of environment variables; None reads `os.environ`.
 
     Raises:
         ImportError: if that backend (`tensorflow`, `jax` or `torch`) is not
-            installed, naming the extra that installs it.
+            installed, naming the extra that installs it, or if Keras does not
+            know its name.
     """
     environ = os.environ if environ is None else environ
     backend, source = environ.get("KERAS_BACKEND"), "KERAS_BACKEND"
@@ -523,6 +525,11 @@ def check_backend_installed(environ=None):
             backend = None
     if not backend:
         backend, source = "tensorflow", "Keras' default"
+    if backend not in BACKEND_EXTRAS + OTHER_BACKENDS:
+        raise ImportError(
+            f"Keras' backend is {backend!r} ({source}): expected one of "
+            f"{', '.join(BACKEND_EXTRAS)} (or Keras' {' and '.join(OTHER_BACKENDS)})."
+        )
     if backend in BACKEND_EXTRAS and importlib.util.find_spec(backend) is None:
         others = " or ".join(
             name

@@ -76,7 +76,7 @@ def test_trains_writes_the_run_folder_and_resumes(tmp_path, capsys, monkeypatch)
 
     result = kd.training.train(out, epochs=2, resume=True, **TINY)
     assert (
-        "(1 epochs done): the network, noise schedule and prediction target are "
+        "(1 epoch done): the network, noise schedule and prediction target are "
         "the checkpoint's." in capsys.readouterr().out
     )
     assert result.completed and len(result.history["loss"]) == 2

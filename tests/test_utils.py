@@ -181,10 +181,16 @@ def test_a_missing_backend_is_named_with_its_extra(tmp_path):
         ImportError, match=r"torch \(.*keras.json\).*keras-ddpm\[torch\]"
     ):
         check_backend_installed({"KERAS_HOME": home})
-    # The variable wins over keras.json, as in Keras; installed and unknown
-    # backends pass (Keras names an unknown one itself).
+    # The variable wins over keras.json, as in Keras; installed backends and
+    # those Keras runs without an extra pass.
     check_backend_installed({"KERAS_BACKEND": "tensorflow", "KERAS_HOME": home})
     check_backend_installed({"KERAS_BACKEND": "numpy", "KERAS_HOME": home})
+    with pytest.raises(ImportError) as raised:
+        check_backend_installed({"KERAS_BACKEND": "bogus", "KERAS_HOME": home})
+    assert str(raised.value) == (
+        "Keras' backend is 'bogus' (KERAS_BACKEND): expected one of tensorflow, "
+        "jax, torch (or Keras' numpy and openvino)."
+    )
 
 
 def test_a_missing_default_backend_is_named(monkeypatch, tmp_path):

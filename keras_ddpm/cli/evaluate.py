@@ -8,6 +8,7 @@ from keras_ddpm.cli.options import (
     add_backend,
     add_sampling_arguments,
     generate,
+    int_in,
     load_model,
     positive,
 )
@@ -92,7 +93,7 @@ def add_parser(commands):
     )
     evaluate.add_argument(
         "--subset-size",
-        type=positive(int),
+        type=int_in(2),
         default=1000,
         help="KID subset size (default: 1000)",
     )

@@ -9,6 +9,7 @@ from keras_ddpm.cli.options import (
     UsageError,
     add_backend,
     check_output_files,
+    int_in,
     load_model,
     positive,
 )
@@ -68,7 +69,7 @@ def add_parser(commands):
         default=10,
         help="walks over each stretch; 1 for no resampling (default: 10)",
     )
-    inpaint.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    inpaint.add_argument("--seed", type=int_in(0), default=0, help="(default: 0)")
     inpaint.add_argument(
         "--out",
         default="inpainted.png",

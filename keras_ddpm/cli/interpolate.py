@@ -8,6 +8,7 @@ from keras_ddpm.cli.options import (
     add_backend,
     add_sampling_arguments,
     check_output_files,
+    int_in,
     load_model,
     positive,
     sampler_config,
@@ -23,10 +24,10 @@ def add_parser(commands):
     interpolate.add_argument(
         "--model", required=True, help="a .keras file written by keras-ddpm"
     )
-    add_sampling_arguments(interpolate)
+    add_sampling_arguments(interpolate, exclude=("ddpm",))  # stochastic at any eta
     interpolate.add_argument(
         "--seed-b",
-        type=int,
+        type=int_in(0),
         default=1,
         help="seed of the last sample; --seed is the first's (default: 1)",
     )

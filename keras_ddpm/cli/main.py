@@ -47,7 +47,7 @@ def build_parser():
     from keras_ddpm.cli import build_parser
 
     args = build_parser().parse_args(["sample", "--model", "runs/flowers/model.keras"])
-    args.steps  # 50
+    args.steps  # 20
     ```
     """
     parser = Parser(

@@ -72,6 +72,22 @@ def positive(kind, word=None):
     return parse
 
 
+def int_in(low, high=None):
+    """An argparse `type=`: an int >= `low` (and <= `high`), else one line."""
+    expected = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
 def one_or_list(values):
     """A `nargs="+"` flag's values: the one value alone, or the list of several."""
     return values[0] if len(values) == 1 else values
@@ -85,11 +101,14 @@ def add_backend(parser):
     )
 
 
-def add_sampling_arguments(parser):
-    """`--sampler`, `--steps`, `--eta`, `--order`, `--spacing` and `--seed`, read by `generate`."""
+def add_sampling_arguments(parser, exclude=()):
+    """`--sampler`, `--steps`, `--eta`, `--order`, `--spacing` and `--seed`, read by `generate`.
+
+    `exclude`: sampler names the command cannot use, left out of `--sampler`'s choices.
+    """
     parser.add_argument(
         "--sampler",
-        choices=names(samplers),
+        choices=[name for name in names(samplers) if name not in exclude],
         default=DEFAULT_SAMPLER,
         help=f"(default: {DEFAULT_SAMPLER}, DPM-Solver++ 2M)",
     )
@@ -111,7 +130,7 @@ def add_sampling_arguments(parser):
         choices=SPACINGS,
         help="timesteps visited (default: the sampler's own; karras for euler and heun)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    parser.add_argument("--seed", type=int_in(0), default=0, help="(default: 0)")
 
 
 def add_class_arguments(parser):

@@ -12,6 +12,7 @@ from keras_ddpm.cli.options import (
     add_class_arguments,
     check_output_files,
     class_options,
+    int_in,
     load_model,
     names,
     positive,
@@ -49,7 +50,7 @@ def add_parser(commands):
     reconstruct.add_argument(
         "--steps", type=positive(int), help="(default: the sampler's, capped at t + 1)"
     )
-    reconstruct.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    reconstruct.add_argument("--seed", type=int_in(0), default=0, help="(default: 0)")
     add_class_arguments(reconstruct)
     reconstruct.add_argument(
         "--out",

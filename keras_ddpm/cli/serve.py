@@ -5,6 +5,7 @@ from keras_ddpm.cli.options import (
     add_backend,
     add_guide_arguments,
     guide_options,
+    int_in,
     load_model,
     positive,
 )
@@ -31,7 +32,7 @@ def add_parser(commands):
         "0.0.0.0 opens it to the network)",
     )
     serve.add_argument(
-        "--port", type=positive(int), default=7860, help="(default: 7860)"
+        "--port", type=int_in(1, 65535), default=7860, help="(default: 7860)"
     )
     serve.add_argument(
         "--max-images",

@@ -14,6 +14,7 @@ from keras_ddpm.cli.options import (
     PREDICTIONS,
     UsageError,
     add_backend,
+    int_in,
     names,
     one_or_list,
     positive,
@@ -327,7 +328,7 @@ def add_parser(commands):
         help="write a sample grid every N epochs into OUT/samples "
         f"(default: {d['grid_every']}, never)",
     )
-    train.add_argument("--seed", type=int, help=f"(default: {d['seed']})")
+    train.add_argument("--seed", type=int_in(0), help=f"(default: {d['seed']})")
     train.add_argument(
         "--devices",
         type=positive(int),

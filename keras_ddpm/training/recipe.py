@@ -602,7 +602,7 @@ def train(
                 epochs = initial_epoch + 10**6
             newest = callbacks.list_checkpoints(checkpoints)[0][0]
             print(
-                f"Resuming from {newest} ({initial_epoch} epochs done): the "
+                f"Resuming from {newest} ({_count(initial_epoch, 'epoch')} done): the "
                 "network, noise schedule and prediction target are the "
                 "checkpoint's."
             )
@@ -670,9 +670,9 @@ def train(
             _check_space(output_dir, model)
         parameters = model.network.count_params()
         length = (
-            f"{epochs} epochs"
+            _count(epochs, "epoch")
             if minutes is None or epochs < 10**6
-            else f"{minutes:g} minutes"
+            else _count(minutes, "minute")
         )
         print(
             f"keras-ddpm: {parameters:,} parameters, backend {keras.backend.backend()}, "
@@ -1061,6 +1061,11 @@ def _shown(value):
     if isinstance(value, (list, tuple, range)):
         return " ".join(str(v) for v in value)
     return str(value)
+
+
+def _count(number, unit):
+    """`number` `unit`s, in the singular for 1 ("1 epoch", "2.5 minutes")."""
+    return f"{number:g} {unit}{'' if number == 1 else 's'}"
 
 
 def _check_sample_steps(sample_steps, timesteps, what):

@@ -175,6 +175,10 @@ def test_train_sample_and_reconstruct(tmp_path):
             "--num-images must be at least 2",
         ),
         (["serve", "--model", "m.keras", "--max-queue", "1.5"], "positive int"),
+        (["serve", "--model", "m.keras", "--port", "99999"], "an int in [1, 65535]"),
+        (["sample", "--model", "m.keras", "--seed", "-1"], "expected an int >= 0"),
+        (["interpolate", "--model", "m.keras", "--seed-b", "-2"], "an int >= 0"),
+        (["interpolate", "--model", "m.keras", "--sampler", "ddpm"], "invalid choice"),
         (
             ["train", "--dataset", "no_such_dataset_xyz", "--out", "{tmp}"],
             "Unknown dataset",
@@ -318,7 +322,8 @@ sys.exit(main(sys.argv[1:]))
 def resume_message(survivors):
     """What a `--resume` run prints first, given the checkpoints it finds."""
     if survivors:
-        return f"({survivors[-1]} epochs done)"
+        done = survivors[-1]
+        return f"({done} epoch{'' if done == 1 else 's'} done)"
     return "No checkpoint"
 
 
