@@ -975,21 +975,17 @@ def _checkpoint_arguments(model):
         levels.append(network.get_layer(f"down_{len(levels)}"))
     patches = [layer for layer in network.layers if layer.name == "patches"]
     shown = dict(
-        schedule=next(
-            (
-                name
-                for name in schedules.names()
-                if type(schedules.get(name)) is type(model.schedule)
-            ),
-            None,
-        ),
         timesteps=model.schedule.timesteps,
         prediction=model.prediction,
         min_snr_gamma=model.min_snr_gamma,
         noise_levels=model.noise_levels,
         ema_momentum=model.ema_momentum,
-        label_dropout=model.label_dropout if model.num_classes else None,
     )
+    for name in schedules.names():  # none for a schedule of the user's own
+        if type(schedules.get(name)) is type(model.schedule):
+            shown["schedule"] = name
+    if model.num_classes:  # an unconditional model drops no labels
+        shown["label_dropout"] = model.label_dropout
     for name in ("beta_2", "weight_decay", "global_clipnorm"):
         if hasattr(optimizer, name):
             shown[name] = getattr(optimizer, name)
