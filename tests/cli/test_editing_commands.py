@@ -161,12 +161,23 @@ def test_interpolate_writes_the_walk(saved, capsys):
     expected = kd.viz.image_grid(frames, 1, 5).repeat(2, 0).repeat(2, 1)
     with Image.open(out) as image:
         np.testing.assert_array_equal(np.asarray(image), expected)
-    assert (
+    # A stochastic sampler is refused: DDPM is not offered, DDIM with noise
+    # is named by the library.
+    with pytest.raises(SystemExit) as exit_:
         main(
             ["interpolate", "--model", str(folder / "model.keras"), "--sampler", "ddpm"]
         )
-        == 2
-    )
+    assert exit_.value.code == 2
+    assert "invalid choice: 'ddpm'" in capsys.readouterr().err
+    command = [
+        "interpolate",
+        "--model",
+        str(folder / "model.keras"),
+        "--sampler",
+        "ddim",
+    ]
+    command += ["--eta", "1"]
+    assert main(command) == 2
     assert "needs a deterministic sampler" in capsys.readouterr().err
 
 

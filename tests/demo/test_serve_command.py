@@ -65,7 +65,7 @@ def test_bad_port_is_one_line(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli_main(["serve", "--model", "m.keras", "--port", "0"])
     assert exit_.value.code == 2
-    assert "expected a positive int" in capsys.readouterr().err
+    assert "expected an int in [1, 65535], got '0'" in capsys.readouterr().err
 
 
 def test_missing_gradio_names_the_extra(capsys, monkeypatch, tmp_path):
