@@ -513,11 +513,13 @@ def check_backend_installed(environ=None):
     """
     environ = os.environ if environ is None else environ
     backend, source = environ.get("KERAS_BACKEND"), "KERAS_BACKEND"
-    if not backend:
-        home = environ.get("KERAS_HOME") or os.path.join(
-            os.path.expanduser("~"), ".keras"
-        )
-        config = os.path.join(home, "keras.json")
+    if not backend:  # where Keras looks: $KERAS_HOME, else ~/.keras or /tmp/.keras
+        if "KERAS_HOME" in environ:
+            home = environ["KERAS_HOME"]
+        else:
+            base = os.path.expanduser("~")
+            home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+        config = os.path.expanduser(os.path.join(home, "keras.json"))
         try:
             with open(config) as file:
                 backend, source = json.load(file).get("backend"), config

@@ -235,9 +235,11 @@ def _tfds_dataset(tf, name, split, validation_fraction, data_dir, download, labe
         spec = tfds_split(builder.info.splits.keys(), split, validation_fraction)
         dataset = builder.as_dataset(split=spec, shuffle_files=False)
     except ImportError as error:  # a module tensorflow-datasets needs for it
+        package = (error.name or "").split(".")[0]
+        advice = f": pip install -U {package}" if package else f" ({error})"
         raise ImportError(
             f"Could not prepare TFDS dataset {name!r}: tensorflow-datasets could "
-            f"not import {error.name or error}: pip install {error.name or 'it'}."
+            f"not import {error.name or 'a module'}{advice}."
         ) from None
     except Exception as error:
         raise ValueError(

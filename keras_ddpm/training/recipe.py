@@ -397,8 +397,7 @@ def train(
             holds (its `model.keras` or checkpoints): the old checkpoints and
             `model.keras` are deleted when training starts (not before: a
             run that fails while it loads data or times its step leaves
-            them) and the other files written anew; a run whose loss then
-            becomes NaN or infinite leaves no model or guide of its own. Defaults to False: a new run into such a
+            them) and the other files written anew. Defaults to False: a new run into such a
             folder stops with an error before anything is timed or written,
             so that a finished run is not lost (a second run's checkpoints
             would also be pruned in favour of the first run's, which count
@@ -567,7 +566,9 @@ def train(
     train_data = datasets.load(dataset, split="train", **data)
     batches = int(train_data.cardinality())
     if batches < 0:  # unknown (a folder's images, say): read up to one batch
-        batches = len(list(train_data.take(1)))
+        light = dict(cache=False, shuffle=False, augment=False)
+        first = datasets.load(dataset, split="train", **light, **data).take(1)
+        batches = len(list(first))
     if batches == 0:
         raise ValueError(NO_BATCH.format(batch_size=batch_size))
     validation_data = datasets.load(
@@ -771,8 +772,12 @@ def train(
             checkpoint.set_model(model)
             checkpoint.save(epochs_completed=initial_epoch)
         if non_finite.step is not None:
-            if snapshot is not None and snapshot.saved_step is not None:
-                os.remove(guide_path)  # the diverged run's: no model to guide
+            if (
+                snapshot is not None
+                and snapshot.saved_step is not None
+                and snapshot.saved_step >= non_finite.step
+            ):
+                os.remove(guide_path)  # taken after the loss diverged
             kept = callbacks.list_checkpoints(checkpoints)
             kept = f"kept {kept[0][0]}" if kept else "no checkpoint was written"
             return result("non_finite", f"{non_finite.message} ({kept})")
@@ -969,7 +974,9 @@ def _checkpoint_arguments(model):
     built by `build_unet`, an optimizer's without that setting. Block depths
     are one int per level.
     """
-    network, optimizer = model.network, model.optimizer
+    network = model.network
+    # A loss-scaling optimizer (mixed float16) holds the settings in its inner one.
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
     levels = []
     while any(layer.name == f"down_{len(levels)}" for layer in network.layers):
         levels.append(network.get_layer(f"down_{len(levels)}"))
@@ -981,9 +988,7 @@ def _checkpoint_arguments(model):
         noise_levels=model.noise_levels,
         ema_momentum=model.ema_momentum,
     )
-    for name in schedules.names():  # none for a schedule of the user's own
-        if type(schedules.get(name)) is type(model.schedule):
-            shown["schedule"] = name
+    shown["schedule"] = type(model.schedule)
     if model.num_classes:  # an unconditional model drops no labels
         shown["label_dropout"] = model.label_dropout
     for name in ("beta_2", "weight_decay", "global_clipnorm"):
@@ -1020,12 +1025,15 @@ def _check_resumed_arguments(model, given, checkpoints):
     def normal(name, value):  # as `_checkpoint_arguments` shows it
         if value is None:
             return None
-        if name == "block_depth":
-            return level_depths(value, len(given["widths"]), words=("auto",))
+        if name == "block_depth":  # one per level of the checkpoint's network
+            levels = len(kept.get("widths", given["widths"]))
+            return level_depths(value, levels, words=("auto",))
         if name == "widths":
             return tuple(int(v) for v in value)
         if name == "attention_levels":
-            return tuple(sorted(int(v) for v in value))
+            return tuple(sorted({int(v) for v in value}))
+        if name == "schedule":
+            return type(schedules.get(value))
         if isinstance(value, (float, np.floating)):
             return float(value)
         return value
@@ -1053,7 +1061,9 @@ def _check_resumed_arguments(model, given, checkpoints):
 
 
 def _shown(value):
-    """A setting as a user typed it: sequences as space-separated values."""
+    """A setting as a user typed it: sequences as space-separated values, a class by name."""
+    if isinstance(value, type):
+        return value.__name__
     if isinstance(value, (list, tuple, range)):
         return " ".join(str(v) for v in value)
     return str(value)
@@ -1061,7 +1071,8 @@ def _shown(value):
 
 def _count(number, unit):
     """`number` `unit`s, in the singular for 1 ("1 epoch", "2.5 minutes")."""
-    return f"{number:g} {unit}{'' if number == 1 else 's'}"
+    shown = str(number) if isinstance(number, (int, np.integer)) else f"{number:g}"
+    return f"{shown} {unit}{'' if shown == '1' else 's'}"
 
 
 def _check_sample_steps(sample_steps, timesteps, what):

@@ -322,7 +322,7 @@ def test_a_module_tfds_lacks_is_named(tmp_path, monkeypatch):
         kd.datasets.load("oxford_flowers102", image_size=8, data_dir=str(tmp_path))
     assert str(raised.value) == (
         "Could not prepare TFDS dataset 'oxford_flowers102': tensorflow-datasets "
-        "could not import some_module: pip install some_module."
+        "could not import some_module: pip install -U some_module."
     )
 
 
