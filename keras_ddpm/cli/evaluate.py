@@ -43,7 +43,7 @@ def add_parser(commands):
     )
     evaluate.add_argument(
         "--num-images",
-        type=positive(int),
+        type=int_in(2),  # a set's statistics need two images
         help="size of synthetic_flowers (default: 4096), or a cap on other datasets",
     )
     evaluate.add_argument(
@@ -56,7 +56,7 @@ def add_parser(commands):
     )
     evaluate.add_argument(
         "--num",
-        type=positive(int),
+        type=int_in(2),  # a set's statistics need two images
         default=1000,
         help="images generated, and real images used (default: 1000)",
     )
@@ -170,12 +170,6 @@ def run(args):
         raise UsageError(
             f"--save-reference must name a .npz file, got {args.save_reference}"
         )
-    for flag, value in (("--num", args.num), ("--num-images", args.num_images)):
-        if value is not None and value < 2:
-            raise UsageError(
-                f"{flag} must be at least 2 (the statistics of a set of "
-                f"images need two), got {value}"
-            )
     if args.reference and not os.path.isfile(args.reference):
         raise UsageError(f"reference statistics not found: {args.reference}")
 

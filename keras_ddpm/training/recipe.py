@@ -987,8 +987,8 @@ def _checkpoint_arguments(model):
         min_snr_gamma=model.min_snr_gamma,
         noise_levels=model.noise_levels,
         ema_momentum=model.ema_momentum,
+        schedule=type(model.schedule),
     )
-    shown["schedule"] = type(model.schedule)
     if model.num_classes:  # an unconditional model drops no labels
         shown["label_dropout"] = model.label_dropout
     for name in ("beta_2", "weight_decay", "global_clipnorm"):

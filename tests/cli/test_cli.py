@@ -168,11 +168,11 @@ def test_train_sample_and_reconstruct(tmp_path):
         (["evaluate", "--num-subsets", "0"], "expected a positive int"),
         (
             ["evaluate", "--save-reference", "r.npz", "--dataset", "d", "--num", "1"],
-            "--num must be at least 2 (the statistics of a set of images need two), got 1",
+            "argument --num: expected an int >= 2, got '1'",
         ),
         (
             ["evaluate", "--model", "m.keras", "--dataset", "d", "--num-images", "1"],
-            "--num-images must be at least 2",
+            "argument --num-images: expected an int >= 2",
         ),
         (["serve", "--model", "m.keras", "--max-queue", "1.5"], "positive int"),
         (["serve", "--model", "m.keras", "--port", "99999"], "an int in [1, 65535]"),
