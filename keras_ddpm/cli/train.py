@@ -128,8 +128,9 @@ def add_parser(commands):
         "--jit-compile",
         type=auto_on_off,
         metavar="{auto,on,off}",
-        help="compile the train step with XLA; auto measures both ways on a "
-        "TensorFlow CPU and keeps the faster (default: auto)",
+        help="compile the train step (XLA on TensorFlow and JAX, torch.compile "
+        "on PyTorch, which takes minutes first); auto measures both ways on a "
+        "TensorFlow CPU and keeps the faster, and is off on PyTorch (default: auto)",
     )
     train.add_argument(
         "--intra-op-threads",

@@ -99,10 +99,10 @@ class Conv2D(layers.Conv2D):
         """
         kernel = ops.convert_to_tensor(self.kernel)
         if (
-            torch.is_grad_enabled()
+            torch_compiling()  # first: the checks below break a compiled graph
+            or torch.is_grad_enabled()
             or self.compute_dtype != self.variable_dtype  # a new cast each call
             or torch.is_inference(kernel)  # keeps no version count
-            or torch_compiling()
         ):
             return _torch_layout(kernel, torch)
         kept = self.__dict__.setdefault("_kept_kernels", [])

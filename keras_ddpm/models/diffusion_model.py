@@ -408,6 +408,33 @@ class DiffusionModel(SamplingMixin, keras.Model):
             )
         self.ema_updates.assign_add(ops.convert_to_tensor(1, "int32"))
 
+    def make_train_function(self, force=False):
+        return self._make_step_function(super().make_train_function, "train", force)
+
+    def make_test_function(self, force=False):
+        return self._make_step_function(super().make_test_function, "test", force)
+
+    def _make_step_function(self, make, kind, force):
+        """Keras' `make_{kind}_function`, compiled by the trainer where it compiles its own.
+
+        On PyTorch, `jit_compile=True` compiles the step with static shapes:
+        Keras' `torch.compile` lets shapes turn symbolic, which fails on some
+        networks (inductor cannot order a symbolic stride).
+        """
+        name = f"{kind}_function"
+        compile_step = getattr(self._trainer, "compile_step", None)
+        if compile_step is None or not self.jit_compile:
+            return make(force)
+        if getattr(self, name) is not None and not force:
+            return getattr(self, name)
+        self.jit_compile = False  # Keras makes the plain step; it is compiled below
+        try:
+            make(force)
+        finally:
+            self.jit_compile = True
+        setattr(self, name, compile_step(getattr(self, name)))
+        return getattr(self, name)
+
     def train_step(self, *args):
         return self._trainer.train_step(self, *args)
 

@@ -22,6 +22,14 @@ def test_step(model, data):
         return model.get_metrics_result()
 
 
+def compile_step(fn):
+    """`fn` (Keras' plain train or test step) under `torch.compile`, shapes kept static.
+
+    A new batch shape compiles anew instead of turning the shapes symbolic.
+    """
+    return torch.compile(fn, dynamic=False)
+
+
 def compile_sampling(fn, jit_compile):
     # Keras runs torch eagerly; the loop is a Python loop of torch ops.
     def run(*args):
