@@ -758,6 +758,18 @@ def test_a_conditional_run_learns_the_dataset_classes(tmp_path, capsys):
         ({"conditional": "yes"}, "`conditional` must be True or False"),
         ({"label_dropout": 1.0}, r"`label_dropout` must lie in \[0, 1\)"),
         ({"guidance_scale": float("inf")}, "`guidance_scale` must be finite"),
+        (
+            {"guidance_scale": 3.0},
+            "^`guidance_scale` applies only to a run with `conditional` ",
+        ),
+        (
+            {"label_dropout": 0.2, "guidance_scale": 3.0},
+            "^`label_dropout` and `guidance_scale` apply only to a run with",
+        ),
+        (
+            {"conditional": True, "guide_scale": 2.5},
+            r"^`guide_scale` \(autoguidance\) applies only to a run without",
+        ),
     ],
 )
 def test_conditional_arguments_are_checked(tmp_path, arguments, message):

@@ -19,6 +19,10 @@ from keras_ddpm.cli.options import (
 )
 from keras_ddpm.models import inputs
 
+# Without --t or --strength: a start 0.3 of the way, t = 300 of 1000 timesteps,
+# whatever the model's T.
+DEFAULT_STRENGTH = 0.3
+
 
 def add_parser(commands):
     """Register `reconstruct` on the `keras-ddpm` subcommands."""
@@ -31,7 +35,10 @@ def add_parser(commands):
     reconstruct.add_argument("--images", required=True, help="a folder of images")
     start = reconstruct.add_mutually_exclusive_group()
     start.add_argument(
-        "--t", type=int, help="timestep to noise to (default: 300, unless --strength)"
+        "--t",
+        type=int,
+        help="timestep to noise to (default: --strength 0.3, which is t = 300 "
+        "of 1000 timesteps)",
     )
     start.add_argument(
         "--strength",
@@ -86,7 +93,7 @@ def run(args):
     )
     originals = np.asarray(next(iter(dataset)))
     if args.t is None and args.strength is None:
-        args.t = 300
+        args.strength = DEFAULT_STRENGTH
     try:
         t = inputs.reconstruction_timestep(
             args.t, args.strength, model.schedule.timesteps

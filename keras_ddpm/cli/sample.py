@@ -16,6 +16,9 @@ from keras_ddpm.cli.options import (
     sampling_options,
 )
 
+# Images in a grid without --num.
+DEFAULT_NUM = 32
+
 
 def add_parser(commands):
     """Register `sample` on the `keras-ddpm` subcommands."""
@@ -26,7 +29,7 @@ def add_parser(commands):
         "--model", required=True, help="a .keras file written by keras-ddpm"
     )
     sample.add_argument(
-        "--num", type=positive(int), default=32, help="images (default: 32)"
+        "--num", type=positive(int), help=f"images (default: {DEFAULT_NUM})"
     )
     add_sampling_arguments(sample)
     add_class_arguments(sample)
@@ -68,6 +71,12 @@ def run(args):
         )
     if args.per_class and args.gif:
         raise UsageError("--gif does not apply with --per-class")
+    if args.per_class and (args.num is not None or args.rows is not None):
+        raise UsageError(
+            "--num and --rows do not apply with --per-class: its grid has one "
+            "row of N samples per class"
+        )
+    args.num = DEFAULT_NUM if args.num is None else args.num
     check_output_files({"--grid": (args.grid, ".png"), "--gif": (args.gif, ".gif")})
     guided = guide_options(args)
     model = load_model(args.model)

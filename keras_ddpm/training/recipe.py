@@ -464,6 +464,7 @@ def train(
         raise ValueError(f"`conditional` must be True or False, got {conditional!r}.")
     check_float("label_dropout", label_dropout, 0.0, 1.0, high_inclusive=False)
     check_float("guidance_scale", guidance_scale)
+    _check_guidance(conditional, label_dropout, guidance_scale, guide_scale)
     if jit_compile not in ("auto", True, False):
         raise ValueError(
             f"`jit_compile` must be 'auto', True or False, got {jit_compile!r}."
@@ -1114,6 +1115,38 @@ def _steps_per_call(model, count):
             count = 1
         model.steps_per_execution = count
         model.train_function = model.test_function = None
+
+
+def _check_guidance(conditional, label_dropout, guidance_scale, guide_scale):
+    """Refuse the settings of the other kind of run than `conditional` says.
+
+    Label dropout and classifier-free guidance need classes; autoguidance
+    guides only an unconditional run. Left at their defaults, they are not
+    given.
+    """
+    if conditional:
+        if guide_scale not in (1.0, DEFAULTS["guide_scale"]):
+            raise ValueError(
+                "`guide_scale` (autoguidance) applies only to a run without "
+                "`conditional`; a conditional run's final pictures take "
+                "`guidance_scale`."
+            )
+        return
+    given = [
+        f"`{name}`"
+        for name, value in (
+            ("label_dropout", label_dropout),
+            ("guidance_scale", guidance_scale),
+        )
+        if value != DEFAULTS[name]
+    ]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ValueError(
+            f"{' and '.join(given)} {verb} only to a run with `conditional` "
+            "(classifier-free guidance); an unconditional run's final pictures "
+            "take `guide_scale` (autoguidance)."
+        )
 
 
 def _learning_rate(peak, schedule, warmup_steps, total_steps):

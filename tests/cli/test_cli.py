@@ -198,6 +198,14 @@ def test_train_sample_and_reconstruct(tmp_path):
             "--gif does not apply with --per-class",
         ),
         (
+            ["sample", "--model", "m.keras", "--per-class", "2", "--rows", "2"],
+            "--num and --rows do not apply with --per-class",
+        ),
+        (
+            ["sample", "--model", "m.keras", "--per-class", "2", "--num", "4"],
+            "--num and --rows do not apply with --per-class",
+        ),
+        (
             ["sample", "--model", "m.keras", "--grid", "o.png", "--gif", "o.png"],
             "--gif must name a .gif file, got o.png",
         ),

@@ -203,5 +203,7 @@ def test_reconstruct_strength(saved, capsys):
     assert (
         "noised to t=24" in capsys.readouterr().out
     )  # round(0.5 · 49) = 24 (half to even)
+    assert main(base) == 0  # neither: --strength 0.3, whatever the model's T
+    assert "noised to t=15" in capsys.readouterr().out  # round(0.3 · 49) = 15
     assert main([*base, "--strength", "1.5"]) == 2
     assert "--strength must lie in (0, 1]" in capsys.readouterr().err
