@@ -1,6 +1,7 @@
 """`keras-ddpm evaluate`: KID or FID of a saved model's samples, and reference statistics."""
 
 import os
+import warnings
 
 from keras_ddpm import datasets, metrics
 from keras_ddpm.cli.options import (
@@ -49,7 +50,8 @@ def add_parser(commands):
     evaluate.add_argument(
         "--image-size",
         type=positive(int),
-        help="dataset image size when no --model gives it (default: 64)",
+        help="image size of the real images without --model (with --model: the "
+        "model's); give the size of the models the statistics will score",
     )
     evaluate.add_argument(
         "--metric", choices=("kid", "fid"), default="kid", help="(default: kid)"
@@ -120,8 +122,30 @@ def _metric(args, image_shape):
         extractor = metrics.flowers_encoder(image_size=image_shape[0])
     elif extractor:
         extractor = load_model(extractor, "--feature-extractor")
+    _check_encoder_size(args, extractor)
     weights = None if args.weights.lower() == "none" else args.weights
     size = args.encoder_size or (75 if args.metric == "kid" else 299)
+    try:
+        return _make_metric(args, extractor, weights, size)
+    except ValueError as error:  # named as the flags that gave them
+        message = str(error).replace("`feature_extractor`", "--feature-extractor")
+        raise UsageError(message.replace("`image_size`", "--encoder-size")) from None
+
+
+def _check_encoder_size(args, extractor):
+    """`--encoder-size` resizes for InceptionV3 or an extractor of any input size."""
+    if args.encoder_size is None or extractor is None:
+        return
+    shape = getattr(extractor, "input_shape", None)
+    if isinstance(shape, tuple) and len(shape) == 4 and None not in shape[1:3]:
+        name = args.feature_extractor
+        raise UsageError(
+            f"--encoder-size does not apply with --feature-extractor {name}: it "
+            f"takes {shape[1]}x{shape[2]} images"
+        )
+
+
+def _make_metric(args, extractor, weights, size):
     common = dict(
         image_size=size,
         feature_extractor=extractor,
@@ -160,6 +184,13 @@ def run(args):
         raise UsageError(
             "give --model to evaluate, or --save-reference to save statistics"
         )
+    if not args.model and not args.image_size:
+        raise UsageError(
+            "give --image-size without --model: the size of the images of the "
+            "models these statistics will score"
+        )
+    if args.model and args.image_size:
+        raise UsageError("--image-size does not apply with --model: its size is used")
     if not args.dataset and not args.reference:
         raise UsageError(
             "give --dataset (the real images) or --reference (their statistics)"
@@ -177,7 +208,7 @@ def run(args):
     image_shape = (
         model.image_shape
         if model is not None
-        else (args.image_size or 64, args.image_size or 64, 3)
+        else (args.image_size, args.image_size, 3)
     )
     metric = _metric(args, image_shape)
 
@@ -191,6 +222,12 @@ def run(args):
             keep_features=True,
         )
         source = f"{stats.count} real images of {args.dataset} ({args.split})"
+        if stats.count < args.num:
+            warnings.warn(
+                f"the {args.split} split of {args.dataset} holds {stats.count} "
+                f"images, fewer than --num {args.num}: the reference takes them all",
+                stacklevel=2,
+            )
         if args.save_reference:
             stats.save(args.save_reference)
             print(

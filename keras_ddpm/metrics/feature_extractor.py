@@ -105,6 +105,28 @@ def build_inception(image_size=299, weights="imagenet"):
     return model
 
 
+def _check_one_input(model):
+    """Refuse a model that takes more than images, such as a diffusion model."""
+    from keras_ddpm.models.diffusion_model import DiffusionModel
+
+    if isinstance(model, DiffusionModel):
+        raise ValueError(
+            "`feature_extractor` must map images to features (B, d), got a "
+            "DiffusionModel (it takes images and timesteps); give an encoder "
+            "such as kd.metrics.flowers_encoder()."
+        )
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return  # a subclassed model: its output is checked on the first call
+    if inputs is not None and len(inputs) != 1:
+        names = ", ".join(getattr(x, "name", "?") for x in inputs)
+        raise ValueError(
+            "`feature_extractor` must take one input, the images, got a model "
+            f"of {len(inputs)} inputs ({names})."
+        )
+
+
 class FeatureExtractor:
     """Turn images in [-1, 1] into feature vectors with a Keras encoder.
 
@@ -127,7 +149,8 @@ class FeatureExtractor:
         batch_size: int, images per encoder call. Defaults to 64.
 
     Raises:
-        ValueError: for a `feature_extractor` that is not a Keras model, a bad
+        ValueError: for a `feature_extractor` that is not a Keras model or
+            takes more than images (a `DiffusionModel`), a bad
             `image_size` or `batch_size`, or an encoder whose output is not
             one feature vector per image.
         OSError: when the ImageNet weights cannot be downloaded.
@@ -167,6 +190,7 @@ class FeatureExtractor:
                     "`feature_extractor` must be a keras.Model (images → (B, d)), "
                     f"got {type(feature_extractor).__name__}."
                 )
+            _check_one_input(feature_extractor)
             self.model = feature_extractor
             self.description = f"{feature_extractor.name}:{image_size}"
         self.input_size, self.channels = self._model_input(image_size)

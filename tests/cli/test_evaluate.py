@@ -76,6 +76,17 @@ def test_kid_then_fid_from_saved_reference_statistics(files, capsys):
     assert kd.metrics.FeatureStatistics.load(alone).count == 10
 
 
+def test_a_split_smaller_than_num_is_named(files, capsys):
+    args = ["evaluate", *common(files), *DATA, "--num", "20", "--subset-size", "5"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert (
+        "keras-ddpm evaluate: warning: the validation split of synthetic_flowers "
+        "holds 12 images, fewer than --num 20: the reference takes them all"
+    ) in captured.err
+    assert "20 generated images" in captured.out and "vs 12 real images" in captured.out
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -102,6 +113,30 @@ def test_kid_then_fid_from_saved_reference_statistics(files, capsys):
             "model file not found: no.keras",
         ),
         (["--metric", "is"], "invalid choice"),
+        (
+            ["--save-reference", "r.npz", "--dataset", "synthetic_flowers"],
+            "give --image-size without --model",
+        ),
+        (
+            ["--model", "{tmp}/model.keras", "--dataset", "x", "--image-size", "8"],
+            "--image-size does not apply with --model",
+        ),
+        (
+            ["--model", "{tmp}/model.keras", "--dataset", "x", "--encoder-size", "20"],
+            "--encoder-size must be an int >= 75, got 20.",
+        ),
+        (
+            ["--model", "{tmp}/model.keras", "--dataset", "x"]
+            + ["--feature-extractor", "flowers", "--encoder-size", "20"],
+            "--encoder-size does not apply with --feature-extractor flowers: it "
+            "takes 8x8 images",
+        ),
+        (
+            ["--model", "{tmp}/model.keras", "--dataset", "x"]
+            + ["--feature-extractor", "{tmp}/model.keras"],
+            "--feature-extractor must map images to features (B, d), got a "
+            "DiffusionModel",
+        ),
     ],
 )
 def test_errors_are_one_line_and_exit_2(files, capsys, args, message):

@@ -158,6 +158,15 @@ def test_bad_arguments(encoder):
         kd.metrics.KernelInceptionDistance(feature_extractor=encoder, num_subsets=0)
 
 
+def test_an_extractor_takes_images_alone():
+    net = kd.models.build_unet(8, widths=(8,), block_depth=1, groups=4)
+    with pytest.raises(ValueError, match="got a model of 2 inputs"):
+        kd.metrics.FeatureExtractor(net)
+    model = kd.DiffusionModel(net, schedule={"name": "linear", "timesteps": 20})
+    with pytest.raises(ValueError, match="got a DiffusionModel"):
+        kd.metrics.KernelInceptionDistance(feature_extractor=model)
+
+
 def test_failed_download_says_how_to_pass_a_local_file(monkeypatch):
     def offline(*args, **kwargs):
         raise Exception(
