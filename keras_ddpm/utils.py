@@ -241,6 +241,8 @@ def atomic_path(path):
 
 def check_writable_folder(folder):
     """Create `folder` if needed and fail early, with a clear message, if it is not writable."""
+    if os.path.isfile(folder):
+        raise OSError(f"The output folder {folder!r} is a file; give a folder.")
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):

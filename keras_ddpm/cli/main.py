@@ -79,9 +79,9 @@ def main(argv=None):
             `sys.argv[1:]`.
 
     Returns:
-        The exit status: 0 on success, 2 for a usage error, 1 when the training
-        loss became NaN or infinite, 130 when training was interrupted with
-        Ctrl-C (after saving a checkpoint).
+        The exit status: 0 on success, 2 for a usage error (or when memory
+        runs out), 1 when the training loss became NaN or infinite, 130 when
+        training was interrupted with Ctrl-C (after saving a checkpoint).
 
     Raises:
         SystemExit: as argparse does, for `--help` (status 0) and for arguments
@@ -97,7 +97,10 @@ def main(argv=None):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # named by the command they were given to, with its --help
+        command = parser if args.command is None else _command(parser, args.command)
+        command.error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         parser.print_help()
         return 0
@@ -111,6 +114,14 @@ def main(argv=None):
         if args.command in FLAG_NAMED:
             message = in_flags(parser, args.command, message)
         print(f"keras-ddpm {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except MemoryError as error:  # numpy's names the array it could not allocate
+        detail = f" ({error})" if str(error) else ""
+        print(
+            f"keras-ddpm {args.command}: error: out of memory{detail}; lower the "
+            "image size, the batch size or the number of images",
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -133,19 +144,24 @@ def in_flags(parser, command, message):
     A library error names its arguments in backticks; where `command` has an
     option of that destination, the flag (`--guide-scale`) replaces it.
     """
-    subcommands = next(
-        action
-        for action in parser._actions
-        if isinstance(action, argparse._SubParsersAction)
-    )
     flags = {
         action.dest: max(action.option_strings, key=len)
-        for action in subcommands.choices[command]._actions
+        for action in _command(parser, command)._actions
         if action.option_strings
     }
     return re.sub(
         r"`(\w+)`", lambda match: flags.get(match.group(1), match.group(0)), message
     )
+
+
+def _command(parser, command):
+    """The parser of `command`, a subcommand of `parser`."""
+    subcommands = next(
+        action
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    return subcommands.choices[command]
 
 
 if __name__ == "__main__":

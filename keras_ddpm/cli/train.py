@@ -360,6 +360,8 @@ def read_config(path):
         raise UsageError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"config file {path} is not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} is not UTF-8 text, as TOML is") from None
     keys = config_keys()
     unknown = sorted(set(config) - set(keys))
     if unknown:

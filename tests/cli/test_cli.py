@@ -254,6 +254,14 @@ def test_train_sample_and_reconstruct(tmp_path):
         ),
         (["frobnicate"], "invalid choice"),
         (
+            ["train", "--frobnicate"],
+            "keras-ddpm train: error: unrecognized arguments: --frobnicate "
+            "(see 'keras-ddpm train --help')",
+        ),
+        (["--frobnicate"], "keras-ddpm: error: unrecognized arguments: --frob"),
+        (["train", "--out", "{tmp}/broken.keras"], "is a file; give a folder."),
+        (["train", "--config", "{tmp}/binary.toml"], "is not UTF-8 text, as TOML"),
+        (
             ["train", "--devices", "3", "--batch-size", "8", "--out", "{tmp}"],
             "must be a multiple of --devices 3",
         ),
@@ -261,6 +269,7 @@ def test_train_sample_and_reconstruct(tmp_path):
 )
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     (tmp_path / "broken.keras").write_bytes(b"not a zip file")
+    (tmp_path / "binary.toml").write_bytes(b"\x00\xff\xfe")
     try:
         status = main([a.replace("{tmp}", str(tmp_path)) for a in args])
     except SystemExit as exit:  # argparse's own errors
@@ -272,6 +281,21 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert (
         len(lines) == 1 and lines[0].startswith("keras-ddpm") and message in lines[0]
     ), stderr
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    def allocate(**settings):
+        np.zeros((2**37, 2**20))  # 1 EiB: more than any address space
+
+    monkeypatch.setattr(kd.training, "train", allocate)
+    assert main(["train", "--out", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "keras-ddpm train: error: out of memory (Unable to allocate 1.00 EiB"
+    )
+    assert lines[0].endswith(
+        "lower the image size, the batch size or the number of images"
+    )
 
 
 def test_output_files_are_checked_without_creating_folders(tmp_path, capsys):
