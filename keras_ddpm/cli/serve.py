@@ -1,5 +1,7 @@
 """`keras-ddpm serve`: the web demo of a saved model."""
 
+import socket
+
 from keras_ddpm.cli.options import (
     UsageError,
     add_backend,
@@ -64,6 +66,28 @@ def add_parser(commands):
     return serve
 
 
+def _check_address(host, port):
+    """Fail in one line, before the model loads, where the page cannot listen.
+
+    The server binds later: a port taken in between still fails there.
+    """
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+    except socket.gaierror as error:
+        raise UsageError(f"--host {host} names no address: {error.strerror}") from None
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {error.strerror}; give another "
+                "--port (or --host)"
+            ) from None
+
+
 def run(args):
     """Load the model, build the demo and serve it until Ctrl-C."""
     import os
@@ -73,6 +97,7 @@ def run(args):
     if args.guidance_interval and not args.guide:
         raise UsageError("--guidance-interval needs --guide (the model to guide with)")
     guided = guide_options(args)
+    _check_address(args.host, args.port)
     _gradio()  # fail on a missing extra before spending time loading the model
     model = load_model(args.model)
     demo = build_demo(

@@ -68,6 +68,30 @@ def test_bad_port_is_one_line(capsys):
     assert "expected an int in [1, 65535], got '0'" in capsys.readouterr().err
 
 
+def test_a_taken_port_is_one_line_before_the_model_loads(capsys, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = cli_main(
+            ["serve", "--model", str(tmp_path / "nope.keras"), "--port", str(port)]
+        )
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert (
+        f"cannot listen on 127.0.0.1:{port}: Address already in use; give "
+        "another --port (or --host)"
+    ) in error
+
+
+def test_a_host_of_another_machine_is_one_line(capsys, tmp_path):
+    model = str(tmp_path / "nope.keras")
+    code = cli_main(["serve", "--model", model, "--host", "192.0.2.1"])  # TEST-NET-1
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert "cannot listen on 192.0.2.1:7860: Cannot assign requested address" in error
+
+
 def test_missing_gradio_names_the_extra(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now fails
     code = cli_main(["serve", "--model", str(tmp_path / "m.keras")])
