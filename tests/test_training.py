@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -450,22 +451,46 @@ def test_a_block_depth_per_level_reaches_the_network_and_its_file(tmp_path, caps
         assert depths == [1, 2]
 
 
-@pytest.mark.parametrize("source", ["synthetic_flowers", "folder"])
-def test_a_training_split_smaller_than_a_batch_is_a_clear_error(tmp_path, source):
-    settings = {**TINY, "num_images": 4, "epochs": 1}
-    if source == "folder":  # its size is known only when read
-        from PIL import Image
+def _untimed(*args, **kwargs):
+    raise AssertionError("the train step was timed before the data were checked")
 
-        folder = tmp_path / "images"
-        folder.mkdir()
-        for i in range(4):
-            image = np.full((8, 8, 3), 60 * i, np.uint8)
-            Image.fromarray(image).save(folder / f"{i}.png")
-        settings.update(dataset=str(folder), num_images=None)
+
+@pytest.mark.parametrize(
+    "source", ["synthetic_flowers", "folder", "unreadable", "empty", "loose"]
+)
+def test_a_training_split_smaller_than_a_batch_is_a_clear_error(
+    tmp_path, source, monkeypatch
+):
+    from PIL import Image
+
+    settings = {**TINY, "num_images": 4, "epochs": 1}
     message = r"holds no full batch of 8 images: lower `batch_size` or give more"
-    with pytest.raises(ValueError, match=message):
-        kd.training.train(tmp_path / "run", **settings)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4 if source in ("folder", "loose") else 20):
+        image = np.full((8, 8, 3), 10 * i, np.uint8)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    if source != "synthetic_flowers":
+        settings.update(dataset=str(folder), num_images=None)
+    if source == "unreadable":  # 16 training files by name, 4 images once read
+        for i in range(4, 20):
+            (folder / f"{i}.png").write_bytes(b"not a png")
+    if source == "empty":
+        for path in folder.iterdir():
+            path.unlink()
+        message = "No images .* found under folder"
+    if source == "loose":
+        settings.update(conditional=True)
+        message = "^`conditional` reads one class per sub-folder"
+    if source != "unreadable":  # the others fail before anything is timed
+        monkeypatch.setattr("keras_ddpm.training.step_timing.choose", _untimed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Skipping unreadable image"
+        with pytest.raises(ValueError, match=message):
+            kd.training.train(tmp_path / "run", **settings)
     assert not (tmp_path / "run" / "model.keras").exists()
+    if source != "unreadable":  # and before the run's folder is made
+        assert not (tmp_path / "run").exists()
 
 
 def tf_like(images):

@@ -130,7 +130,8 @@ def _images_from_array(array):
     return np.round(array * 255).astype(np.uint8)
 
 
-def _folder_files(folder):
+def _image_files(folder):
+    """The image files under `folder`, sorted, by their names alone."""
     files = sorted(
         os.path.join(root, name)
         for root, _, names in os.walk(folder)
@@ -141,6 +142,12 @@ def _folder_files(folder):
         raise ValueError(
             f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under folder {folder!r}."
         )
+    return files
+
+
+def _folder_files(folder):
+    """The image files under `folder` that PIL can read, warning of the others."""
+    files = _image_files(folder)
     from PIL import Image
 
     readable = []
@@ -156,6 +163,39 @@ def _folder_files(folder):
             f"None of the {len(files)} image files under {folder!r} could be read."
         )
     return readable
+
+
+def training_images(source, num_images=None, labels=False, validation_fraction=0.2):
+    """How many images `load(source, split="train", ...)` holds, where that is
+    known without starting TensorFlow or reading an image; else None.
+
+    Known for synthetic flowers and for a folder (by its files' names; an
+    unreadable file found later makes one fewer). The source itself is
+    checked as `load` checks it, so a training run can fail on it before it
+    spends time on anything else.
+
+    Raises:
+        ValueError: as `load` does for a folder without images, a folder
+            without class sub-folders under `labels=True`, or a path that
+            is not a folder.
+    """
+    num_images = check_int("num_images", num_images, low=1, allow_none=True)
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    if str(source) == "synthetic_flowers":
+        count = SYNTHETIC_SIZE if num_images is None else num_images
+        num_images = None  # the size itself, not a cap
+    elif os.path.isdir(source):
+        files = _image_files(os.fspath(source))
+        if labels:
+            _folder_classes(os.fspath(source), files)
+        count = len(files)
+    elif os.path.sep in str(source) or os.path.exists(source):
+        raise ValueError(f"{str(source)!r} is not a folder of images.")
+    else:
+        return None  # a TFDS name: known once it is read
+    start, stop = _split_range(count, "train", validation_fraction)
+    return stop - start if num_images is None else min(stop - start, num_images)
 
 
 def _folder_classes(folder, files):

@@ -14,6 +14,7 @@ import numpy as np
 from keras_ddpm import callbacks, datasets, distribute, models, schedules, viz
 from keras_ddpm.callbacks.budget_cosine_decay import has_float_rate
 from keras_ddpm.callbacks.step_counter import optimizer_steps
+from keras_ddpm.datasets.loader import training_images
 from keras_ddpm.models import autoguidance
 from keras_ddpm.models.diffusion_model import DiffusionModel
 from keras_ddpm.models.guidance_interval import check_interval
@@ -489,6 +490,11 @@ def train(
         raise ValueError(
             f"`batch_size` {batch_size} must be a multiple of `devices` {devices}."
         )
+    # The data's own errors before the run's folder exists, or a step is timed.
+    with _named_conditional():
+        known = training_images(dataset, num_images, conditional)
+    if known is not None and known < batch_size:
+        raise ValueError(NO_BATCH.format(batch_size=batch_size))
     output_dir = os.fspath(output_dir)
     check_writable_folder(output_dir)
     check_float(
@@ -564,7 +570,8 @@ def train(
         data_dir=data_dir,
         labels=conditional,
     )
-    train_data = datasets.load(dataset, split="train", **data)
+    with _named_conditional():
+        train_data = datasets.load(dataset, split="train", **data)
     batches = int(train_data.cardinality())
     if batches < 0:  # unknown (a folder's images, say): read up to one batch
         light = dict(cache=False, shuffle=False, augment=False)
@@ -1115,6 +1122,15 @@ def _steps_per_call(model, count):
             count = 1
         model.steps_per_execution = count
         model.train_function = model.test_function = None
+
+
+@contextlib.contextmanager
+def _named_conditional():
+    """Data errors that name `datasets.load`'s `labels=True` name `conditional`."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(str(error).replace("labels=True", "`conditional`")) from None
 
 
 def _check_guidance(conditional, label_dropout, guidance_scale, guide_scale):
