@@ -81,7 +81,7 @@ def _tensorflow_strategy(count):
     if gpus:
         if len(gpus) < count:
             raise ValueError(
-                f"`count={count}` asks for more GPUs than the {len(gpus)} TensorFlow sees."
+                f"`count` = {count} asks for more GPUs than the {len(gpus)} TensorFlow sees."
             )
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(count)])
     # No GPU: split the CPU into `count` logical devices (a test and debug set-up).
@@ -95,7 +95,7 @@ def _tensorflow_strategy(count):
     cpus = tf.config.list_logical_devices("CPU")
     if len(cpus) < count:
         raise ValueError(
-            f"`count={count}`: TensorFlow was initialised with {len(cpus)} CPU "
+            f"`count` = {count}: TensorFlow was initialised with {len(cpus)} CPU "
             "device(s) and no GPU."
         )
     return tf.distribute.MirroredStrategy([d.name for d in cpus[:count]])
@@ -138,7 +138,7 @@ def device_scope(count):
         devices = keras.distribution.list_devices()
         if len(devices) < count:
             raise ValueError(
-                f"`count={count}` asks for more devices than the {len(devices)} JAX "
+                f"`count` = {count} asks for more devices than the {len(devices)} JAX "
                 f"sees (on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count={count})."
             )
         return keras.distribution.DataParallel(devices=devices[:count]).scope()

@@ -137,7 +137,12 @@ def _check_encoder_size(args, extractor):
     if args.encoder_size is None or extractor is None:
         return
     shape = getattr(extractor, "input_shape", None)
-    if isinstance(shape, tuple) and len(shape) == 4 and None not in shape[1:3]:
+    if (
+        isinstance(shape, tuple)
+        and len(shape) == 4
+        and None not in shape[1:3]
+        and shape[1:3] != (args.encoder_size, args.encoder_size)
+    ):
         name = args.feature_extractor
         raise UsageError(
             f"--encoder-size does not apply with --feature-extractor {name}: it "

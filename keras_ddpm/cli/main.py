@@ -99,7 +99,10 @@ def main(argv=None):
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:  # named by the command they were given to, with its --help
-        command = parser if args.command is None else _command(parser, args.command)
+        given_to_command = args.command is not None and argv.index(
+            extras[0]
+        ) > argv.index(args.command)
+        command = _command(parser, args.command) if given_to_command else parser
         command.error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         parser.print_help()

@@ -15,6 +15,9 @@ def check_groups(filters, groups, what="filters"):
         raise ValueError(
             f"`{what}` ({filters}) must be divisible by `groups` ({groups}) for "
             "group normalization."
+            if what != "widths"  # a list: each of its entries
+            else f"Each of `{what}` must be divisible by {groups}, the group "
+            f"normalization's groups, got {filters}."
         )
     return filters, groups
 

@@ -414,8 +414,13 @@ class DiffusionModel(SamplingMixin, keras.Model):
     def make_test_function(self, force=False):
         return self._make_step_function(super().make_test_function, "test", force)
 
+    def make_predict_function(self, force=False):
+        return self._make_step_function(super().make_predict_function, "predict", force)
+
     def _make_step_function(self, make, kind, force):
         """Keras' `make_{kind}_function`, compiled by the trainer where it compiles its own.
+
+        `kind` is `"train"`, `"test"` or `"predict"`.
 
         On PyTorch, `jit_compile=True` compiles the step with static shapes:
         Keras' `torch.compile` lets shapes turn symbolic, which fails on some
@@ -427,11 +432,12 @@ class DiffusionModel(SamplingMixin, keras.Model):
             return make(force)
         if getattr(self, name) is not None and not force:
             return getattr(self, name)
-        self.jit_compile = False  # Keras makes the plain step; it is compiled below
+        chosen = self._jit_compile
+        self._jit_compile = False  # Keras makes the plain step; compiled below
         try:
             make(force)
         finally:
-            self.jit_compile = True
+            self._jit_compile = chosen
         setattr(self, name, compile_step(getattr(self, name)))
         return getattr(self, name)
 

@@ -561,7 +561,7 @@ def train(
     try:
         scope = distribute.device_scope(devices)
     except ValueError as error:  # name this function's argument, not device_scope's
-        raise ValueError(str(error).replace("`count=", "`devices`=")) from None
+        raise ValueError(str(error).replace("`count`", "`devices`")) from None
     data = dict(
         image_size=image_size,
         batch_size=batch_size,

@@ -259,6 +259,7 @@ def test_train_sample_and_reconstruct(tmp_path):
             "(see 'keras-ddpm train --help')",
         ),
         (["--frobnicate"], "keras-ddpm: error: unrecognized arguments: --frob"),
+        (["--frobnicate", "train"], "keras-ddpm: error: unrecognized arguments: --"),
         (["train", "--out", "{tmp}/broken.keras"], "is a file; give a folder."),
         (["train", "--config", "{tmp}/binary.toml"], "is not UTF-8 text, as TOML"),
         (

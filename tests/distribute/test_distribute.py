@@ -191,7 +191,7 @@ def test_layout_map_names_a_mesh_axis():
 )
 def test_too_many_devices_names_the_argument():
     with pytest.raises(
-        ValueError, match=r"^`count=100000` asks for more devices"
+        ValueError, match=r"^`count` = 100000 asks for more devices"
     ) as error:
         kd.distribute.device_scope(100_000)
     assert "--devices" not in str(error.value)

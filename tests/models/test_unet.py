@@ -231,7 +231,10 @@ def test_bad_image_size_names_nearest_valid_sizes():
         kd.models.build_unet(image_size=(32, 30), widths=(8, 16, 32))
     with pytest.raises(ValueError, match="`attention_levels` must hold level indices"):
         kd.models.build_unet(image_size=32, widths=(8, 16), attention_levels=(2,))
-    with pytest.raises(ValueError, match="each width"):
+    with pytest.raises(
+        ValueError,
+        match="^Each of `widths` must be divisible by 8, the group normalization's groups, got 12.",
+    ):
         kd.models.build_unet(image_size=32, widths=(12, 16))
     with pytest.raises(ValueError, match=r"`image_size\[0\]` must be a positive int"):
         kd.models.build_unet(image_size=(True, 8), widths=(8,))

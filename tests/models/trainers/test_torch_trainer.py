@@ -32,12 +32,13 @@ def test_steps_compile_with_static_shapes(monkeypatch):
     model = _model(jit_compile=True)
     model.make_train_function()
     model.make_test_function()
-    assert compiled == [{"dynamic": False}, {"dynamic": False}]
+    model.make_predict_function()
+    assert compiled == [{"dynamic": False}] * 3
     assert model.jit_compile is True
     model.make_train_function()  # kept: not compiled again
-    assert len(compiled) == 2
-    model.make_train_function(force=True)
     assert len(compiled) == 3
+    model.make_train_function(force=True)
+    assert len(compiled) == 4
 
 
 def test_eager_steps_are_not_compiled(monkeypatch):
@@ -47,6 +48,7 @@ def test_eager_steps_are_not_compiled(monkeypatch):
     model = _model(jit_compile=False)
     model.make_train_function()
     model.make_test_function()
+    model.make_predict_function()
 
 
 @pytest.mark.slow
