@@ -1,10 +1,20 @@
 """`keras-ddpm info`: versions and backend, and what a saved model is."""
 
+import importlib.metadata
+import os
+
 import keras
 import numpy
 
 from keras_ddpm.cli.options import add_backend, load_model
 from keras_ddpm.version import __version__
+
+# Each backend's distributions on PyPI, the first installed one read.
+BACKEND_DISTRIBUTIONS = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "jax": ("jax",),
+    "torch": ("torch",),
+}
 
 
 def add_parser(commands):
@@ -25,12 +35,37 @@ def add_parser(commands):
 
 def run(args):
     """Print the versions (and the model's description); returns the exit status."""
+    backend = keras.backend.backend()
+    versions = {name: installed_version(name) for name in BACKEND_DISTRIBUTIONS}
     print(f"keras-ddpm {__version__}")
-    print(f"keras {keras.__version__} (backend: {keras.backend.backend()})")
+    print(f"keras {keras.__version__} (backend: {backend} {versions[backend]})")
+    others = [f"{name} {v}" for name, v in versions.items() if v and name != backend]
+    print(f"other backends installed: {', '.join(others) or 'none'}")
     print(f"numpy {numpy.__version__}")
+    print(f"devices: {', '.join(devices(backend))} ({os.cpu_count()} CPU cores)")
     if args.model:
         describe(load_model(args.model), args.model)
     return 0
+
+
+def installed_version(backend):
+    """The installed version of `backend`'s package, or None."""
+    for distribution in BACKEND_DISTRIBUTIONS[backend]:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def devices(backend):
+    """The devices `backend` computes on, as `cpu:0`, `cuda:0`, ..."""
+    if backend == "torch":  # Keras has no device listing for PyTorch
+        import torch
+
+        gpus = [f"cuda:{k}" for k in range(torch.cuda.device_count())]
+        return gpus or ["cpu:0"]
+    return [str(device) for device in keras.distribution.list_devices()]
 
 
 def describe(model, path):

@@ -65,6 +65,20 @@ def error_lines(result):
     ]
 
 
+def test_info_names_the_backend_its_version_and_the_devices(capsys):
+    import importlib
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    backend = keras.backend.backend()
+    version = importlib.import_module(backend).__version__
+    assert out[1] == f"keras {keras.__version__} (backend: {backend} {version})"
+    assert out[2].startswith("other backends installed: ")
+    assert backend not in out[2]
+    assert out[4].startswith("devices: ") and "cpu:0" in out[4]
+    assert out[4].endswith(f"({os.cpu_count()} CPU cores)")
+
+
 def test_help_lists_commands():
     result = run("--help")
     assert result.returncode == 0
