@@ -340,7 +340,8 @@ def add_parser(commands):
         "--verbose",
         type=int,
         choices=(0, 1, 2),
-        help=f"Keras fit verbosity (default: {d['verbose']}, progress bars)",
+        help="Keras fit verbosity: 0 silent, 1 progress bars (also over the "
+        f"final pictures), 2 a line per epoch (default: {d['verbose']})",
     )
     add_backend(train)
     train.set_defaults(handler=run)

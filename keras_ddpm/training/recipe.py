@@ -403,7 +403,8 @@ def train(
             so that a finished run is not lost (a second run's checkpoints
             would also be pruned in favour of the first run's, which count
             more steps). Excludes `resume`.
-        verbose: int, `fit`'s verbosity: 0, 1 (progress bars) or 2.
+        verbose: int, `fit`'s verbosity: 0, 1 (progress bars, also over
+            the final pictures' images) or 2.
             Defaults to 1.
 
     Returns:
@@ -804,6 +805,7 @@ def train(
             ),
             guide_scale=guide_scale,
             guide_interval=guide_interval,
+            progress=verbose == 1,
         )
     return result("completed", files=files)
 
@@ -1400,11 +1402,13 @@ def _write_final_files(
     guide,
     guide_scale,
     guide_interval,
+    progress,
 ):
     """Save the model, sample the final pictures and plot the losses; their paths.
 
     `sampling`: the `sampler`, `steps` and `seed` of `generate`; `guide`:
-    `(guide model, its step)` or None; `guide_interval`: its timesteps.
+    `(guide model, its step)` or None; `guide_interval`: its timesteps;
+    `progress`: a progress bar over the sampled images (as `fit`'s at verbose 1).
     """
     with atomic_path(os.path.join(output_dir, "model.keras")) as temporary:
         model.save(temporary)
@@ -1433,7 +1437,7 @@ def _write_final_files(
         GRID_IMAGES,
         return_trajectory=True,
         batch_size=SAMPLE_BATCH,
-        progress=True,
+        progress=progress,
         **sampling,
         **guided,
     )
