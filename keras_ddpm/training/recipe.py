@@ -1,4 +1,5 @@
 import contextlib
+import functools
 import inspect
 import itertools
 import os
@@ -83,6 +84,27 @@ PER_CLASS = 8
 CLASS_ROWS = 16
 
 
+def _no_empty_folder_left(function):
+    """`function(output_dir, ...)`, removing `output_dir` if a failure left it
+    new and empty (the folder is made early, to fail early if unwritable)."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        arguments = inspect.signature(function).bind(*args, **kwargs)
+        arguments.apply_defaults()
+        folder = os.fspath(arguments.arguments["output_dir"])
+        existed = os.path.exists(folder)
+        try:
+            return function(*args, **kwargs)
+        except BaseException:
+            if not existed and os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+            raise
+
+    return run
+
+
+@_no_empty_folder_left
 def train(
     output_dir="runs/flowers",
     dataset="synthetic_flowers",
