@@ -592,11 +592,15 @@ def test_auto_jit_measures_both_and_samples_as_compiled(tmp_path, capsys, monkey
 def test_a_time_budget_trains_until_it_is_spent(tmp_path, capsys):
     budget = 0.2
     start = time.monotonic()
-    result = kd.training.train(tmp_path / "run", minutes=budget, **TINY)
+    settings = {**TINY, "verbose": 2}
+    result = kd.training.train(tmp_path / "run", minutes=budget, **settings)
     trained = time.monotonic() - start
     out = capsys.readouterr().out
     assert result.completed, result.message
     assert "Time budget: 0.2 min, training until it is spent." in out
+    # Epoch lines without the nominal count that only caps the run.
+    assert "Epoch 2 (until the time budget is spent)" in out
+    assert "Epoch 2/" not in out
     # No step count is planned: the time limit alone ends
     # the run (a tiny model runs many epochs in it), and the final pictures
     # come after it.

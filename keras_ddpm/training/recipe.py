@@ -84,6 +84,20 @@ PER_CLASS = 8
 CLASS_ROWS = 16
 
 
+class _BudgetProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar for a run that the clock ends: its epoch lines
+    read "Epoch 4 (until the time budget is spent)", not "Epoch 4/1000000"."""
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.epochs = 1  # Keras then prints no "Epoch n/N" line of its own
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        if self.verbose:
+            print(f"Epoch {epoch + 1} (until the time budget is spent)")
+
+
 def _no_empty_folder_left(function):
     """`function(output_dir, ...)`, removing `output_dir` if a failure left it
     new and empty (the folder is made early, to fail early if unwritable)."""
@@ -731,6 +745,8 @@ def train(
             run_callbacks.insert(
                 0, callbacks.TimeLimit(remaining, verbose=bool(verbose))
             )
+            if epochs >= 10**6:  # no epoch count to show: the clock ends the run
+                run_callbacks.append(_BudgetProgbar())
         if decays and has_float_rate(model.optimizer):
             # A resumed run decays again over its new budget, without warmup.
             run_callbacks.insert(
