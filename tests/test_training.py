@@ -495,13 +495,13 @@ def test_a_training_split_smaller_than_a_batch_is_a_clear_error(
 
 
 def test_a_failed_run_leaves_no_new_empty_folder(tmp_path):
-    for folder in (tmp_path / "new", tmp_path / "kept"):
-        if folder.name == "kept":
-            folder.mkdir()
+    for folder in (tmp_path / "new" / "run", tmp_path / "kept" / "run"):
+        if folder.parent.name == "kept":
+            folder.mkdir(parents=True)
         with pytest.raises(ValueError, match="Unknown dataset"):
             kd.training.train(folder, dataset="no_such_dataset_xyz", **TINY)
-    assert not (tmp_path / "new").exists()
-    assert (tmp_path / "kept").is_dir()  # it was there before
+    assert not (tmp_path / "new").exists()  # made for the run, parent and all
+    assert (tmp_path / "kept" / "run").is_dir()  # it was there before
 
 
 def tf_like(images):

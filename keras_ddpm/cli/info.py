@@ -2,6 +2,7 @@
 
 import importlib.metadata
 import os
+import sys
 
 import keras
 import numpy
@@ -9,9 +10,10 @@ import numpy
 from keras_ddpm.cli.options import add_backend, load_model
 from keras_ddpm.version import __version__
 
-# Each backend's distributions on PyPI, the first installed one read.
+# Each backend's distributions on PyPI, the first installed one read (else
+# the imported module's own version).
 BACKEND_DISTRIBUTIONS = {
-    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly", "tensorflow-macos"),
     "jax": ("jax",),
     "torch": ("torch",),
 }
@@ -37,8 +39,11 @@ def run(args):
     """Print the versions (and the model's description); returns the exit status."""
     backend = keras.backend.backend()
     versions = {name: installed_version(name) for name in BACKEND_DISTRIBUTIONS}
+    version = versions.get(backend) or getattr(
+        sys.modules.get(backend), "__version__", "(version unknown)"
+    )
     print(f"keras-ddpm {__version__}")
-    print(f"keras {keras.__version__} (backend: {backend} {versions[backend]})")
+    print(f"keras {keras.__version__} (backend: {backend} {version})")
     others = [f"{name} {v}" for name, v in versions.items() if v and name != backend]
     print(f"other backends installed: {', '.join(others) or 'none'}")
     print(f"numpy {numpy.__version__}")
@@ -59,13 +64,28 @@ def installed_version(backend):
 
 
 def devices(backend):
-    """The devices `backend` computes on, as `cpu:0`, `cuda:0`, ..."""
+    """The devices `backend` computes on, as `cpu:0`, `gpu:0`, ...
+
+    Never raises: where the query fails (JAX asked for a platform that does
+    not start, say), the error is named instead.
+    """
+    if backend in ("numpy", "openvino"):  # Keras lists no devices for these
+        return ["cpu"]
     if backend == "torch":  # Keras has no device listing for PyTorch
         import torch
 
+        if os.environ.get("KERAS_TORCH_DEVICE"):
+            return [os.environ["KERAS_TORCH_DEVICE"]]
         gpus = [f"cuda:{k}" for k in range(torch.cuda.device_count())]
+        mps = getattr(torch.backends, "mps", None)
+        if not gpus and mps is not None and mps.is_available():
+            gpus = ["mps"]
         return gpus or ["cpu:0"]
-    return [str(device) for device in keras.distribution.list_devices()]
+    try:
+        return [str(device) for device in keras.distribution.list_devices()]
+    except Exception as error:  # anything a device query raises, named
+        first = (str(error).splitlines() or [""])[0]
+        return [f"not listed ({type(error).__name__}: {first})"]
 
 
 def describe(model, path):

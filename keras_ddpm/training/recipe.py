@@ -3,6 +3,7 @@ import functools
 import inspect
 import itertools
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -99,23 +100,34 @@ class _BudgetProgbar(keras.callbacks.ProgbarLogger):
 
 
 def _no_empty_folder_left(function):
-    """`function(output_dir, ...)`, removing `output_dir` if a failure left it
-    new and empty (the folder is made early, to fail early if unwritable)."""
+    """`function(output_dir, ...)`, removing the folders it made for
+    `output_dir` (its parents too) if it fails before writing a file in them:
+    the folder is made early, to fail early where it cannot be written."""
 
     @functools.wraps(function)
     def run(*args, **kwargs):
         arguments = inspect.signature(function).bind(*args, **kwargs)
         arguments.apply_defaults()
-        folder = os.fspath(arguments.arguments["output_dir"])
-        existed = os.path.exists(folder)
+        made = _first_missing(os.path.abspath(arguments.arguments["output_dir"]))
         try:
             return function(*args, **kwargs)
         except BaseException:
-            if not existed and os.path.isdir(folder) and not os.listdir(folder):
-                os.rmdir(folder)
+            if made is not None and os.path.isdir(made):
+                if not any(files for _, _, files in os.walk(made)):
+                    shutil.rmtree(made)
             raise
 
     return run
+
+
+def _first_missing(folder):
+    """The outermost of `folder` and its parents that does not exist, or None."""
+    if os.path.exists(folder):
+        return None
+    parent = os.path.dirname(folder)
+    while parent != folder and not os.path.exists(parent):
+        folder, parent = parent, os.path.dirname(parent)
+    return folder
 
 
 @_no_empty_folder_left

@@ -75,7 +75,7 @@ def test_info_names_the_backend_its_version_and_the_devices(capsys):
     assert out[1] == f"keras {keras.__version__} (backend: {backend} {version})"
     assert out[2].startswith("other backends installed: ")
     assert backend not in out[2]
-    assert out[4].startswith("devices: ") and "cpu:0" in out[4]
+    assert out[4].startswith("devices: ") and ("cpu:0" in out[4] or "gpu" in out[4])
     assert out[4].endswith(f"({os.cpu_count()} CPU cores)")
 
 
