@@ -122,31 +122,29 @@ def _metric(args, image_shape):
         extractor = metrics.flowers_encoder(image_size=image_shape[0])
     elif extractor:
         extractor = load_model(extractor, "--feature-extractor")
-    _check_encoder_size(args, extractor)
     weights = None if args.weights.lower() == "none" else args.weights
     size = args.encoder_size or (75 if args.metric == "kid" else 299)
     try:
-        return _make_metric(args, extractor, weights, size)
+        metric = _make_metric(args, extractor, weights, size)
     except ValueError as error:  # named as the flags that gave them
         message = str(error).replace("`feature_extractor`", "--feature-extractor")
         raise UsageError(message.replace("`image_size`", "--encoder-size")) from None
+    _check_encoder_size(args, metric.extractor)
+    return metric
 
 
 def _check_encoder_size(args, extractor):
-    """`--encoder-size` resizes for InceptionV3 or an extractor of any input size."""
-    if args.encoder_size is None or extractor is None:
-        return
-    shape = getattr(extractor, "input_shape", None)
-    if (
-        isinstance(shape, tuple)
-        and len(shape) == 4
-        and None not in shape[1:3]
-        and shape[1:3] != (args.encoder_size, args.encoder_size)
-    ):
-        name = args.feature_extractor
+    """`--encoder-size` resizes for InceptionV3 or an extractor of any input size.
+
+    `extractor`: the metric's `FeatureExtractor`, whose `input_size` is its
+    model's fixed one where it declares one.
+    """
+    wanted = (args.encoder_size, args.encoder_size)
+    if args.encoder_size and not extractor.inception and extractor.input_size != wanted:
+        height, width = extractor.input_size
         raise UsageError(
-            f"--encoder-size does not apply with --feature-extractor {name}: it "
-            f"takes {shape[1]}x{shape[2]} images"
+            f"--encoder-size does not apply with --feature-extractor "
+            f"{args.feature_extractor}: it takes {height}x{width} images"
         )
 
 

@@ -165,6 +165,12 @@ def _folder_files(folder):
     return readable
 
 
+def _check_dataset_name(source):
+    """Refuse a string that is not a folder but names a path, not a dataset."""
+    if os.path.sep in str(source) or os.path.exists(source):
+        raise ValueError(f"{str(source)!r} is not a folder of images.")
+
+
 def training_images(source, num_images=None, labels=False, validation_fraction=0.2):
     """How many images `load(source, split="train", ...)` holds, where that is
     known without starting TensorFlow or reading an image; else None.
@@ -190,9 +196,8 @@ def training_images(source, num_images=None, labels=False, validation_fraction=0
         if labels:
             _folder_classes(os.fspath(source), files)
         count = len(files)
-    elif os.path.sep in str(source) or os.path.exists(source):
-        raise ValueError(f"{str(source)!r} is not a folder of images.")
     else:
+        _check_dataset_name(source)
         return None  # a TFDS name: known once it is read
     start, stop = _split_range(count, "train", validation_fraction)
     return stop - start if num_images is None else min(stop - start, num_images)
@@ -449,8 +454,7 @@ def load(
             None if classes is None else classes[kept],
         )
     elif isinstance(source, (str, os.PathLike)):
-        if os.path.sep in str(source) or os.path.exists(source):
-            raise ValueError(f"{str(source)!r} is not a folder of images.")
+        _check_dataset_name(source)
         dataset, class_names = _tfds_dataset(
             tf, str(source), split, validation_fraction, data_dir, download, labels
         )

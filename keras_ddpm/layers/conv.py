@@ -99,9 +99,9 @@ class Conv2D(layers.Conv2D):
         """
         kernel = ops.convert_to_tensor(self.kernel)
         if (
-            torch_compiling()  # first: the checks below break a compiled graph
-            or torch.is_grad_enabled()
+            torch.is_grad_enabled()
             or self.compute_dtype != self.variable_dtype  # a new cast each call
+            or torch_compiling()  # before is_inference, which breaks its graph
             or torch.is_inference(kernel)  # keeps no version count
         ):
             return _torch_layout(kernel, torch)

@@ -7,17 +7,20 @@ from keras_ddpm.layers.sublayers import call_sublayer
 from keras_ddpm.utils import check_choice, check_float, check_int
 
 
-def check_groups(filters, groups, what="filters"):
-    """Return `(filters, groups)` as ints, checked positive and divisible."""
+def check_groups(filters, groups, what="filters", each=False):
+    """Return `(filters, groups)` as ints, checked positive and divisible.
+
+    With `each=True`, `filters` is one entry of the sequence `what` names.
+    """
     filters = check_int(what, filters, low=1)
     groups = check_int("groups", groups, low=1)
     if filters % groups:
         raise ValueError(
-            f"`{what}` ({filters}) must be divisible by `groups` ({groups}) for "
-            "group normalization."
-            if what != "widths"  # a list: each of its entries
-            else f"Each of `{what}` must be divisible by {groups}, the group "
+            f"Each of `{what}` must be divisible by {groups}, the group "
             f"normalization's groups, got {filters}."
+            if each
+            else f"`{what}` ({filters}) must be divisible by `groups` ({groups}) "
+            "for group normalization."
         )
     return filters, groups
 

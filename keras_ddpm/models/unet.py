@@ -64,7 +64,7 @@ def check_shape(
     training recipe calls it before it times a step.
     """
     height, width = check_image_size(image_size)
-    widths = tuple(check_groups(w, groups, what="widths")[0] for w in widths)
+    widths = tuple(check_groups(w, groups, what="widths", each=True)[0] for w in widths)
     if not widths:
         raise ValueError("`widths` must hold at least one level width.")
     levels = len(widths)

@@ -8,7 +8,7 @@ The trainers call only the model's narrow training interface:
 Each module exposes `train_step`, `test_step` (with the signature Keras expects on
 that backend) and `compile_sampling(fn, jit_compile)`, which turns a whole sampling
 loop into one program. The PyTorch module also has `compile_step(fn)`, with
-which `DiffusionModel` compiles its train and test steps under
+which `DiffusionModel` compiles its train, test and predict steps under
 `jit_compile=True`.
 """
 

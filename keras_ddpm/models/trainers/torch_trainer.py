@@ -23,7 +23,7 @@ def test_step(model, data):
 
 
 def compile_step(fn):
-    """`fn` (Keras' plain train or test step) under `torch.compile`, shapes kept static.
+    """`fn` (Keras' plain train, test or predict step) under `torch.compile`, static shapes.
 
     A new batch shape compiles anew instead of turning the shapes symbolic.
     """
